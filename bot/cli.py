@@ -1,0 +1,69 @@
+"""`concurrency-bot`: the one entry point. Each subcommand lives in `bot/commands/<name>.py`.
+
+A command module exposes `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`.
+Modules are imported only when their command runs, so `--help` stays fast (Prefect's import
+alone takes seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, str] = {
+    "start": "Start what fits the settings: Slack when tokens are set, else the terminal chat.",
+    "serve": "Run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP on --port).",
+    "chat": "Talk to the bot in the terminal, with the same tools and proposals.",
+    "ask": "Ask one question and print the answer.",
+    "limits": "Print every concurrency limit with its live occupancy.",
+    "diagnose": "Explain why a flow run (or a deployment's runs) is not running.",
+    "verify": "Check the commands and snippets of a Markdown answer against the installed Prefect.",
+    "audit": "Print the audit log of proposals and decisions.",
+    "eval": "Run the eval questions through the configured model and print a score table.",
+    "feedback": "Summarise the thumbs-up/down votes on answers.",
+}
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"bot.commands.{name.replace('-', '_')}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"bot.commands.{name.replace('-', '_')}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="concurrency-bot", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = sys.argv[1] if len(sys.argv) > 1 else None
+    for name, help_text in COMMANDS.items():
+        cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:  # only the chosen command's module is imported
+            module = _load(name)
+            if module is not None and hasattr(module, "add_arguments"):
+                module.add_arguments(cmd_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    if extra:
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    module = _load(args.command)
+    if module is None:
+        print(f"concurrency-bot {args.command}: not available in this build yet.", file=sys.stderr)
+        return 2
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

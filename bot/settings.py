@@ -1,0 +1,100 @@
+"""One typed settings object: every knob is an environment variable with a default.
+
+Prefect's own settings (`PREFECT_API_URL`, `PREFECT_API_KEY`) stay Prefect's: the Prefect client
+reads them itself, we only look at them to decide whether to start an embedded server.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Settings read from the environment (and an optional `.env` file)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Model
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+
+    # Store and data
+    bot_data_dir: Path = Field(default_factory=lambda: Path.home() / ".concurrency-bot")
+    bot_database_url: str | None = None
+
+    # Approvals
+    bot_approver_ids: CommaList = Field(default_factory=list)
+    bot_approver_group: str | None = None
+    bot_approval_require_second_person: bool = False
+    bot_destructive_require_second_person: bool = False
+    bot_proposal_ttl_seconds: int = 24 * 3600
+    bot_read_only: bool = False
+
+    # Where and how the bot answers
+    bot_allowed_channels: CommaList = Field(default_factory=list)
+    bot_max_tool_rounds: int = 6
+    bot_answer_timeout_seconds: float = 120.0
+    bot_model_timeout_seconds: float = 60.0
+    bot_model_max_attempts: int = 4
+    bot_model_retry_max_wait_seconds: float = 20.0
+    bot_history_max_messages: int = 20
+    bot_history_max_chars: int = 12_000
+    bot_message_max_chars: int = 8_000
+    bot_tool_result_max_chars: int = 12_000
+    bot_user_rate_limit_per_minute: int = 20
+    bot_circuit_failure_threshold: int = 3
+    bot_circuit_reset_seconds: float = 60.0
+    bot_log_json: bool = False
+    bot_log_level: str = "INFO"
+
+    @field_validator("bot_approver_ids", "bot_allowed_channels", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def database_url(self) -> str:
+        """The store's URL: `BOT_DATABASE_URL`, else a SQLite file in the data folder."""
+        if self.bot_database_url:
+            return self.bot_database_url
+        self.bot_data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.bot_data_dir / 'bot.db'}"
+
+    @property
+    def model_configured(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+    @property
+    def prefect_api_url(self) -> str | None:
+        return os.environ.get("PREFECT_API_URL") or None
+
+    def secret_values(self) -> list[str]:
+        """Every secret we hold, so logs and model context can be scrubbed of them."""
+        secrets = [self.slack_bot_token, self.slack_app_token, self.slack_signing_secret, self.openai_api_key]
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        prefect_key = os.environ.get("PREFECT_API_KEY")
+        if prefect_key:
+            values.append(prefect_key)
+        return [v for v in values if len(v) >= 6]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; tests pass overrides instead of patching."""
+    return Settings(**overrides)  # type: ignore[arg-type]

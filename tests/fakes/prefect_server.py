@@ -1,0 +1,119 @@
+"""Start a real `prefect server start` on 127.0.0.1 with its own PREFECT_HOME.
+
+It uses the machine's PostgreSQL when it answers (SQLite locks under concurrent state changes),
+and falls back to SQLite otherwise. Start-up can take over a minute on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+def create_postgres_database(prefix: str) -> str:
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_postgres_database(name: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except Exception:
+        pass
+
+
+class PrefectServer:
+    """One Prefect API server process; `url` is what PREFECT_API_URL should point at."""
+
+    def __init__(self, port: int | None = None, use_postgres: bool | None = None) -> None:
+        self.port = port or free_port()
+        self.home = Path(tempfile.mkdtemp(prefix="prefect-home-"))
+        self.use_postgres = postgres_available() if use_postgres is None else use_postgres
+        self.database: str | None = None
+        self.process: subprocess.Popen | None = None
+        self.log_path = self.home / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PREFECT_HOME=str(self.home),
+            PREFECT_API_URL=self.url,
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_UI_ENABLED="false",
+            PREFECT_LOGGING_LEVEL="WARNING",
+        )
+        if self.database:
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = (
+                f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.database}"
+            )
+        return env
+
+    def start(self, timeout: float = 240.0) -> PrefectServer:
+        if self.use_postgres:
+            self.database = create_postgres_database("cbot_prefect")
+        prefect = Path(sys.executable).with_name("prefect")
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
+            env=self.environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prefect server exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"prefect server did not answer within {timeout}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self.database:
+            drop_postgres_database(self.database)
+        shutil.rmtree(self.home, ignore_errors=True)
