@@ -9,6 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.store.db import create_schema, make_engine, session_factory
 from bot.store.events import claim_event
+from bot.store.threads import is_bot_thread, mark_thread
 
 
 @dataclass
@@ -24,6 +25,12 @@ class Store:
 
     def claim_event(self, event_key: str) -> bool:
         return claim_event(self.sessions, event_key)
+
+    def mark_thread(self, channel: str, thread_ts: str) -> None:
+        mark_thread(self.sessions, channel, thread_ts)
+
+    def is_bot_thread(self, channel: str, thread_ts: str) -> bool:
+        return is_bot_thread(self.sessions, channel, thread_ts)
 
     def close(self) -> None:
         self.engine.dispose()

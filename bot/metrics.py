@@ -1,0 +1,32 @@
+"""Prometheus metrics: answers, latency, model tokens, tool calls, proposals, verifier outcomes."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+ANSWERS = Counter("bot_answers_total", "Answers given", ["mode"])  # model | offline | failed
+ANSWER_SECONDS = Histogram("bot_answer_seconds", "End-to-end answer time",
+                           buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128))
+FIRST_FEEDBACK = Histogram("bot_first_feedback_seconds", "Time until the first visible reaction",
+                           buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2))
+MODEL_TOKENS = Counter("bot_model_tokens_total", "Model tokens", ["kind"])  # prompt | completion
+MODEL_ROUNDS = Counter("bot_model_rounds_total", "Model round trips")
+TOOL_CALLS = Counter("bot_tool_calls_total", "Tool calls made by the model", ["tool"])
+PROPOSALS = Counter("bot_proposals_total", "Proposal events", ["status"])
+VERIFIER = Counter("bot_verifier_outcomes_total", "Verifier outcomes on posted answers", ["outcome"])
+EVENTS_DEDUPED = Counter("bot_events_deduplicated_total", "Slack deliveries dropped as already handled")
+
+
+def observe_reply(reply, seconds: float) -> None:  # reply: bot.turns.Reply
+    mode = "failed" if reply.failed else ("offline" if reply.offline else "model")
+    ANSWERS.labels(mode).inc()
+    ANSWER_SECONDS.observe(seconds)
+    MODEL_TOKENS.labels("prompt").inc(reply.prompt_tokens)
+    MODEL_TOKENS.labels("completion").inc(reply.completion_tokens)
+    MODEL_ROUNDS.inc(reply.model_rounds)
+    for tool in reply.tool_calls:
+        TOOL_CALLS.labels(tool).inc()
+    for _ in reply.proposals:
+        PROPOSALS.labels("created").inc()
+    if reply.verifier is not None:
+        VERIFIER.labels("pass" if reply.verifier.ok else "fail").inc()

@@ -1,0 +1,234 @@
+"""Turn in → Reply out: history, retrieval, the model loop, verification. No formatting here.
+
+Front ends (Slack, terminal, `ask`, eval) call `Pipeline.answer`. When no model is configured,
+or the circuit breaker is open after repeated failures, the offline answerer replies instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.agent.circuit import CircuitBreaker
+from bot.agent.loop import run_agent
+from bot.agent.model import ModelClient, ModelSettings, ModelUnavailable
+from bot.agent.registry import ToolRegistry
+from bot.redact import redact
+from bot.settings import Settings
+from bot.turns import HistoryMessage, Reply, Turn
+
+log = logging.getLogger(__name__)
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+APOLOGY = ("Sorry, I couldn't finish an answer just now ({reason}). Nothing was changed. "
+           "Please try again in a minute.")
+CAVEAT = "\n\n_⚠️ I could not verify everything above against Prefect {version}: {problems}_"
+
+
+class Verifier(Protocol):
+    def __call__(self, markdown: str) -> Any: ...
+
+
+class Searcher(Protocol):
+    def search(self, query: str, k: int = 3) -> list[Any]: ...
+
+
+OfflineAnswer = Callable[[Turn, str], Awaitable[Reply]]
+ToolsForTurn = Callable[[Turn, list[str]], ToolRegistry]
+
+
+def prefect_version() -> str:
+    from importlib.metadata import version
+
+    return version("prefect")
+
+
+def load_system_prompt(directory: Path = PROMPTS_DIR) -> str:
+    return (directory / "system.md").read_text().replace("{prefect_version}", prefect_version())
+
+
+def trim_message(text: str, limit: int) -> str:
+    """Keep the head and the tail of a very long message (tracebacks end with the useful line)."""
+    if len(text) <= limit:
+        return text
+    head = int(limit * 0.7)
+    tail = limit - head
+    return f"{text[:head]}\n…[{len(text) - limit} characters trimmed]…\n{text[-tail:]}"
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    tools_for_turn: ToolsForTurn
+    model: ModelClient | None = None
+    search: Searcher | None = None
+    verify: Verifier | None = None
+    offline: OfflineAnswer | None = None
+    system_prompt: str = field(default_factory=load_system_prompt)
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+
+    # --- messages ------------------------------------------------------------------------
+    def _secrets(self) -> list[str]:
+        return self.settings.secret_values()
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._secrets())
+
+    def retrieved_context(self, question: str) -> str:
+        if self.search is None:
+            return ""
+        hits = self.search.search(question, k=2)
+        if not hits:
+            return ""
+        parts = [f"### Recipe: {h.recipe.title}\n{h.recipe.body.strip()}" for h in hits]
+        return ("Verified recipes from our book that may answer this (prefer them; adapt names to "
+                "the user's server):\n\n" + "\n\n".join(parts))
+
+    def build_messages(self, turn: Turn) -> list[dict[str, Any]]:
+        limit = self.settings.bot_message_max_chars
+        messages: list[dict[str, Any]] = [{"role": "system", "content": self.system_prompt}]
+        context = self.retrieved_context(turn.text)
+        if context:
+            messages.append({"role": "system", "content": context})
+        for item in bounded_history(turn.history, self.settings.bot_history_max_messages,
+                                    self.settings.bot_history_max_chars):
+            content = self._clean(trim_message(item.text, limit))
+            if item.role == "user" and item.user_id:
+                content = f"<@{item.user_id}>: {content}"
+            messages.append({"role": item.role, "content": content})
+        messages.append({"role": "user", "content": self._clean(trim_message(turn.text, limit))})
+        return messages
+
+    # --- answering -------------------------------------------------------------------------
+    async def answer(self, turn: Turn) -> Reply:
+        started = time.perf_counter()
+        if not turn.text.strip():
+            return Reply(text=EMPTY_QUESTION)
+        if self.model is None or not self.breaker.allow():
+            reason = "no model is configured" if self.model is None else "the model is unreachable"
+            return await self._offline(turn, reason)
+        deadline = time.monotonic() + self.settings.bot_answer_timeout_seconds
+        proposals: list[str] = []
+        try:
+            reply = await self._answer_with_model(turn, deadline, proposals)
+        except ModelUnavailable as exc:
+            self.breaker.record_failure()
+            log.warning("model unavailable: %s", exc)
+            if self.offline is not None and self.breaker.is_open:
+                return await self._offline(turn, "the model is unreachable")
+            return Reply(text=APOLOGY.format(reason=exc), proposals=proposals, failed=True)
+        except Exception:
+            log.exception("answer failed")
+            return Reply(text=APOLOGY.format(reason="an internal error"), proposals=proposals, failed=True)
+        self.breaker.record_success()
+        reply.timings["total"] = time.perf_counter() - started
+        return reply
+
+    async def _offline(self, turn: Turn, reason: str) -> Reply:
+        if self.offline is None:
+            return Reply(text=APOLOGY.format(reason=reason), offline=True, failed=True)
+        reply = await self.offline(turn, reason)
+        reply.offline = True
+        return reply
+
+    async def _answer_with_model(self, turn: Turn, deadline: float, proposals: list[str]) -> Reply:
+        assert self.model is not None
+        messages = self.build_messages(turn)
+        registry = self.tools_for_turn(turn, proposals)
+        result = await run_agent(self.model, messages, registry, self.settings.bot_max_tool_rounds,
+                                 deadline, self.settings.bot_tool_result_max_chars)
+        reply = Reply(text=result.text, proposals=proposals, model_rounds=result.rounds,
+                      prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                      tool_calls=list(result.tool_calls),
+                      timings={"model": result.model_seconds, "tools": result.tool_seconds})
+        if not reply.text:
+            reply.text = EMPTY_ANSWER
+            return reply
+        if self.verify is not None:
+            await self._verify_and_correct(reply, messages, registry, deadline)
+        reply.text = self._clean(reply.text)
+        return reply
+
+    async def _verify_and_correct(self, reply: Reply, messages: list[dict[str, Any]],
+                                  registry: ToolRegistry, deadline: float) -> None:
+        """One correction round when the verifier finds problems; then a caveat if still wrong."""
+        assert self.verify is not None and self.model is not None
+        report = await asyncio.to_thread(self.verify, reply.text)
+        if not report.ok and time.monotonic() < deadline - 5:
+            messages.append({"role": "assistant", "content": reply.text})
+            messages.append({"role": "user", "content": (
+                "Our verifier checked your answer against the installed Prefect and found problems:\n"
+                f"{report.feedback_for_model()}\n\nReply with the full corrected answer only.")})
+            start = time.perf_counter()
+            try:
+                fixed = await run_agent(self.model, messages, registry, 1, deadline,
+                                        self.settings.bot_tool_result_max_chars)
+            except ModelUnavailable:
+                fixed = None
+            reply.timings["model"] = reply.timings.get("model", 0) + time.perf_counter() - start
+            if fixed is not None and fixed.text:
+                reply.model_rounds += fixed.rounds
+                reply.prompt_tokens += fixed.prompt_tokens
+                reply.completion_tokens += fixed.completion_tokens
+                reply.text = fixed.text
+                report = await asyncio.to_thread(self.verify, reply.text)
+        reply.verifier = report
+        if not report.ok:
+            problems = "; ".join(f.message for f in report.findings if f.severity == "error")[:400]
+            reply.text += CAVEAT.format(version=prefect_version(), problems=problems)
+
+
+EMPTY_QUESTION = ("Hi! Ask me about Prefect concurrency: for example *\"only one run of my-flow/prod at "
+                  "a time\"*, *\"why is run brave-otter stuck?\"* or *\"show all limits\"*.")
+EMPTY_ANSWER = "I came up empty on that one. Could you rephrase it, or name the deployment, pool or run?"
+
+
+def bounded_history(history: Sequence[HistoryMessage], max_messages: int,
+                    max_chars: int) -> list[HistoryMessage]:
+    """Newest messages first until either bound is hit; returned oldest first."""
+    kept: list[HistoryMessage] = []
+    total = 0
+    for item in reversed(history[-max_messages:] if max_messages else []):
+        total += len(item.text)
+        if total > max_chars and kept:
+            break
+        kept.append(item)
+    return list(reversed(kept))
+
+
+def model_from_settings(settings: Settings) -> ModelClient | None:
+    if not settings.model_configured:
+        return None
+    assert settings.openai_api_key is not None
+    return ModelClient.create(
+        settings.openai_api_key.get_secret_value(), settings.openai_base_url,
+        ModelSettings(model=settings.openai_model, max_attempts=settings.bot_model_max_attempts,
+                      request_timeout=settings.bot_model_timeout_seconds,
+                      max_wait=settings.bot_model_retry_max_wait_seconds),
+    )
+
+
+def build_pipeline(settings: Settings | None = None, approvals: Any | None = None) -> Pipeline:
+    """Wire the real collaborators: model, recipe search, verifier, tools, offline answers."""
+    from bot.agent.toolsets import tools_for_turn_factory
+    from bot.knowledge.recipes import RecipeBook
+    from bot.knowledge.search import RecipeSearch
+    from bot.knowledge.verifier import verify_markdown
+    from bot.offline import OfflineAnswerer
+
+    settings = settings or Settings()
+    search = RecipeSearch(RecipeBook.load())
+    return Pipeline(
+        settings=settings,
+        tools_for_turn=tools_for_turn_factory(approvals),
+        model=model_from_settings(settings),
+        search=search,
+        verify=verify_markdown,
+        offline=OfflineAnswerer(search, approvals).answer,
+        breaker=CircuitBreaker(settings.bot_circuit_failure_threshold, settings.bot_circuit_reset_seconds),
+    )

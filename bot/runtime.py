@@ -1,0 +1,68 @@
+"""The composition root: settings → store → approvals → pipeline → Slack app. Built once per process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.pipeline import Pipeline, build_pipeline
+from bot.settings import Settings
+from bot.slack.app import build_app, web_client
+from bot.slack.responder import Responder
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    pipeline: Pipeline
+    responder: Responder
+    app: AsyncApp
+    approvals: Any | None = None
+
+    def start_background(self, sweep_every: float = 60.0) -> list[asyncio.Task]:
+        """Periodic work: expire stale proposals and update their cards."""
+        if self.approvals is None:
+            return []
+        from bot.approvals.sweeper import sweep_expired
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await sweep_expired(self.approvals, self.app.client)
+                except Exception:
+                    log.exception("proposal expiry sweep failed")
+                await asyncio.sleep(sweep_every)
+
+        return [asyncio.ensure_future(loop())]
+
+    async def close(self) -> None:
+        await self.responder.idle()
+        self.store.close()
+
+
+def build_approvals(settings: Settings, store: Store, client: Any) -> Any:
+    from bot.approvals.service import ApprovalService
+
+    return ApprovalService.from_settings(settings, store, client)
+
+
+def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
+    store = Store.open(settings.database_url)
+    client = web_client(settings)
+    approvals = build_approvals(settings, store, client)
+    pipeline = build_pipeline(settings, approvals)
+    from bot.slack.approval_handlers import post_proposal_cards, register_approval_handlers
+
+    responder = Responder(settings, store, pipeline, post_cards=lambda c, ch, ts, ids: post_proposal_cards(
+        approvals, c, ch, ts, ids))
+    app = build_app(settings, responder, socket_mode=socket_mode, client=client)
+    register_approval_handlers(app, approvals, settings)
+    return Runtime(settings, store, pipeline, responder, app, approvals)

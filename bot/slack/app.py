@@ -1,0 +1,87 @@
+"""The Bolt app: listeners ack at once and hand the work to the Responder (a background task)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.settings import Settings
+from bot.slack.filters import is_direct_message, is_human_message, mentions
+from bot.slack.responder import Responder
+
+log = logging.getLogger(__name__)
+
+
+class SettingsError(RuntimeError):
+    """A setting the chosen mode needs is missing; the message names it."""
+
+
+def web_client(settings: Settings) -> AsyncWebClient:
+    """The Slack Web API client: SLACK_API_URL as base, retrying 429s (Retry-After), 5xx and resets."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    base_url = settings.slack_api_url.rstrip("/") + "/"
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=[
+        AsyncConnectionErrorRetryHandler(max_retry_count=1),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ])
+
+
+def build_app(settings: Settings, responder: Responder, socket_mode: bool = False,
+              client: AsyncWebClient | None = None) -> AsyncApp:
+    if settings.slack_bot_token is None:
+        raise SettingsError("SLACK_BOT_TOKEN is not set: the bot needs its xoxb- token to talk to Slack.")
+    if not socket_mode and settings.slack_signing_secret is None:
+        raise SettingsError("SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify requests "
+                            "(or set SLACK_APP_TOKEN to use Socket Mode).")
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    app = AsyncApp(
+        client=client or web_client(settings),
+        signing_secret=secret,
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+    )
+    register_message_listeners(app, responder)
+    return app
+
+
+def register_message_listeners(app: AsyncApp, responder: Responder) -> None:
+    async def human(event: dict[str, Any], context: dict[str, Any]) -> bool:
+        return is_human_message(event, context.get("bot_user_id"))
+
+    @app.event("app_mention", matchers=[human])
+    async def on_mention(event: dict[str, Any], context: Any, client: AsyncWebClient) -> None:
+        responder.spawn(responder.handle(client, event, dict(context)))
+
+    async def worth_answering(event: dict[str, Any], context: dict[str, Any]) -> bool:
+        """DMs, and follow-ups in a thread the bot answered (mentions come as app_mention)."""
+        bot_user_id = context.get("bot_user_id")
+        if not is_human_message(event, bot_user_id) or mentions(event, bot_user_id):
+            return False
+        return is_direct_message(event) or bool(event.get("thread_ts"))
+
+    @app.event("message", matchers=[worth_answering])
+    async def on_message(event: dict[str, Any], context: Any, client: AsyncWebClient) -> None:
+        responder.spawn(_maybe_follow_up(responder, client, event, dict(context)))
+
+    @app.event("message")
+    async def ignore_other_messages() -> None:
+        """Acknowledge edits, deletions, joins and other bots' posts without answering."""
+
+
+async def _maybe_follow_up(responder: Responder, client: AsyncWebClient, event: dict[str, Any],
+                           context: dict[str, Any]) -> None:
+    if not is_direct_message(event):
+        known = await asyncio.to_thread(responder.store.is_bot_thread, event["channel"], event["thread_ts"])
+        if not known:
+            return
+    await responder.handle(client, event, context)

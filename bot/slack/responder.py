@@ -1,0 +1,144 @@
+"""The work behind one Slack message, run off the request path after Bolt has acked.
+
+Dedupe (a unique key in the store), policy checks, the 👀 reaction, thread history, the
+pipeline, then the answer and any proposal cards in the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
+from bot.pipeline import Pipeline
+from bot.settings import Settings
+from bot.slack.filters import message_key
+from bot.slack.history import strip_mention, thread_history
+from bot.slack.mrkdwn import split_message, to_mrkdwn
+from bot.store import Store
+from bot.turns import Reply, Turn
+
+log = logging.getLogger(__name__)
+
+FILES_ONLY = ("I can only read text for now. Paste the error or the run name as text and I'll look "
+              "into it.")
+RATE_LIMITED = "You're asking faster than I can answer well. Give me a minute and ask again."
+CardPoster = Callable[[AsyncWebClient, str, str, list[str]], Awaitable[None]]
+
+
+@dataclass
+class UserRateLimiter:
+    """A sliding one-minute window per user; process-local, which is fine for a soft limit."""
+
+    per_minute: int
+    clock: Callable[[], float] = time.monotonic
+    seen: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+
+    def allow(self, user: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = self.clock()
+        window = self.seen[user]
+        while window and now - window[0] > 60:
+            window.popleft()
+        if len(window) >= self.per_minute:
+            return False
+        window.append(now)
+        return True
+
+
+@dataclass
+class Responder:
+    settings: Settings
+    store: Store
+    pipeline: Pipeline
+    post_cards: CardPoster | None = None
+    limiter: UserRateLimiter | None = None
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = UserRateLimiter(self.settings.bot_user_rate_limit_per_minute)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Keep a reference so the task is not garbage collected; tests can wait on `idle`."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def idle(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    def channel_allowed(self, event: dict[str, Any]) -> bool:
+        allowed = self.settings.bot_allowed_channels
+        return not allowed or event.get("channel_type") == "im" or event.get("channel") in allowed
+
+    async def handle(self, client: AsyncWebClient, event: dict[str, Any], context: dict[str, Any]) -> None:
+        try:
+            await self._handle(client, event, context)
+        except Exception:
+            log.exception("handling a message failed")
+
+    async def _handle(self, client: AsyncWebClient, event: dict[str, Any], context: dict[str, Any]) -> None:
+        if not await asyncio.to_thread(self.store.claim_event, message_key(event)):
+            metrics.EVENTS_DEDUPED.inc()
+            return
+        if not self.channel_allowed(event):
+            log.info("ignoring a message in channel %s (not in BOT_ALLOWED_CHANNELS)", event.get("channel"))
+            return
+        channel, ts = event["channel"], event["ts"]
+        thread_ts = event.get("thread_ts") or ts
+        user = event.get("user", "")
+        started = time.perf_counter()
+        await self._react(client, channel, ts)
+        metrics.FIRST_FEEDBACK.observe(time.perf_counter() - started)
+        team = event.get("user_team") or event.get("team")
+        home_team = context.get("team_id")
+        bot_user_id = context.get("bot_user_id")
+        text = strip_mention(event.get("text") or "", bot_user_id)
+        if not self.limiter.allow(user):  # type: ignore[union-attr]
+            await self._post(client, channel, thread_ts, RATE_LIMITED)
+            return
+        if not text and event.get("files"):
+            await self._post(client, channel, thread_ts, FILES_ONLY)
+            return
+        history = []
+        if event.get("thread_ts"):
+            history = await thread_history(client, channel, thread_ts, ts, bot_user_id, context.get("bot_id"),
+                                           self.settings.bot_history_max_messages)
+        if team and home_team and team != home_team:
+            log.info("message from Slack Connect user %s of team %s", user, team)
+        turn = Turn(text=text, user_id=user, channel=channel, thread_ts=thread_ts, history=history)
+        reply = await self.pipeline.answer(turn)
+        metrics.observe_reply(reply, time.perf_counter() - started)
+        await self.deliver(client, channel, thread_ts, reply)
+
+    async def deliver(self, client: AsyncWebClient, channel: str, thread_ts: str, reply: Reply) -> None:
+        await self._post(client, channel, thread_ts, reply.text)
+        await asyncio.to_thread(self.store.mark_thread, channel, thread_ts)
+        if reply.proposals and self.post_cards is not None:
+            await self.post_cards(client, channel, thread_ts, reply.proposals)
+
+    async def _react(self, client: AsyncWebClient, channel: str, ts: str) -> None:
+        try:
+            await client.reactions_add(channel=channel, timestamp=ts, name="eyes")
+        except SlackApiError as exc:
+            log.debug("reaction failed: %s", exc.response.get("error"))
+
+    async def _post(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str) -> None:
+        for chunk in split_message(to_mrkdwn(markdown)):
+            try:
+                await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=chunk,
+                                              unfurl_links=False, unfurl_media=False)
+            except SlackApiError as exc:
+                log.error("could not post the answer: %s", exc.response.get("error"))
+                return
