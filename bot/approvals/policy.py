@@ -1,0 +1,86 @@
+"""Who may approve what: approver IDs and/or a Slack user group, second-person rules, read-only mode.
+
+Slack has no server-side click authorisation, so every decision asks this policy. With no
+approvers configured nobody can approve (fail closed). The user group's members are cached for
+`cache_seconds`; if Slack cannot be reached the last known members (or none) are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Refusal(BaseModel):
+    """Why a person may not take a decision; `message` is safe to show them."""
+
+    code: str  # read_only | not_approver | second_person
+    message: str
+
+
+class ApprovalPolicy:
+    """Answers "may this user approve this proposal?" from settings plus Slack's group members."""
+
+    def __init__(self, settings: Settings, slack_client: Any | None = None, cache_seconds: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.slack_client = slack_client
+        self.cache_seconds = cache_seconds
+        self._clock = clock
+        self._group_members: set[str] = set()
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def read_only(self) -> bool:
+        return self.settings.bot_read_only
+
+    async def approvers(self) -> set[str]:
+        return set(self.settings.bot_approver_ids) | await self._group()
+
+    async def is_approver(self, user_id: str) -> bool:
+        return user_id in await self.approvers()
+
+    async def _group(self) -> set[str]:
+        group = self.settings.bot_approver_group
+        if not group or self.slack_client is None:
+            return set()
+        fresh = self._fetched_at is not None and self._clock() - self._fetched_at < self.cache_seconds
+        if fresh:
+            return self._group_members
+        async with self._lock:
+            if self._fetched_at is not None and self._clock() - self._fetched_at < self.cache_seconds:
+                return self._group_members
+            try:
+                response = await self.slack_client.usergroups_users_list(usergroup=group)
+                self._group_members = set(response.get("users") or [])
+                self._fetched_at = self._clock()
+            except Exception as exc:  # Slack down or scope missing: keep what we had
+                log.warning("could not read approver group %s: %s", group, type(exc).__name__)
+        return self._group_members
+
+    async def refusal(self, user_id: str, requester: str, destructive: bool) -> Refusal | None:
+        """None when `user_id` may approve (or edit); otherwise the reason they may not."""
+        if self.read_only:
+            return Refusal(code="read_only",
+                           message="The bot is in read-only mode: no limit changes are applied.")
+        if not await self.is_approver(user_id):
+            return Refusal(code="not_approver",
+                           message="You are not an approver for concurrency limit changes, "
+                                   "so nothing changed.")
+        second = self.settings.bot_approval_require_second_person or (
+            destructive and self.settings.bot_destructive_require_second_person)
+        if second and user_id == requester:
+            return Refusal(code="second_person",
+                           message="This change needs a second person: someone other than "
+                                   "the requester must approve.")
+        return None
