@@ -1,0 +1,184 @@
+"""Run the real bot (Bolt + aiohttp HTTP mode) in a background thread and send it signed requests.
+
+The bot talks to the fake Slack Web API and the scripted model through its settings
+(`SLACK_API_URL`, `OPENAI_BASE_URL`), exactly as it would in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
+
+from bot.settings import Settings
+from tests.fakes.prefect_server import free_port
+
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token-123456"
+MODEL_KEY = "sk-test-model-key-abcdef123456"
+TEAM = "T1"
+
+
+@dataclass
+class Posted:
+    status: int
+    elapsed: float
+    body: bytes
+
+
+def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+
+
+class BotHarness:
+    def __init__(self, slack_api: Any, model_api: Any | None, database_url: str, **overrides: Any) -> None:
+        self.slack_api = slack_api
+        self.model_api = model_api
+        self.database_url = database_url
+        self.overrides = overrides
+        self.port = free_port()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.runtime: Any = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._event_counter = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def settings(self) -> Settings:
+        values: dict[str, Any] = dict(
+            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=f"{self.slack_api.url}/api/", bot_database_url=self.database_url,
+            bot_model_max_attempts=3, bot_model_retry_max_wait_seconds=1.0,
+            bot_answer_timeout_seconds=60.0, bot_approver_ids=["UAPPROVER"],
+        )
+        if self.model_api is not None:
+            values.update(openai_api_key=MODEL_KEY, openai_base_url=self.model_api.base_url,
+                          openai_model="fake-model")
+        values.update(self.overrides)
+        return Settings(_env_file=None, **values)
+
+    def start(self, timeout: float = 60.0) -> BotHarness:
+        ready: Future = Future()
+
+        async def main() -> None:
+            from bot.runtime import build_runtime
+            from bot.slack.server import serve_http
+
+            try:
+                self.runtime = build_runtime(self.settings())
+                self._stop = asyncio.Event()
+                started = asyncio.Event()
+                server = asyncio.ensure_future(serve_http(self.runtime.app, "127.0.0.1", self.port,
+                                                          started, self._stop))
+                await started.wait()
+                ready.set_result(True)
+                await server
+                await self.runtime.close()
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                raise
+
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            self.loop.run_until_complete(main())
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.result(timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.loop and self._stop:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        if self._thread:
+            self._thread.join(30)
+
+    def restart(self) -> BotHarness:
+        self.stop()
+        self.port = free_port()
+        return self.start()
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until every background answer the bot is working on has finished."""
+        assert self.loop is not None
+        asyncio.run_coroutine_threadsafe(self.runtime.responder.idle(), self.loop).result(timeout)
+
+    def call(self, coro_factory, timeout: float = 60.0) -> Any:
+        """Run a coroutine on the bot's own loop (for reading its state in tests)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result(timeout)
+
+    # --- requests ----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def post(self, body: str, content_type: str, headers: dict[str, str] | None = None,
+             path: str = "/slack/events") -> Posted:
+        request = urllib.request.Request(f"{self.url}{path}", data=body.encode(), method="POST")
+        request.add_header("Content-Type", content_type)
+        for key, value in (headers or {}).items():
+            request.add_header(key, value)
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return Posted(response.status, time.perf_counter() - started, response.read())
+        except urllib.error.HTTPError as exc:
+            return Posted(exc.code, time.perf_counter() - started, exc.read())
+
+    def event_envelope(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        self._event_counter += 1
+        return {
+            "token": "legacy", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+            "event_id": event_id or f"Ev{time.time_ns()}{self._event_counter}",
+            "event_time": int(time.time()), "event": event,
+            "authorizations": [{"team_id": TEAM, "user_id": "UBOT", "is_bot": True}],
+        }
+
+    def post_event(self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None,
+                   signed: bool = True, timestamp: int | None = None) -> Posted:
+        body = json.dumps(self.event_envelope(event, event_id))
+        headers = sign(body, timestamp) if signed else {}
+        if retry_num is not None:
+            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
+        return self.post(body, "application/json", headers)
+
+    def post_interaction(self, payload: dict[str, Any], signed: bool = True) -> Posted:
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.post(body, "application/x-www-form-urlencoded", sign(body) if signed else {})
+
+    def post_command(self, command: str, text: str, user_id: str = "U1", channel_id: str = "C1") -> Posted:
+        body = urlencode({"command": command, "text": text, "user_id": user_id, "channel_id": channel_id,
+                          "team_id": TEAM, "response_url": f"{self.slack_api.url}/response",
+                          "trigger_id": "trig1"})
+        return self.post(body, "application/x-www-form-urlencoded", sign(body))
+
+
+def mention(text: str, channel: str = "C1", user: str = "U1", ts: str | None = None,
+            thread_ts: str | None = None) -> dict[str, Any]:
+    event = {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "channel": channel,
+             "ts": ts or f"{time.time():.6f}", "team": TEAM, "event_ts": ts}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def message(text: str, channel: str = "C1", user: str = "U1", ts: str | None = None,
+            thread_ts: str | None = None, channel_type: str = "channel", **extra: Any) -> dict[str, Any]:
+    event = {"type": "message", "user": user, "text": text, "channel": channel,
+             "ts": ts or f"{time.time():.6f}", "team": TEAM, "channel_type": channel_type, **extra}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
