@@ -1,0 +1,92 @@
+"""The few errors prefect_ops raises. Foreign errors (httpx, Prefect) are translated here, once.
+
+Callers (tools, commands) catch `PrefectOpsError` and show its message: it is written for people
+and names what was missing, or which API could not be reached.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+from prefect.exceptions import ObjectNotFound
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class PrefectOpsError(Exception):
+    """Base of every error raised by prefect_ops; its message is fit to show a user."""
+
+
+class NotFound(PrefectOpsError):
+    """The named object does not exist; the message lists the nearest or existing names."""
+
+    def __init__(self, what: str, name: str, known: Sequence[str] = (), noun: str | None = None) -> None:
+        self.what, self.name, self.known = what, name, list(known)
+        message = f"no {what} named `{name}`"
+        if self.known:
+            shown = ", ".join(self.known[:10]) + (", …" if len(self.known) > 10 else "")
+            message += f"; {noun or what + 's'} are: {shown}"
+        else:
+            message += f"; there are no {noun or what + 's'}"
+        super().__init__(message)
+
+
+class Ambiguous(PrefectOpsError):
+    """A name matched several objects equally well; the caller should ask which one."""
+
+    def __init__(self, text: str, candidates: Sequence[str]) -> None:
+        self.text, self.candidates = text, list(candidates)
+        super().__init__(f"`{text}` could mean: {', '.join(self.candidates)}")
+
+
+class PrefectUnavailable(PrefectOpsError):
+    """The Prefect API is down, timing out or failing with 5xx."""
+
+
+def api_url_of(client: Any) -> str:
+    url = getattr(client, "api_url", None)
+    return str(url) if url is not None else "the configured PREFECT_API_URL"
+
+
+def translate(exc: BaseException, api_url: str) -> PrefectOpsError | None:
+    """The PrefectOpsError a foreign exception stands for, or None when it is not ours to map."""
+    if isinstance(exc, PrefectOpsError):
+        return exc
+    if isinstance(exc, ObjectNotFound):
+        return NotFound("object", str(getattr(exc, "help_message", "") or "requested"))
+    if isinstance(exc, httpx.TimeoutException):
+        return PrefectUnavailable(f"the Prefect API at {api_url} timed out ({type(exc).__name__})")
+    if isinstance(exc, httpx.TransportError):
+        return PrefectUnavailable(f"cannot reach the Prefect API at {api_url} ({type(exc).__name__})")
+    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500:
+        return PrefectUnavailable(
+            f"the Prefect API at {api_url} failed with HTTP {exc.response.status_code}"
+        )
+    if isinstance(exc, httpx.HTTPStatusError):
+        return PrefectOpsError(
+            f"the Prefect API at {api_url} refused the request: HTTP {exc.response.status_code}"
+        )
+    return None
+
+
+def at_boundary(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Decorate a public core function taking `client` first: foreign errors become ours."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await func(*args, **kwargs)
+        except PrefectOpsError:
+            raise
+        except Exception as exc:
+            client = args[0] if args else kwargs.get("client")
+            mapped = translate(exc, api_url_of(client))
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    return wrapper

@@ -1,0 +1,137 @@
+"""Reading runs in bulk and turning them into holders and waiting runs.
+
+Every list read pages through the whole result (the server caps a page at 200); ids are looked up
+in chunks so one request never carries an unbounded filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterId,
+)
+from prefect.client.schemas.objects import Flow, FlowRun, TaskRun
+
+from bot.prefect_ops.models import Holder, WaitingRun
+
+PAGE = 200  # the server's maximum page size (PREFECT_SERVER_API_DEFAULT_LIMIT)
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def paged(fetch: Callable[[int, int], Awaitable[list[T]]], page: int = PAGE) -> list[T]:
+    """All items of a list endpoint: `fetch(limit, offset)` until a short page."""
+    items: list[T] = []
+    offset = 0
+    while True:
+        batch = await fetch(page, offset)
+        items.extend(batch)
+        if len(batch) < page:
+            return items
+        offset += page
+
+
+def chunks(values: Sequence[T], size: int = PAGE) -> Iterable[list[T]]:
+    for start in range(0, len(values), size):
+        yield list(values[start:start + size])
+
+
+def _seconds_since(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    return max(0.0, (utcnow() - moment).total_seconds())
+
+
+def flow_run_holder(run: FlowRun) -> Holder:
+    state = run.state
+    return Holder(
+        run_type="flow_run", id=run.id, name=run.name,
+        state=state.name if state else None, state_type=state.type.value if state else None,
+        seconds_in_state=_seconds_since(state.timestamp) if state else None,
+    )
+
+
+def task_run_holder(run: TaskRun) -> Holder:
+    state = run.state
+    return Holder(
+        run_type="task_run", id=run.id, name=run.name,
+        state=state.name if state else None, state_type=state.type.value if state else None,
+        seconds_in_state=_seconds_since(state.timestamp) if state else None,
+    )
+
+
+def slot_summary_holder(summary: Any) -> Holder:
+    """A holder from a pool/queue concurrency-status `FlowRunSlotSummary`."""
+    delta: timedelta | None = summary.time_in_current_state
+    state_type = summary.state_type
+    return Holder(
+        run_type="flow_run", id=summary.id, name=summary.name, state=summary.state_name,
+        state_type=state_type.value if hasattr(state_type, "value") else state_type,
+        seconds_in_state=delta.total_seconds() if delta is not None else None,
+    )
+
+
+def missing_holder(run_type: str, run_id: UUID) -> Holder:
+    return Holder(run_type=run_type, id=run_id, exists=False)  # type: ignore[arg-type]
+
+
+def waiting_run(run: FlowRun) -> WaitingRun:
+    return WaitingRun(
+        id=run.id, name=run.name, state=run.state.name if run.state else None,
+        expected_start=run.next_scheduled_start_time or run.expected_start_time,
+    )
+
+
+async def read_flow_runs_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, FlowRun]:
+    found: dict[UUID, FlowRun] = {}
+    for chunk in chunks(sorted(set(ids), key=str)):
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk))
+        found.update({run.id: run for run in runs})
+    return found
+
+
+async def read_task_runs_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, TaskRun]:
+    found: dict[UUID, TaskRun] = {}
+    for chunk in chunks(sorted(set(ids), key=str)):
+        runs = await client.read_task_runs(
+            task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=chunk)), limit=len(chunk))
+        found.update({run.id: run for run in runs})
+    return found
+
+
+async def read_flows_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, Flow]:
+    found: dict[UUID, Flow] = {}
+    for chunk in chunks(sorted(set(ids), key=str)):
+        flows = await client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=chunk)), limit=len(chunk))
+        found.update({flow.id: flow for flow in flows})
+    return found
+
+
+async def holders_for(client: PrefectClient, refs: Iterable[tuple[str, UUID]]) -> dict[UUID, Holder]:
+    """Holders for (run_type, id) pairs; runs that no longer exist come back with exists=False."""
+    refs = list(refs)
+    flow_ids = [rid for kind, rid in refs if kind == "flow_run"]
+    task_ids = [rid for kind, rid in refs if kind == "task_run"]
+    flows = await read_flow_runs_by_id(client, flow_ids) if flow_ids else {}
+    tasks = await read_task_runs_by_id(client, task_ids) if task_ids else {}
+    out: dict[UUID, Holder] = {}
+    for kind, rid in refs:
+        if kind == "flow_run":
+            out[rid] = flow_run_holder(flows[rid]) if rid in flows else missing_holder(kind, rid)
+        else:
+            out[rid] = task_run_holder(tasks[rid]) if rid in tasks else missing_holder(kind, rid)
+    return out
