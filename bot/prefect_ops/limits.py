@@ -56,13 +56,20 @@ def kind_of_gcl(name: str) -> LimitKind:
 
 async def read_all_gcls(client: PrefectClient) -> list[GlobalConcurrencyLimitResponse]:
     """Every GCL row, tag- and deployment-backed ones included (the client's default page is 10)."""
-    return await paged(lambda limit, offset: client.read_global_concurrency_limits(limit=limit, offset=offset))
+    return await paged(
+        lambda limit, offset: client.read_global_concurrency_limits(limit=limit, offset=offset)
+    )
 
 
 def _gcl_status(gcl: GlobalConcurrencyLimitResponse, kind: LimitKind, name: str) -> LimitStatus:
     return LimitStatus(
-        kind=kind, name=name, id=gcl.id, limit=gcl.limit, active_slots=gcl.active_slots,
-        enabled=gcl.active, slot_decay_per_second=gcl.slot_decay_per_second or 0.0,
+        kind=kind,
+        name=name,
+        id=gcl.id,
+        limit=gcl.limit,
+        active_slots=gcl.active_slots,
+        enabled=gcl.active,
+        slot_decay_per_second=gcl.slot_decay_per_second or 0.0,
         gcl_name=gcl.name if kind != "global" else None,
     )
 
@@ -99,9 +106,13 @@ async def list_tag_limits(
     for v1 in v1_limits:
         gcl = by_name.get(f"{TAG_PREFIX}{v1.tag}")
         status = LimitStatus(
-            kind="tag", name=v1.tag, id=v1.id, limit=v1.concurrency_limit,
+            kind="tag",
+            name=v1.tag,
+            id=v1.id,
+            limit=v1.concurrency_limit,
             active_slots=gcl.active_slots if gcl else len(v1.active_slots),
-            enabled=gcl.active if gcl else True, gcl_name=f"{TAG_PREFIX}{v1.tag}",
+            enabled=gcl.active if gcl else True,
+            gcl_name=f"{TAG_PREFIX}{v1.tag}",
             holders=[holders[rid] for rid in v1.active_slots],
         )
         statuses.append(status)
@@ -123,10 +134,15 @@ async def read_all_deployments(client: PrefectClient) -> list[DeploymentResponse
 async def _runs_of_deployments(client: PrefectClient, ids: list[UUID], state: FlowRunFilterState):
     runs = []
     for chunk in chunks(ids):
-        runs += await paged(lambda limit, offset, chunk=chunk: client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(state=state),
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=chunk)),
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=limit, offset=offset))
+        runs += await paged(
+            lambda limit, offset, chunk=chunk: client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=state),
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=chunk)),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=limit,
+                offset=offset,
+            )
+        )
     return runs
 
 
@@ -145,10 +161,14 @@ async def list_deployment_limits(
     ids = [d.id for d in limited]
     flows, holding, waiting = await asyncio.gather(
         read_flows_by_id(client, {d.flow_id for d in limited}),
-        _runs_of_deployments(client, ids, FlowRunFilterState(
-            type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING]))),
-        _runs_of_deployments(client, ids, FlowRunFilterState(
-            name=FlowRunFilterStateName(any_=[AWAITING_SLOT]))),
+        _runs_of_deployments(
+            client,
+            ids,
+            FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])),
+        ),
+        _runs_of_deployments(
+            client, ids, FlowRunFilterState(name=FlowRunFilterStateName(any_=[AWAITING_SLOT]))
+        ),
     )
     flow_names = {fid: flow.name for fid, flow in flows.items()}
     holders_by_dep, waiting_by_dep = defaultdict(list), defaultdict(list)
@@ -178,21 +198,29 @@ async def list_deployment_limits(
 
 async def _due_runs(client: PrefectClient) -> list:
     """Scheduled runs (Scheduled, Late, AwaitingConcurrencySlot) whose start time has passed."""
-    return await paged(lambda limit, offset: client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-            next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=utcnow())),
-        sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC, limit=limit, offset=offset))
+    return await paged(
+        lambda limit, offset: client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=utcnow()),
+            ),
+            sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC,
+            limit=limit,
+            offset=offset,
+        )
+    )
 
 
 async def _pool_status_pages(client: PrefectClient, pool_name: str, gate: asyncio.Semaphore):
     async with gate:
         first = await client.read_work_pool_concurrency_status(
-            pool_name, page=1, limit=200, flow_run_limit=POOL_STATUS_RUNS)
+            pool_name, page=1, limit=200, flow_run_limit=POOL_STATUS_RUNS
+        )
         queues = list(first.queues)
         for page in range(2, first.pages + 1):
             more = await client.read_work_pool_concurrency_status(
-                pool_name, page=page, limit=200, flow_run_limit=POOL_STATUS_RUNS)
+                pool_name, page=page, limit=200, flow_run_limit=POOL_STATUS_RUNS
+            )
             queues += more.queues
         return first, queues
 
@@ -219,19 +247,35 @@ async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitS
     for pool, (status, queue_details) in zip(pools, statuses, strict=True):
         holders = [slot_summary_holder(r) for q in queue_details for r in q.flow_runs]
         waits = waiting_by_pool[pool.name]
-        pool_rows.append(LimitStatus(
-            kind="work_pool", name=pool.name, id=pool.id, limit=pool.concurrency_limit,
-            active_slots=status.active_slots, paused=pool.is_paused, holders=holders,
-            waiting=len(waits), waiting_runs=waits[:WAITING_SAMPLE]))
+        pool_rows.append(
+            LimitStatus(
+                kind="work_pool",
+                name=pool.name,
+                id=pool.id,
+                limit=pool.concurrency_limit,
+                active_slots=status.active_slots,
+                paused=pool.is_paused,
+                holders=holders,
+                waiting=len(waits),
+                waiting_runs=waits[:WAITING_SAMPLE],
+            )
+        )
         for detail in queue_details:
             info = queue_info.get(detail.queue_id)
             waits = waiting_by_queue[detail.queue_id]
-            queue_rows.append(LimitStatus(
-                kind="work_queue", name=f"{pool.name}/{detail.queue_name}", id=detail.queue_id,
-                limit=detail.concurrency_limit, active_slots=detail.active_slots,
-                paused=bool(info and info.is_paused),
-                holders=[slot_summary_holder(r) for r in detail.flow_runs],
-                waiting=len(waits), waiting_runs=waits[:WAITING_SAMPLE]))
+            queue_rows.append(
+                LimitStatus(
+                    kind="work_queue",
+                    name=f"{pool.name}/{detail.queue_name}",
+                    id=detail.queue_id,
+                    limit=detail.concurrency_limit,
+                    active_slots=detail.active_slots,
+                    paused=bool(info and info.is_paused),
+                    holders=[slot_summary_holder(r) for r in detail.flow_runs],
+                    waiting=len(waits),
+                    waiting_runs=waits[:WAITING_SAMPLE],
+                )
+            )
     return pool_rows, queue_rows
 
 
@@ -253,8 +297,15 @@ async def read_limit(client: PrefectClient, kind: LimitKind, name: str) -> Limit
     """One limit by its exact display name (see resolve.py for what people type)."""
     rows = await list_limits(client, kind)
     for row in rows:
-        if row.name == name or (kind == "work_queue" and row.name.split("/", 1)[-1] == name) or (
-                kind == "deployment" and row.name.split("/", 1)[-1] == name):
+        if (
+            row.name == name
+            or (kind == "work_queue" and row.name.split("/", 1)[-1] == name)
+            or (kind == "deployment" and row.name.split("/", 1)[-1] == name)
+        ):
             return row
-    raise NotFound(kind.replace("_", " ") + " limit", name, sorted(r.name for r in rows),
-                   noun=f"{kind.replace('_', ' ')} limits")
+    raise NotFound(
+        kind.replace("_", " ") + " limit",
+        name,
+        sorted(r.name for r in rows),
+        noun=f"{kind.replace('_', ' ')} limits",
+    )

@@ -24,9 +24,17 @@ Stage = Literal["exact", "case_insensitive", "prefix", "fuzzy"]
 FUZZY_CUTOFF = 70.0
 FUZZY_CLEAR_LEAD = 8.0  # a fuzzy winner must beat the runner-up by this much to be taken alone
 KIND_WORDS: dict[str, LimitKind] = {
-    "pool": "work_pool", "work pool": "work_pool", "queue": "work_queue", "work queue": "work_queue",
-    "deployment": "deployment", "deploy": "deployment", "tag": "tag", "gcl": "global",
-    "global limit": "global", "global concurrency limit": "global", "rate limit": "global",
+    "pool": "work_pool",
+    "work pool": "work_pool",
+    "queue": "work_queue",
+    "work queue": "work_queue",
+    "deployment": "deployment",
+    "deploy": "deployment",
+    "tag": "tag",
+    "gcl": "global",
+    "global limit": "global",
+    "global concurrency limit": "global",
+    "rate limit": "global",
 }
 
 
@@ -93,22 +101,32 @@ def resolve_among(text: str, items: Iterable[Named], kind: LimitKind | None = No
     """Pure resolution over known names (no I/O), so it is easy to test and reuse."""
     stripped, hinted = split_kind_hint(text) if kind is None else (text.strip(), kind)
     pool = [i for i in items if hinted is None or i.kind == hinted]
-    attempts = [(text.strip(), pool)] if stripped == text.strip() else [(text.strip(), pool), (stripped, pool)]
+    attempts = (
+        [(text.strip(), pool)] if stripped == text.strip() else [(text.strip(), pool), (stripped, pool)]
+    )
     for query, scope in attempts:
         for stage in ("exact", "case_insensitive", "prefix"):
             hits = _stage(query, scope, stage)  # type: ignore[arg-type]
             if hits:
-                return Resolution(text=text, kind=hinted, match=hits[0] if len(hits) == 1 else None,
-                                  candidates=hits)
+                return Resolution(
+                    text=text, kind=hinted, match=hits[0] if len(hits) == 1 else None, candidates=hits
+                )
     choices = {i: [fold(k) for k in _keys(item)] for i, item in enumerate(pool)}
     flat = [(i, key) for i, keys in choices.items() for key in keys]
     scored: dict[int, float] = {}
-    for _key, score, idx in process.extract(fold(stripped), [k for _, k in flat], scorer=fuzz.token_sort_ratio,
-                                            score_cutoff=FUZZY_CUTOFF, limit=20):
+    for _key, score, idx in process.extract(
+        fold(stripped),
+        [k for _, k in flat],
+        scorer=fuzz.token_sort_ratio,
+        score_cutoff=FUZZY_CUTOFF,
+        limit=20,
+    ):
         item_index = flat[idx][0]
         scored[item_index] = max(score, scored.get(item_index, 0.0))
     ranked = sorted(scored.items(), key=lambda pair: -pair[1])[:5]
-    cands = [Candidate(kind=pool[i].kind, name=pool[i].name, stage="fuzzy", score=round(s, 1)) for i, s in ranked]
+    cands = [
+        Candidate(kind=pool[i].kind, name=pool[i].name, stage="fuzzy", score=round(s, 1)) for i, s in ranked
+    ]
     clear = len(cands) == 1 or (len(cands) > 1 and cands[0].score - cands[1].score >= FUZZY_CLEAR_LEAD)
     return Resolution(text=text, kind=hinted, match=cands[0] if cands and clear else None, candidates=cands)
 
@@ -121,9 +139,11 @@ async def known_names(client: PrefectClient, kinds: Iterable[LimitKind] | None =
         read_all_gcls(client),
         read_all_deployments(client) if "deployment" in wanted else _empty(),
         paged(lambda limit, offset: client.read_work_pools(limit=limit, offset=offset))
-        if "work_pool" in wanted or "work_queue" in wanted else _empty(),
+        if "work_pool" in wanted or "work_queue" in wanted
+        else _empty(),
         paged(lambda limit, offset: client.read_work_queues(limit=limit, offset=offset))
-        if "work_queue" in wanted else _empty(),
+        if "work_queue" in wanted
+        else _empty(),
     )
     names: list[Named] = []
     for gcl in gcls:
@@ -134,8 +154,10 @@ async def known_names(client: PrefectClient, kinds: Iterable[LimitKind] | None =
             names.append(Named(kind="tag", name=gcl.name.removeprefix("tag:")))
     if deployments:
         flows = await read_flows_by_id(client, {d.flow_id for d in deployments})
-        names += [Named(kind="deployment", name=f"{flows[d.flow_id].name if d.flow_id in flows else '?'}/{d.name}")
-                  for d in deployments]
+        names += [
+            Named(kind="deployment", name=f"{flows[d.flow_id].name if d.flow_id in flows else '?'}/{d.name}")
+            for d in deployments
+        ]
     if "work_pool" in wanted:
         names += [Named(kind="work_pool", name=p.name) for p in pools]
     names += [Named(kind="work_queue", name=f"{q.work_pool_name}/{q.name}") for q in queues]

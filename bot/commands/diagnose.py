@@ -1,0 +1,60 @@
+"""`concurrency-bot diagnose RUN_OR_DEPLOYMENT`: why a run is not running, without the model."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+HELP = "Explain why a flow run (or a deployment's runs) is not running."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        metavar="RUN_OR_DEPLOYMENT",
+        help="a flow run name or id, or a deployment ('flow/deployment' or what you call it)",
+    )
+
+
+async def _diagnose(target: str):
+    from prefect import get_client
+
+    from bot.prefect_ops import diagnose_run
+
+    async with get_client() as client:
+        return await diagnose_run(client, target)
+
+
+def render(diagnosis) -> list[str]:
+    """Plain lines: the answer first, then every check with its evidence and any fix candidate."""
+    lines = [diagnosis.summary, ""]
+    if diagnosis.run_name:
+        lines.insert(0, f"run {diagnosis.run_name} ({diagnosis.run_state})")
+    for finding in diagnosis.findings:
+        mark = "BLOCKING" if finding.blocking else "ok"
+        lines.append(f"[{mark}] {finding.check}: {finding.summary}")
+        lines += [f"    {item}" for item in finding.evidence]
+        if finding.fix is not None:
+            fix = finding.fix
+            change = f"{fix.current} -> {fix.proposed}" if fix.current else (fix.proposed or "")
+            lines.append(
+                f"    suggested ({fix.action}, not applied): {fix.target_kind} {fix.target_name}: "
+                f"{change}; {fix.reason}"
+            )
+    return lines
+
+
+def run(args: argparse.Namespace, console=None) -> int:
+    from rich.console import Console
+
+    from bot.prefect_ops import PrefectOpsError
+
+    console = console or Console()
+    try:
+        diagnosis = asyncio.run(_diagnose(args.target))
+    except PrefectOpsError as exc:
+        console.print(f"concurrency-bot diagnose: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 1
+    for line in render(diagnosis):
+        console.print(line, markup=False, highlight=False)
+    return 0
