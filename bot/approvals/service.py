@@ -30,6 +30,7 @@ from bot.prefect_ops.changes import (
     change_to_json,
     nothing_to_do,
 )
+from bot.settings import Settings
 from bot.store import Store
 from bot.store import proposals as db
 from bot.store.proposals import from_db_time, utcnow
@@ -130,6 +131,13 @@ class ApprovalService:
         self.client_factory = client_factory
         self.clock = clock
 
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store,
+                      slack_client: Any | None = None) -> ApprovalService:
+        """The service as the app runs it: policy from settings, approver group read through Slack."""
+        policy = ApprovalPolicy(settings, slack_client)
+        return cls(store, policy, ttl_seconds=settings.bot_proposal_ttl_seconds)
+
     # --- small store helpers (sync SQLAlchemy off the event loop) ----------------------------
     async def _db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(func, self.store.sessions, *args, **kwargs)
@@ -199,6 +207,11 @@ class ApprovalService:
         if action == "reject":
             return await self.reject(proposal_id, user, note)
         return await self.edit(proposal_id, user, value or "")
+
+    async def may_decide(self, proposal_id: str, user: str,
+                         what: str = "edit") -> tuple[ProposalView | None, Decision | None]:
+        """Before opening an Edit or Reject modal: the proposal, or the (audited) refusal."""
+        return await self._gate(proposal_id, user, what, second_person_applies=False)
 
     async def _gate(self, proposal_id: str, user: str, what: str,
                     second_person_applies: bool) -> tuple[ProposalView | None, Decision | None]:

@@ -1,0 +1,157 @@
+"""Bolt listeners for the approval card: ack first, decide server-side, then update the card.
+
+Who clicked is checked by `ApprovalService` on every click (Slack has no click authorisation);
+a refused person gets an ephemeral message and the card stays as it was. The card is updated
+with `chat.update` because `response_url` expires and a card may be clicked a day later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.approvals.service import ApprovalService, Decision, ProposalView
+from bot.settings import Settings
+from bot.slack import cards
+
+log = logging.getLogger(__name__)
+
+_EPHEMERAL_OUTCOMES = {"refused", "not_found", "invalid", "already_decided", "expired"}
+
+
+async def post_proposal_cards(service: ApprovalService, client: AsyncWebClient, channel: str,
+                              thread_ts: str, proposal_ids: list[str]) -> None:
+    """Post one card per proposal in the thread and remember where, for later updates."""
+    for proposal_id in proposal_ids:
+        proposal = await service.get(proposal_id)
+        if proposal is None or proposal.message_ts:
+            continue
+        await post_card(service, client, proposal, channel, thread_ts)
+
+
+async def post_card(service: ApprovalService, client: AsyncWebClient, proposal: ProposalView,
+                    channel: str, thread_ts: str | None) -> None:
+    response = await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                             blocks=cards.proposal_card_blocks(proposal),
+                                             text=cards.proposal_card_text(proposal))
+    await service.attach_message(proposal.id, response["channel"], response["ts"])
+
+
+async def update_card(client: AsyncWebClient, proposal: ProposalView) -> None:
+    if not proposal.message_ts or not proposal.message_channel:
+        return
+    try:
+        await client.chat_update(channel=proposal.message_channel, ts=proposal.message_ts,
+                                 blocks=cards.proposal_card_blocks(proposal),
+                                 text=cards.proposal_card_text(proposal))
+    except SlackApiError as exc:
+        log.warning("could not update proposal card %s: %s", proposal.id, exc.response.get("error"))
+
+
+async def tell(client: AsyncWebClient, channel: str | None, user: str, text: str,
+               thread_ts: str | None = None) -> None:
+    """A private note to the person who clicked."""
+    if not channel:
+        return
+    try:
+        await client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+    except SlackApiError as exc:
+        log.warning("could not post ephemeral message: %s", exc.response.get("error"))
+
+
+def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Channel and thread of the clicked card, from the payload (used only for replies)."""
+    channel = (body.get("channel") or {}).get("id")
+    message = body.get("message") or {}
+    return channel, message.get("thread_ts") or message.get("ts")
+
+
+async def show_decision(service: ApprovalService, client: AsyncWebClient, decision: Decision, user: str,
+                        channel: str | None, thread_ts: str | None) -> None:
+    """Update the card for any decision that changed it; tell the clicker privately otherwise."""
+    proposal = decision.proposal
+    if proposal is not None:
+        channel = proposal.message_channel or channel
+        thread_ts = proposal.thread_ts or thread_ts
+    if decision.outcome in _EPHEMERAL_OUTCOMES:
+        await tell(client, channel, user, decision.message, thread_ts)
+    if proposal is not None and decision.outcome not in ("refused", "not_found", "invalid"):
+        await update_card(client, proposal)
+    if decision.fresh is not None and channel:
+        await post_card(service, client, decision.fresh, channel, decision.fresh.thread_ts or thread_ts)
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _state_value(view: dict[str, Any], block: str, action: str) -> str | None:
+    return (((view.get("state") or {}).get("values") or {}).get(block) or {}).get(action, {}).get("value")
+
+
+def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings: Settings) -> None:
+    """Wire the card's buttons and modals to the service. `settings` is kept for future knobs."""
+
+    @app.action(cards.APPROVE)
+    async def on_approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        user = body["user"]["id"]
+        channel, thread_ts = _where(body)
+        decision = await service.approve(str(body["actions"][0].get("value") or ""), user)
+        await show_decision(service, client, decision, user, channel, thread_ts)
+
+    async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str) -> None:
+        user = body["user"]["id"]
+        channel, thread_ts = _where(body)
+        proposal, refused = await service.may_decide(str(body["actions"][0].get("value") or ""), user, what)
+        if refused is not None:
+            await show_decision(service, client, refused, user, channel, thread_ts)
+            return
+        assert proposal is not None
+        if what == "edit" and not proposal.change.editable:
+            await tell(client, channel, user, "This change has no value to edit.", thread_ts)
+            return
+        view = cards.edit_modal(proposal) if what == "edit" else cards.reject_modal(proposal)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.action(cards.EDIT)
+    async def on_edit(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await _open_modal(body, client, "edit")
+
+    @app.action(cards.REJECT)
+    async def on_reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await _open_modal(body, client, "reject")
+
+    @app.view(cards.EDIT_VIEW)
+    async def on_edit_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                             client: AsyncWebClient) -> None:
+        metadata = _metadata(view)
+        raw = _state_value(view, cards.VALUE_BLOCK, cards.VALUE_ACTION)
+        problem = cards.edit_value_error(metadata, raw)
+        if problem:
+            await ack(response_action="errors", errors={cards.VALUE_BLOCK: problem})
+            return
+        await ack()
+        user = body["user"]["id"]
+        decision = await service.edit(str(metadata.get("id") or ""), user, raw or "")
+        await show_decision(service, client, decision, user, None, None)
+
+    @app.view(cards.REJECT_VIEW)
+    async def on_reject_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                               client: AsyncWebClient) -> None:
+        await ack()
+        user = body["user"]["id"]
+        note = _state_value(view, cards.REASON_BLOCK, cards.REASON_ACTION)
+        decision = await service.reject(str(_metadata(view).get("id") or ""), user, note)
+        await show_decision(service, client, decision, user, None, None)
