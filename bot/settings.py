@@ -47,6 +47,7 @@ class Settings(BaseSettings):
 
     # Where and how the bot answers
     bot_allowed_channels: CommaList = Field(default_factory=list)
+    bot_streaming: bool = True
     bot_max_tool_rounds: int = 6
     bot_answer_timeout_seconds: float = 120.0
     bot_model_timeout_seconds: float = 60.0

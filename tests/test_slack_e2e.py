@@ -16,7 +16,7 @@ from tests.harness import BotHarness, mention, message
 
 @pytest.fixture
 def bot(fresh_slack, fresh_model, prefect_api_url, tmp_path):
-    harness = BotHarness(fresh_slack, fresh_model, f"sqlite:///{tmp_path / 'bot.db'}").start()
+    harness = BotHarness(fresh_slack, fresh_model, f"sqlite:///{tmp_path / 'bot.db'}", bot_streaming=False).start()
     yield harness
     harness.stop()
 

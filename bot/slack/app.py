@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
+from bot.slack.delivery import FEEDBACK_ACTION
 from bot.slack.filters import is_direct_message, is_human_message, mentions
 from bot.slack.responder import Responder
 
@@ -76,6 +77,21 @@ def register_message_listeners(app: AsyncApp, responder: Responder) -> None:
     @app.event("message")
     async def ignore_other_messages() -> None:
         """Acknowledge edits, deletions, joins and other bots' posts without answering."""
+
+    @app.action(FEEDBACK_ACTION)
+    async def on_feedback(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        vote = body["actions"][0].get("value", "")
+        channel = body.get("channel", {}).get("id", "")
+        ts = body.get("message", {}).get("ts", "")
+        user = body.get("user", {}).get("id", "")
+        try:
+            await asyncio.to_thread(responder.store.record_vote, channel, ts, user, vote)
+        except ValueError:
+            return
+        await client.chat_postEphemeral(channel=channel, user=user, thread_ts=ts,
+                                        text="Thanks for the feedback!" if vote == "up" else
+                                        "Thanks: noted. Reply in the thread with what was wrong and I'll try again.")
 
 
 async def _maybe_follow_up(responder: Responder, client: AsyncWebClient, event: dict[str, Any],

@@ -20,9 +20,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot.pipeline import Pipeline
 from bot.settings import Settings
+from bot.slack.delivery import AnswerDelivery, Recipient
 from bot.slack.filters import message_key
 from bot.slack.history import strip_mention, thread_history
-from bot.slack.mrkdwn import split_message, to_mrkdwn
 from bot.store import Store
 from bot.turns import Reply, Turn
 
@@ -62,11 +62,14 @@ class Responder:
     pipeline: Pipeline
     post_cards: CardPoster | None = None
     limiter: UserRateLimiter | None = None
+    delivery: AnswerDelivery | None = None
     tasks: set[asyncio.Task] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.limiter is None:
             self.limiter = UserRateLimiter(self.settings.bot_user_rate_limit_per_minute)
+        if self.delivery is None:
+            self.delivery = AnswerDelivery(streaming=self.settings.bot_streaming)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         """Keep a reference so the task is not garbage collected; tests can wait on `idle`."""
@@ -120,10 +123,12 @@ class Responder:
         turn = Turn(text=text, user_id=user, channel=channel, thread_ts=thread_ts, history=history)
         reply = await self.pipeline.answer(turn)
         metrics.observe_reply(reply, time.perf_counter() - started)
-        await self.deliver(client, channel, thread_ts, reply)
+        await self.deliver(client, channel, thread_ts, reply, Recipient(user, home_team or team))
 
-    async def deliver(self, client: AsyncWebClient, channel: str, thread_ts: str, reply: Reply) -> None:
-        await self._post(client, channel, thread_ts, reply.text)
+    async def deliver(self, client: AsyncWebClient, channel: str, thread_ts: str, reply: Reply,
+                      recipient: Recipient) -> None:
+        assert self.delivery is not None
+        await self.delivery.deliver(client, channel, thread_ts, reply.text, recipient, feedback=not reply.failed)
         await asyncio.to_thread(self.store.mark_thread, channel, thread_ts)
         if reply.proposals and self.post_cards is not None:
             await self.post_cards(client, channel, thread_ts, reply.proposals)
@@ -135,10 +140,5 @@ class Responder:
             log.debug("reaction failed: %s", exc.response.get("error"))
 
     async def _post(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str) -> None:
-        for chunk in split_message(to_mrkdwn(markdown)):
-            try:
-                await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=chunk,
-                                              unfurl_links=False, unfurl_media=False)
-            except SlackApiError as exc:
-                log.error("could not post the answer: %s", exc.response.get("error"))
-                return
+        assert self.delivery is not None
+        await self.delivery.post(client, channel, thread_ts, markdown)

@@ -1,6 +1,6 @@
 """Imports every table module so `create_schema` sees them all."""
 
-from bot.store import events, threads  # noqa: F401
+from bot.store import events, feedback, threads  # noqa: F401
 
 try:  # tables owned by later layers register themselves when present
     from bot.store import proposals  # noqa: F401

@@ -9,6 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.store.db import create_schema, make_engine, session_factory
 from bot.store.events import claim_event
+from bot.store.feedback import record_vote, vote_counts
 from bot.store.threads import is_bot_thread, mark_thread
 
 
@@ -31,6 +32,12 @@ class Store:
 
     def is_bot_thread(self, channel: str, thread_ts: str) -> bool:
         return is_bot_thread(self.sessions, channel, thread_ts)
+
+    def record_vote(self, channel: str, message_ts: str, user_id: str, vote: str) -> None:
+        record_vote(self.sessions, channel, message_ts, user_id, vote)
+
+    def vote_counts(self) -> dict[str, int]:
+        return vote_counts(self.sessions)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -39,7 +39,8 @@ class FakeSlackAPI(FakeServer):
     def fail_next(self, method: str, status: int = 429, retry_after: int | None = 1,
                   body: Any | None = None, times: int = 1) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        payload = body if body is not None else {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"}
+        error = "ratelimited" if status == 429 else "fatal_error"
+        payload = body if body is not None else {"ok": False, "error": error}
         for _ in range(times):
             self._failures[method].append((status, headers, payload))
 
@@ -63,6 +64,14 @@ class FakeSlackAPI(FakeServer):
                     )
                 self.changed.wait(remaining)
         return self.calls_to(method)
+
+    def bot_texts(self, channel: str, thread_ts: str) -> list[str]:
+        """The bot's messages in a thread as a reader sees them (posted, streamed or updated)."""
+        with self.lock:
+            return [m["text"] for m in self.messages.get((channel, thread_ts), []) if m.get("bot_id") == BOT_ID]
+
+    def _find(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        return [m for (ch, _), msgs in self.messages.items() if ch == channel for m in msgs if m["ts"] == ts]
 
     def reset(self) -> None:
         with self.lock:
@@ -113,12 +122,19 @@ class FakeSlackAPI(FakeServer):
             ts = self._next_ts()
             channel = args.get("channel", "C1")
             thread = args.get("thread_ts") or ts
-            message = {"ts": ts, "text": args.get("text") or args.get("markdown_text") or "",
-                       "user": BOT_USER_ID, "bot_id": BOT_ID, "thread_ts": thread}
+            message = {"ts": ts, "text": args.get("text") or _stream_text(args),
+                       "user": BOT_USER_ID, "bot_id": BOT_ID, "thread_ts": thread,
+                       "streamed": method == "chat.startStream"}
             with self.lock:
                 self.messages[(channel, thread)].append(message)
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
         if method in ("chat.update", "chat.appendStream", "chat.stopStream"):
+            with self.lock:
+                for message in self._find(args.get("channel", ""), args.get("ts", "")):
+                    if method == "chat.update":
+                        message["text"] = args.get("text", message["text"])
+                    else:
+                        message["text"] += _stream_text(args)
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
@@ -131,3 +147,14 @@ class FakeSlackAPI(FakeServer):
         if method == "views.open":
             return {"ok": True, "view": {"id": "V1"}}
         return {"ok": True}
+
+
+def _stream_text(args: dict[str, Any]) -> str:
+    text = args.get("markdown_text") or ""
+    chunks = args.get("chunks")
+    if isinstance(chunks, str):
+        chunks = json.loads(chunks)
+    for chunk in chunks or []:
+        if chunk.get("type") == "markdown_text":
+            text += chunk.get("text", "")
+    return text

@@ -1,0 +1,109 @@
+"""Putting an answer in the thread: streamed (chat.startStream/appendStream/stopStream) where Slack
+allows it, else a plain post; either way with 👍/👎 feedback buttons under it.
+
+Only verified text is streamed: the verifier runs before delivery, so the stream carries the
+final answer in pieces rather than raw model tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.models.blocks import (
+    Block,
+    ContextActionsBlock,
+    FeedbackButtonObject,
+    FeedbackButtonsElement,
+    SectionBlock,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.mrkdwn import split_message, to_mrkdwn
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_ACTION = "answer_feedback"
+STREAM_PIECE = 600
+SECTION_LIMIT = 2900
+
+
+def feedback_blocks() -> list[Block]:
+    return [ContextActionsBlock(elements=[FeedbackButtonsElement(
+        action_id=FEEDBACK_ACTION,
+        positive_button=FeedbackButtonObject(text="Good answer", value="up", accessibility_label="Good answer"),
+        negative_button=FeedbackButtonObject(text="Bad answer", value="down", accessibility_label="Bad answer"),
+    )])]
+
+
+@dataclass
+class Recipient:
+    user_id: str | None
+    team_id: str | None
+
+
+@dataclass
+class AnswerDelivery:
+    streaming: bool = True
+
+    async def deliver(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str,
+                      recipient: Recipient, feedback: bool = True) -> str | None:
+        """Returns the ts of the (last) answer message, or None when Slack refused every attempt."""
+        if self.streaming and recipient.user_id and recipient.team_id:
+            ts = await self._stream(client, channel, thread_ts, markdown, recipient, feedback)
+            if ts is not None:
+                return ts
+        return await self.post(client, channel, thread_ts, markdown, feedback)
+
+    async def _stream(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str,
+                      recipient: Recipient, feedback: bool) -> str | None:
+        stream = await client.chat_stream(channel=channel, thread_ts=thread_ts, buffer_size=STREAM_PIECE,
+                                          recipient_user_id=recipient.user_id,
+                                          recipient_team_id=recipient.team_id)
+        try:
+            for start in range(0, len(markdown), STREAM_PIECE):
+                await stream.append(markdown_text=markdown[start:start + STREAM_PIECE])
+            await stream.stop(blocks=feedback_blocks() if feedback else None)
+            return stream.ts
+        except (SlackApiError, SlackClientError) as exc:
+            log.warning("streaming failed, falling back to a plain post: %s", exc)
+            if stream.ts:  # a half-written stream message: replace it with the whole answer
+                if await self._update(client, channel, stream.ts, markdown):
+                    return stream.ts
+            return None
+
+    async def _update(self, client: AsyncWebClient, channel: str, ts: str, markdown: str) -> bool:
+        text = to_mrkdwn(markdown)
+        if len(text) > SECTION_LIMIT:
+            return False
+        try:
+            await client.chat_update(channel=channel, ts=ts, text=text)
+            return True
+        except SlackApiError as exc:
+            log.warning("chat.update failed: %s", exc.response.get("error"))
+            return False
+
+    async def post(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str,
+                   feedback: bool = False) -> str | None:
+        chunks = split_message(to_mrkdwn(markdown), SECTION_LIMIT)
+        ts = None
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            blocks = [SectionBlock(text=chunk), *feedback_blocks()] if (last and feedback) else None
+            try:
+                response = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=chunk,
+                                                         blocks=blocks, unfurl_links=False, unfurl_media=False)
+                ts = response.get("ts")
+            except SlackApiError as exc:
+                if blocks is not None:  # blocks refused: the words matter more than the buttons
+                    try:
+                        response = await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                                                 text=chunk, unfurl_links=False)
+                        ts = response.get("ts")
+                        continue
+                    except SlackApiError:
+                        pass
+                log.error("could not post the answer: %s", exc.response.get("error"))
+                return ts
+        return ts
