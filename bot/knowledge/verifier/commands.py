@@ -15,6 +15,8 @@ from bot.prefect_ops.cli_help import META_OPTIONS, CliCommand, CliParam, CliTree
 
 __all__ = ["check_command", "is_placeholder"]
 
+_INCOMPLETE = ("Missing required", "Option ")  # "Option --x needs a value"
+
 _PLACEHOLDER = re.compile(
     r"^(<[^>]*>|\{\{.*\}\}|\{[^}]*\}|\$\{?\w+\}?|[A-Z][A-Z0-9_-]*|\.\.\.|…|N|X|[A-Z]+\|[A-Z|_]+)$"
 )
@@ -219,6 +221,8 @@ def check_command(command: str, inline: bool = False, tree: CliTree | None = Non
     parse = _Parse(node)
     parse.run(rest)
     problems.extend(parse.problems)
+    if inline:  # an inline span often names a command or flag without spelling out its values
+        problems = [p for p in problems if not p.startswith(_INCOMPLETE)]
     return _finding(command, problems, node) if problems else None
 
 

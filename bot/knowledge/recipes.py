@@ -1,0 +1,90 @@
+"""The recipe book: one Markdown file per topic in prompts/recipes/, with YAML front matter.
+
+Recipes are data written by us and checked by tests (they pass the verifier, and their
+runnable snippets run against a real Prefect server), so answers built on them start right.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, field_validator
+
+__all__ = ["Recipe", "RecipeBook", "RecipeError", "DEFAULT_RECIPE_DIR"]
+
+DEFAULT_RECIPE_DIR = Path(__file__).resolve().parents[2] / "prompts" / "recipes"
+_FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.DOTALL)
+_RUNNABLE = re.compile(r"^```python[ \t]+runnable[^\n]*\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+class RecipeError(ValueError):
+    """A recipe file is malformed (no front matter, missing fields)."""
+
+
+class Recipe(BaseModel):
+    """One topic: front matter fields plus the Markdown body."""
+
+    title: str
+    keywords: list[str]
+    prefect_version: str
+    body: str
+    path: Path
+    slug: str
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _split_keywords(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @classmethod
+    def parse(cls, text: str, path: Path) -> Recipe:
+        match = _FRONT_MATTER.match(text)
+        if not match:
+            raise RecipeError(f"{path.name}: no YAML front matter (--- ... ---)")
+        meta = yaml.safe_load(match.group("meta")) or {}
+        missing = {"title", "keywords", "prefect_version"} - set(meta)
+        if missing:
+            raise RecipeError(f"{path.name}: front matter lacks {sorted(missing)}")
+        return cls(
+            title=meta["title"],
+            keywords=meta["keywords"],
+            prefect_version=str(meta["prefect_version"]),
+            body=match.group("body").strip() + "\n",
+            path=path,
+            slug=path.stem,
+        )
+
+    def runnable_snippets(self) -> list[str]:
+        """The Python blocks fenced as ```python runnable: tests execute these."""
+        return [m.group("code") for m in _RUNNABLE.finditer(self.body)]
+
+    def as_context(self) -> str:
+        """The recipe as the model sees it in its first call."""
+        return f"## Recipe: {self.title}\n\n{self.body}"
+
+
+class RecipeBook:
+    """All recipes, loaded once; iterate it or look one up by slug."""
+
+    def __init__(self, recipes: list[Recipe]) -> None:
+        self.recipes = sorted(recipes, key=lambda r: r.slug)
+        self._by_slug = {r.slug: r for r in self.recipes}
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> RecipeBook:
+        folder = Path(directory) if directory is not None else DEFAULT_RECIPE_DIR
+        recipes = [Recipe.parse(p.read_text(encoding="utf-8"), p) for p in sorted(folder.glob("*.md"))]
+        return cls(recipes)
+
+    def get(self, slug: str) -> Recipe | None:
+        return self._by_slug.get(slug)
+
+    def __iter__(self):
+        return iter(self.recipes)
+
+    def __len__(self) -> int:
+        return len(self.recipes)
