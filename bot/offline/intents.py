@@ -1,0 +1,80 @@
+"""What an offline question asks for: a change, a diagnosis, the list of limits, one limit, or knowledge.
+
+Without a model we route on wording. The patterns are deliberately plain; anything they do not
+claim falls through to the recipe book, which is the safe default.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel
+
+from bot.offline.grammar import ChangeRequest, looks_like_change_request, parse_change_request
+
+__all__ = ["Intent", "classify"]
+
+IntentKind = Literal["change", "bad_change", "diagnose", "list", "inspect", "knowledge"]
+
+_SUBJECT = r"(?:(?:run|flow run|deployment|flow)\s+)?[`'\"]?(?P<subject>[\w./:@+-]+?)[`'\"]?"
+_DIAGNOSE = [
+    rf"why\s+(?:is|are|does|do|did|has|hasn't|isn't|won't|doesn't)\s+(?:my\s+|the\s+)?{_SUBJECT}\s+"
+    r"(?:still\s+)?(?:stuck|waiting|pending|late|blocked|not\s+(?:running|starting|started|run)|"
+    r"queued|scheduled|hanging|held|never|start|run|running)\b",
+    rf"what(?:'s|\s+is)\s+(?:blocking|holding(?:\s+up)?)\s+(?:my\s+|the\s+)?{_SUBJECT}(?:\s|$|\?)",
+    rf"(?:diagnose|debug|explain)\s+(?:my\s+|the\s+)?{_SUBJECT}(?:\s|$|\?)",
+    rf"^{_SUBJECT}\s+(?:is\s+)?(?:stuck|waiting|late)\b",
+]
+_LIST = [
+    r"\b(?:show|list|print|display|give)\b.*\b(?:all\s+)?(?:limits|concurrency|slots|occupancy)\b",
+    r"^(?:limits|list|ls|concurrency map|show limits)$",
+    r"\bwhat\s+limits\b", r"\bwhat(?:'s|\s+is)\s+(?:full|busy)\b", r"\bconcurrency\s+map\b",
+    r"\bwhich\s+limits\b",
+]
+_KIND = (r"(?:work[ _-]?pool|pool|work[ _-]?queue|queue|deployment|gcl|global(?:\s+concurrency)?\s+limit|"
+         r"tag(?:\s+limit)?|limit)")
+_INSPECT = [
+    rf"^(?:inspect|show|describe|status\s+of|how\s+full\s+is)\s+(?:the\s+)?(?P<kind>{_KIND})\s+"
+    r"[`'\"]?(?P<subject>[\w./:@+ -]+?)[`'\"]?$",
+    r"^(?:inspect|describe)\s+[`'\"]?(?P<subject>[\w./:@+-]+?)[`'\"]?$",
+    rf"^(?:how\s+full|how\s+busy)\s+is\s+(?:the\s+)?[`'\"]?(?P<subject>[\w./:@+-]+?)[`'\"]?(?:\s+(?P<kind>{_KIND}))?$",
+]
+_STOP_SUBJECTS = {"my", "the", "it", "this", "that", "run", "runs", "flow", "flows", "deployment", "everything",
+                  "stuff", "things", "work", "job", "jobs"}
+
+
+class Intent(BaseModel):
+    kind: IntentKind
+    subject: str | None = None  # run / deployment / limit name as typed
+    limit_kind: str | None = None  # "pool", "queue", … as typed, for inspect
+    change: ChangeRequest | None = None
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"<@[A-Z0-9]+>", " ", text)
+    return re.sub(r"\s+", " ", text).strip().rstrip("?.!").strip()
+
+
+def classify(text: str) -> Intent:
+    """Route one question; the first matching family wins (change, diagnose, list, inspect)."""
+    change = parse_change_request(text)
+    if change is not None:
+        return Intent(kind="change", change=change)
+    tidy = _tidy(text)
+    if looks_like_change_request(tidy) and re.search(r"\b(limit|gcl|pool|queue|deployment|tag)\b", tidy, re.I) \
+            and not re.search(r"\bhow\b", tidy, re.I) and re.search(r"\d|\bclear\b|\bremove\b|\breset\b", tidy, re.I):
+        return Intent(kind="bad_change")
+    for pattern in _DIAGNOSE:
+        match = re.search(pattern, tidy, re.IGNORECASE)
+        if match and match.group("subject").lower() not in _STOP_SUBJECTS:
+            return Intent(kind="diagnose", subject=match.group("subject"))
+    for pattern in _INSPECT:
+        match = re.search(pattern, tidy, re.IGNORECASE)
+        if match and match.group("subject").strip().lower() not in _STOP_SUBJECTS | {"limits", "all"}:
+            return Intent(kind="inspect", subject=match.group("subject").strip(),
+                          limit_kind=(match.groupdict().get("kind") or None))
+    for pattern in _LIST:
+        if re.search(pattern, tidy, re.IGNORECASE):
+            return Intent(kind="list")
+    return Intent(kind="knowledge")
