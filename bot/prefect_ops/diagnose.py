@@ -71,21 +71,21 @@ async def _find_run(client: PrefectClient, text: str) -> FlowRun | None:
 
 async def _stuck_run_of(client: PrefectClient, deployment: DeploymentResponse) -> FlowRun | None:
     """The run of a deployment most worth explaining: awaiting a slot, else due/Late, else Pending."""
-    for state in (
-        FlowRunFilterState(name=FlowRunFilterStateName(any_=[AWAITING_SLOT])),
-        FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-        FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING])),
-    ):
-        runs = await _runs_of_deployments(client, [deployment.id], state)
-        due = [
-            r
-            for r in runs
-            if (r.state is not None and r.state.type != StateType.SCHEDULED)
-            or (r.next_scheduled_start_time or r.expected_start_time or utcnow()) <= utcnow()
-        ]
-        if due:
-            return due[0]
-    return None
+    awaiting = await _runs_of_deployments(
+        client, [deployment.id], FlowRunFilterState(name=FlowRunFilterStateName(any_=[AWAITING_SLOT]))
+    )
+    if awaiting:
+        return awaiting[0]
+    scheduled = await _runs_of_deployments(
+        client, [deployment.id], FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+    )
+    due = [r for r in scheduled if (r.next_scheduled_start_time or r.expected_start_time or utcnow()) <= utcnow()]
+    if due:
+        return due[0]
+    pending = await _runs_of_deployments(
+        client, [deployment.id], FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))
+    )
+    return pending[0] if pending else (scheduled[0] if scheduled else None)
 
 
 def _check_state(run: FlowRun | None, subject: str) -> Finding:
@@ -118,6 +118,8 @@ def _check_state(run: FlowRun | None, subject: str) -> Finding:
             summary=f"run `{run.name}` is paused, waiting to be resumed",
             evidence=evidence,
         )
+    elif name == AWAITING_SLOT:
+        summary = f"run `{run.name}` is waiting for a deployment concurrency slot"
     elif kind == StateType.SCHEDULED and (run.next_scheduled_start_time or utcnow()) > utcnow():
         return Finding(
             check="run_state",
