@@ -101,7 +101,7 @@ def _prefect_segments(line: str) -> list[str]:
         piece = re.sub(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)+", "", piece)  # env assignments
         piece = re.sub(r"^(?:uv run|python -m|poetry run|\.venv/bin/)\s*", "", piece)
         if re.match(r"^prefect\s+\S", piece):
-            found.append(piece)
+            found.append(" ".join(piece.split()))
     return found
 
 
