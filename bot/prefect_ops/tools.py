@@ -12,11 +12,11 @@ from typing import Any
 
 from prefect import get_client
 
-from bot.prefect_ops import concurrency_map as _map
 from bot.prefect_ops import diagnose as _diagnose
 from bot.prefect_ops import leaks as _leaks
 from bot.prefect_ops import limits as _limits
 from bot.prefect_ops import resolve as _resolve
+from bot.prefect_ops.concurrency_map import concurrency_map as read_concurrency_map
 from bot.prefect_ops.errors import NotFound, at_boundary
 from bot.prefect_ops.models import Holder, LimitKind, LimitStatus
 
@@ -66,7 +66,7 @@ async def list_concurrency_limits(
     keeps limits with slots in use, waiting runs or a pause.
     """
     async with get_client() as client:
-        cmap = await _map.concurrency_map(client, [kind] if kind else None)
+        cmap = await read_concurrency_map(client, [kind] if kind else None)
     rows = cmap.limits
     if only_busy:
         rows = [r for r in rows if r.active_slots or r.waiting or r.paused]
