@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -23,7 +24,7 @@ from bot.turns import Reply, Turn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OfflineEngine", "MODEL_OFF", "GRAMMAR_HELP"]
+__all__ = ["OfflineEngine", "MODEL_OFF", "GRAMMAR_HELP", "COMMAND_HELP"]
 
 MODEL_OFF = ("_The model is off ({reason}), so this answer comes from live Prefect reads and our verified "
              "recipe book._")
@@ -36,9 +37,15 @@ GRAMMAR_HELP = (
     "• `set gcl NAME limit to N [decay 0.5]` · `enable|disable|reset|delete gcl NAME`\n"
     "• `set tag limit TAG to N` · `reset tag TAG` · `delete tag limit TAG`"
 )
+COMMAND_HELP = ("`list` (or `list busy`) · `inspect NAME` (a deployment, pool, queue, tag or global limit) · "
+                "`diagnose RUN` (a flow run name or id, or a deployment) · `set …` (a change, see below)")
+CHANGE_VERBS = {"set", "clear", "limit", "create", "enable", "disable", "delete", "reset", "remove", "unset",
+                "change", "update"}
 NO_MATCH = ("I couldn't match that to a recipe. Try *\"one run at a time\"*, *\"rate limit\"*, *\"show limits\"*, "
             "*\"why is run NAME stuck\"* or a change such as *\"set work pool etl limit to 5\"*.")
 NAME_LOOKUP_SECONDS = 10.0
+KIND_QUERY = {"work_pool": "work pool limit", "work_queue": "work queue limit", "deployment": "deployment",
+              "global": "global concurrency limit", "tag": "tag limit"}
 LIVE_LINES = 2
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[Any]]
@@ -89,6 +96,33 @@ class OfflineEngine:
             if message is None:
                 raise
             return Reply(text=message, offline=True, tool_calls=[intent.kind])
+
+    async def command(self, text: str, turn: Turn) -> Reply:
+        """Explicit commands (`list`, `inspect NAME`, `diagnose RUN`, `set …`), as the slash command sends them.
+
+        The first word picks the tool, so names need no phrasing; anything else is answered as a
+        question. Errors the user can act on come back as short messages.
+        """
+        verb, _, rest = text.strip().partition(" ")
+        verb, rest = verb.lower(), rest.strip()
+        try:
+            if verb in ("", "help"):
+                return Reply(text=COMMAND_HELP + "\n\n" + GRAMMAR_HELP, offline=True)
+            if verb in ("list", "ls", "limits"):
+                return Reply(text=await self.list_limits(busy_only=rest.lower() == "busy"), offline=True,
+                             tool_calls=["list_concurrency_limits"])
+            if verb == "inspect" and rest:
+                return Reply(text=await self.inspect(rest), offline=True, tool_calls=["inspect_limit"])
+            if verb == "diagnose" and rest:
+                return Reply(text=await self.diagnose(rest), offline=True, tool_calls=["diagnose_run"])
+            if verb in CHANGE_VERBS:
+                return await self.propose(text, turn.user_id, turn.channel, turn.thread_ts, text)
+        except Exception as exc:
+            message = _translated(exc)
+            if message is None:
+                raise
+            return Reply(text=message, offline=True)
+        return await self.respond(turn)
 
     async def _route(self, intent: Intent, turn: Turn) -> Reply:
         if intent.kind == "change" and intent.change is not None:
@@ -165,10 +199,15 @@ class OfflineEngine:
     # --- knowledge --------------------------------------------------------------------------------
     async def knowledge(self, question: str) -> str:
         """The best recipe, with the real names of the objects the question mentions."""
-        hits = self.search.search(question, k=2) if self.search is not None else []
+        objects, live = await self._mentioned(question)
+        # Names mean nothing to the search index, their kinds do: "the etl pool" is about pools.
+        query = question
+        for kind, name in objects.items():
+            for key in dict.fromkeys([name, name.split("/", 1)[-1]]):
+                query = re.sub(rf"(?<![\w-]){re.escape(key)}(?![\w-])", KIND_QUERY[kind], query, flags=re.I)
+        hits = self.search.search(query, k=2) if self.search is not None else []
         if not hits:
             return NO_MATCH
-        objects, live = await self._mentioned(question)
         body = fill_names(hits[0].recipe.body.strip(), objects)
         parts = [f"**{hits[0].recipe.title}**", body]
         if live:
