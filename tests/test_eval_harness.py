@@ -55,11 +55,11 @@ async def test_scores_a_corrected_answer_and_a_wrong_one(fresh_model, tmp_path):
 
     summary = summarize(results)
     assert summary.questions == 2 and summary.wrong_facts == 2 and summary.verifier_pass_rate == 1.0
-    assert summary.essentials_ratio == round(3 / 4, 3)
+    assert summary.essentials_ratio == round(2 / 3, 3)
     console = Console(record=True, width=160)
     console.print(render_table(results, summary))
     rendered = console.export_text()
-    assert "work-pool-limit" in rendered and "100% pass" in rendered and "75%" in rendered
+    assert "work-pool-limit" in rendered and "100% pass" in rendered and "67%" in rendered
 
 
 async def test_an_answer_that_stays_wrong_fails_the_verifier_column(fresh_model, tmp_path):
