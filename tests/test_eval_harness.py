@@ -12,14 +12,25 @@ from pathlib import Path
 from rich.console import Console
 
 from bot.commands import eval as eval_command
-from bot.knowledge.evaluation import EvalQuestion, load_questions, render_table, run_eval, summarize
+from bot.knowledge.evaluation import (
+    EvalQuestion,
+    load_questions,
+    render_table,
+    run_eval,
+    score_answer,
+    summarize,
+)
+from bot.knowledge.recipes import RecipeBook
 from bot.pipeline import build_pipeline
 from bot.settings import load_settings
+from bot.turns import Reply
 from tests.fakes.model_api import text
 
 BAD_FLAG = "Run this:\n```bash\nprefect work-pool set-concurrency-limit etl-pool --limit 5\n```\n"
 FIXED = "Run this:\n```bash\nprefect work-pool set-concurrency-limit etl-pool 5\n```\nExtra runs stay Scheduled.\n"
 WRONG_DEFAULT = "By default the ThreadPoolTaskRunner uses min(32, cpu + 4) threads."
+WRONG_PATTERNS = ["re:(?:uses|is|defaults to|default is)\\s+`?min\\(32",
+                  "re:(?:uses|is|defaults to|default is)\\s+`?cpu \\+ 4"]
 
 
 def test_questions_file_is_complete():
@@ -29,6 +40,17 @@ def test_questions_file_is_complete():
     assert all(q.must_include for q in questions)
     topics = {q.topic for q in questions}
     assert {"deployment-concurrency", "skip-if-busy", "work-pools-and-queues", "tag-limits"} <= topics
+
+
+def test_recipes_never_state_a_fact_the_eval_calls_wrong():
+    """Each question's wrong-fact patterns stay silent on its own topic's recipe (which may name them as wrong)."""
+    book = RecipeBook.load()
+    for question in load_questions():
+        recipe = book.get(question.topic)
+        assert recipe is not None, question.id
+        result = score_answer(question, Reply(text=recipe.body), 0.0)
+        assert result.wrong_facts == [], (question.id, result.wrong_facts)
+        assert result.verifier_ok
 
 
 async def test_scores_a_corrected_answer_and_a_wrong_one(fresh_model, tmp_path):
@@ -50,11 +72,11 @@ async def test_scores_a_corrected_answer_and_a_wrong_one(fresh_model, tmp_path):
     assert "Unknown option: --limit." in correction["messages"][-1]["content"]
 
     assert workers.id == "default-max-workers" and workers.model_rounds == 1
-    assert workers.wrong_facts == ["min(32", "cpu + 4"] and workers.missing == ["sys.maxsize | unbounded | unlimited"]
+    assert workers.wrong_facts == WRONG_PATTERNS[:1] and workers.missing == ["sys.maxsize | unbounded | unlimited"]
     assert workers.essentials_hit == 1 and workers.verifier_ok
 
     summary = summarize(results)
-    assert summary.questions == 2 and summary.wrong_facts == 2 and summary.verifier_pass_rate == 1.0
+    assert summary.questions == 2 and summary.wrong_facts == 1 and summary.verifier_pass_rate == 1.0
     assert summary.essentials_ratio == round(2 / 3, 3)
     console = Console(record=True, width=160)
     console.print(render_table(results, summary))
