@@ -296,3 +296,24 @@ async def test_not_found_names_the_missing_object_and_the_known_ones(prefect_ser
         with pytest.raises(NotFound) as caught:
             await read_limit(client, "work_pool", f"no-such-pool-{uid()}")
     assert "no work pool limit named `no-such-pool-" in str(caught.value) and pool in str(caught.value)
+
+
+async def test_tag_limits_past_the_first_200_gcls_are_listed(prefect_server):
+    """Prefect's v1 tag list drops tags behind the first `limit + offset` GCL rows; the map must not."""
+    prefix, tag = f"ops-bulk-{uid()}", f"ops-late-tag-{uid()}"
+    gate = asyncio.Semaphore(8)
+
+    async with get_client() as client:
+
+        async def create(i: int) -> None:
+            async with gate:
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=f"{prefix}-{i}", limit=1)
+                )
+
+        await asyncio.gather(*(create(i) for i in range(205)))
+        await client.create_concurrency_limit(tag=tag, concurrency_limit=3)
+        cmap = await concurrency_map(client, ["global", "tag"])
+    assert sum(1 for r in cmap.of_kind("global") if r.name.startswith(prefix)) == 205
+    [row] = [r for r in cmap.of_kind("tag") if r.name == tag]
+    assert row.limit == 3 and row.active_slots == 0

@@ -28,6 +28,7 @@ from bot.prefect_ops.errors import NotFound, at_boundary
 from bot.prefect_ops.holder_events import gcl_holders
 from bot.prefect_ops.models import LimitKind, LimitStatus, WaitingRun
 from bot.prefect_ops.runs import (
+    PAGE,
     chunks,
     flow_run_holder,
     holders_for,
@@ -56,9 +57,7 @@ def kind_of_gcl(name: str) -> LimitKind:
 
 async def read_all_gcls(client: PrefectClient) -> list[GlobalConcurrencyLimitResponse]:
     """Every GCL row, tag- and deployment-backed ones included (the client's default page is 10)."""
-    return await paged(
-        lambda limit, offset: client.read_global_concurrency_limits(limit=limit, offset=offset)
-    )
+    return await paged(lambda limit, offset: client.read_global_concurrency_limits(limit=limit, offset=offset))
 
 
 def _gcl_status(gcl: GlobalConcurrencyLimitResponse, kind: LimitKind, name: str) -> LimitStatus:
@@ -95,27 +94,47 @@ async def list_global_limits(
 async def list_tag_limits(
     client: PrefectClient, gcls: list[GlobalConcurrencyLimitResponse] | None = None
 ) -> list[LimitStatus]:
-    """Tag limits with the task runs holding them (the v1 API names them)."""
-    v1_limits, gcls = await asyncio.gather(
-        paged(lambda limit, offset: client.read_concurrency_limits(limit=limit, offset=offset)),
+    """Tag limits with the task runs holding them.
+
+    The list comes from the `tag:` GCLs: Prefect 3.9.1's v1 list endpoint only looks at the first
+    `limit + offset` GCL rows of every kind, so with many GCLs it silently drops tag limits. Holders
+    come from the per-tag v1 read (it names the task runs), only for tags with slots in use.
+    """
+    gcls, v1_page = await asyncio.gather(
         read_all_gcls(client) if gcls is None else _given(gcls),
+        client.read_concurrency_limits(limit=PAGE, offset=0),  # pre-migration v1-only rows, if any
     )
-    by_name = {g.name: g for g in gcls if kind_of_gcl(g.name) == "tag"}
-    holders = await holders_for(client, [("task_run", rid) for v1 in v1_limits for rid in v1.active_slots])
+    tag_gcls = [g for g in gcls if kind_of_gcl(g.name) == "tag"]
+    gate = asyncio.Semaphore(PARALLEL_READS)
+
+    async def slots_of(tag: str) -> list[UUID]:
+        async with gate:
+            return list((await client.read_concurrency_limit_by_tag(tag)).active_slots)
+
+    busy = [g for g in tag_gcls if g.active_slots > 0]
+    slot_lists = await asyncio.gather(*(slots_of(g.name.removeprefix(TAG_PREFIX)) for g in busy))
+    slots_by_tag = {g.name: ids for g, ids in zip(busy, slot_lists, strict=True)}
+    holders = await holders_for(client, [("task_run", rid) for ids in slots_by_tag.values() for rid in ids])
     statuses = []
-    for v1 in v1_limits:
-        gcl = by_name.get(f"{TAG_PREFIX}{v1.tag}")
-        status = LimitStatus(
-            kind="tag",
-            name=v1.tag,
-            id=v1.id,
-            limit=v1.concurrency_limit,
-            active_slots=gcl.active_slots if gcl else len(v1.active_slots),
-            enabled=gcl.active if gcl else True,
-            gcl_name=f"{TAG_PREFIX}{v1.tag}",
-            holders=[holders[rid] for rid in v1.active_slots],
-        )
+    for gcl in tag_gcls:
+        status = _gcl_status(gcl, "tag", gcl.name.removeprefix(TAG_PREFIX))
+        status.holders = [holders[rid] for rid in slots_by_tag.get(gcl.name, [])]
         statuses.append(status)
+    known = {s.name for s in statuses}
+    for v1 in v1_page:
+        if v1.tag not in known:
+            statuses.append(
+                LimitStatus(
+                    kind="tag",
+                    name=v1.tag,
+                    id=v1.id,
+                    limit=v1.concurrency_limit,
+                    active_slots=len(v1.active_slots),
+                    holders=[
+                        h for h in (await holders_for(client, [("task_run", r) for r in v1.active_slots])).values()
+                    ],
+                )
+            )
     return statuses
 
 
@@ -166,9 +185,7 @@ async def list_deployment_limits(
             ids,
             FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])),
         ),
-        _runs_of_deployments(
-            client, ids, FlowRunFilterState(name=FlowRunFilterStateName(any_=[AWAITING_SLOT]))
-        ),
+        _runs_of_deployments(client, ids, FlowRunFilterState(name=FlowRunFilterStateName(any_=[AWAITING_SLOT]))),
     )
     flow_names = {fid: flow.name for fid, flow in flows.items()}
     holders_by_dep, waiting_by_dep = defaultdict(list), defaultdict(list)
