@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import uuid
 
 import pytest
@@ -70,7 +72,15 @@ async def test_a_proposal_clicked_on_both_replicas_is_applied_once(two_replicas,
         thread.join()
     for bot in two_replicas:
         bot.wait_idle()
-    audit = await first.runtime.approvals.audit_log(proposal_id=proposal_id)
-    assert [entry.action for entry in audit].count("applied") == 1
+    deadline = time.monotonic() + 30
+    actions: list[str] = []
+    while time.monotonic() < deadline:
+        actions = [entry.action for entry in await first.runtime.approvals.audit_log(proposal_id=proposal_id)]
+        if "applied" in actions and len(fresh_slack.calls_to("chat.update")) >= 1:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # let every other click finish, then count
+    actions = [entry.action for entry in await first.runtime.approvals.audit_log(proposal_id=proposal_id)]
+    assert actions.count("applied") == 1, actions
     async with get_client() as client:
         assert (await client.read_work_pool(pool)).concurrency_limit == 4

@@ -91,6 +91,7 @@ def test_assistant_thread_gets_suggested_prompts_and_status(streaming_bot, fresh
     streaming_bot.post_event(message("Show all limits", channel="D1", channel_type="im",
                                      ts="1710000000.000500", thread_ts="1710000000.000400"))
     fresh_slack.wait_for("assistant.threads.setStatus")
+    fresh_slack.wait_for("chat.stopStream")
     streaming_bot.wait_idle()
     assert fresh_slack.calls_to("assistant.threads.setTitle")[0].args["title"] == "Show all limits"
     assert "pane answer" in fresh_slack.bot_texts("D1", "1710000000.000400")
