@@ -155,7 +155,7 @@ class OfflineEngine:
         text = f"{name} {kind_hint}" if kind_hint and kind_hint.lower() != "limit" else name
         async with self.client_factory() as client:
             names = await known_names(client)
-            match = require_match(resolve_among(text, names), names, "limit, deployment, pool or queue")
+            match = require_match(resolve_among(text, names), names, "object")
             status = await read_limit(client, match.kind, match.name)
         return render.limit_detail(status)
 

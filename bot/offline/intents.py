@@ -56,14 +56,20 @@ def _tidy(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().rstrip("?.!").strip()
 
 
+def _near_miss(tidy: str) -> bool:
+    """A command verb followed soon by a kind word ("set work pool x limit to lots"): a mistyped change."""
+    head = " ".join(tidy.split()[:4])
+    return (looks_like_change_request(tidy) and not re.search(r"\bhow\b", tidy, re.I)
+            and re.search(r"\b(gcl|pool|queue|deployment|tag)\b", head, re.I) is not None)
+
+
 def classify(text: str) -> Intent:
     """Route one question; the first matching family wins (change, diagnose, list, inspect)."""
     change = parse_change_request(text)
     if change is not None:
         return Intent(kind="change", change=change)
     tidy = _tidy(text)
-    if looks_like_change_request(tidy) and re.search(r"\b(limit|gcl|pool|queue|deployment|tag)\b", tidy, re.I) \
-            and not re.search(r"\bhow\b", tidy, re.I) and re.search(r"\d|\bclear\b|\bremove\b|\breset\b", tidy, re.I):
+    if _near_miss(tidy):
         return Intent(kind="bad_change")
     for pattern in _DIAGNOSE:
         match = re.search(pattern, tidy, re.IGNORECASE)
