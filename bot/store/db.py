@@ -36,10 +36,10 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every table that is missing. Importing the model modules registers them."""
-    from bot.store import models  # noqa: F401  (registers tables on Base.metadata)
+    """Bring the schema to the newest migration (the same revisions on SQLite and Postgres)."""
+    from bot.store.migrate import upgrade
 
-    Base.metadata.create_all(engine)
+    upgrade(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

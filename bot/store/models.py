@@ -1,8 +1,3 @@
-"""Imports every table module so `create_schema` sees them all."""
+"""Imports every table module so migrations and `create_schema` see them all."""
 
-from bot.store import events, feedback, threads  # noqa: F401
-
-try:  # tables owned by later layers register themselves when present
-    from bot.store import proposals  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+from bot.store import events, feedback, proposals, threads  # noqa: F401

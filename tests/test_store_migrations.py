@@ -1,0 +1,61 @@
+"""The same migrations build the same schema as the models, on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from bot.store import Store
+from bot.store.db import Base, make_engine
+from tests.fakes.prefect_server import create_postgres_database, drop_postgres_database, postgres_available
+
+
+def assert_schema_matches_models(url: str) -> None:
+    store = Store.open(url)
+    try:
+        with store.engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert diff == [], f"models and migrations differ: {diff}"
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"seen_events", "proposals", "audit_entries", "answer_feedback", "bot_threads",
+                "alembic_version"} <= tables
+        key = f"Ev{uuid.uuid4().hex}"
+        assert store.claim_event(key) is True and store.claim_event(key) is False
+    finally:
+        store.close()
+
+
+def test_sqlite_migrations_match_models(tmp_path):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    assert_schema_matches_models(url)
+    assert_schema_matches_models(url)  # a second start is a no-op
+
+
+@pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not answering at 127.0.0.1:5432 (CI has it)")
+def test_postgres_migrations_match_models_even_when_replicas_start_together():
+    database = create_postgres_database("cbot_migrate")
+    url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    try:
+        errors: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                Store.open(url).close()
+            except BaseException as exc:  # collected and re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert_schema_matches_models(url)
+        make_engine(url).dispose()
+    finally:
+        drop_postgres_database(database)
