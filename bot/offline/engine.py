@@ -211,7 +211,7 @@ class OfflineEngine:
         body = fill_names(hits[0].recipe.body.strip(), objects)
         parts = [f"**{hits[0].recipe.title}**", body]
         if live:
-            parts.append("**On your server now:**\n" + "\n".join(f"• {line}" for line in live))
+            parts.append("**On your server now:**\n\n" + "\n".join(f"- {line}" for line in live))
         if len(hits) > 1:
             parts.append(f"_See also: {hits[1].recipe.title}._")
         return "\n\n".join(parts)

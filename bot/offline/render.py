@@ -57,9 +57,9 @@ def limits_table(cmap: ConcurrencyMap, busy_only: bool = False) -> str:
             rows = [r for r in rows if r.limit is not None or r.active_slots or r.waiting or r.paused]
         if not rows:
             continue
-        lines = [f"**{title}**"]
+        lines = [f"**{title}**", ""]
         for row in rows:
-            line = f"• `{row.name}`: {occupancy(row)}"
+            line = f"- `{row.name}`: {occupancy(row)}"
             if row.waiting:
                 line += f", {row.waiting} waiting"
             if row.holders:
@@ -99,12 +99,12 @@ def diagnosis_text(diagnosis: Diagnosis) -> str:
     lines = [f"**Why {run}{state} is not running:** {diagnosis.summary}"]
     blocker = diagnosis.blocker
     if blocker is not None:
-        lines += [f"• {item}" for item in blocker.evidence]
+        lines += [f"- {item}" for item in blocker.evidence]
         if blocker.fix is not None and blocker.fix.action != "none":
             fix = blocker.fix
             change = f" ({fix.current or 'none'} → {fix.proposed})" if fix.proposed else ""
             lines.append(f"\n**Suggested:** {fix.action.replace('_', ' ')} on {fix.target_kind.replace('_', ' ')} "
                          f"`{fix.target_name}`{change}: {fix.reason}")
-    lines.append("\n_Checks made:_")
-    lines += [f"{'⛔' if f.blocking else '✓'} {f.check.replace('_', ' ')}: {f.summary}" for f in diagnosis.findings]
+    lines.append("\n_Checks made:_\n")
+    lines += [f"- {'⛔' if f.blocking else '✓'} {f.check.replace('_', ' ')}: {f.summary}" for f in diagnosis.findings]
     return "\n".join(lines)

@@ -31,6 +31,8 @@ def quiet_logging(settings: Settings) -> None:
     from bot.logging_setup import configure_logging
 
     configure_logging(settings.model_copy(update={"bot_log_level": "WARNING"}))
+    for handler in logging.getLogger().handlers:  # libraries (bm25s) set their own loggers to DEBUG
+        handler.setLevel(logging.WARNING)
     logging.getLogger("prefect").setLevel(logging.ERROR)
 
 
