@@ -105,7 +105,8 @@ class Pipeline:
         return messages
 
     # --- answering -------------------------------------------------------------------------
-    async def answer(self, turn: Turn) -> Reply:
+    async def answer(self, turn: Turn, allow_proposals: bool = True) -> Reply:
+        """`allow_proposals=False` answers read-only (no proposal tool), e.g. for Slack Connect guests."""
         started = time.perf_counter()
         if not turn.text.strip():
             return Reply(text=EMPTY_QUESTION)
@@ -115,7 +116,7 @@ class Pipeline:
         deadline = time.monotonic() + self.settings.bot_answer_timeout_seconds
         proposals: list[str] = []
         try:
-            reply = await self._answer_with_model(turn, deadline, proposals)
+            reply = await self._answer_with_model(turn, deadline, proposals, allow_proposals)
         except ModelUnavailable as exc:
             self.breaker.record_failure()
             log.warning("model unavailable: %s", exc)
@@ -136,10 +137,14 @@ class Pipeline:
         reply.offline = True
         return reply
 
-    async def _answer_with_model(self, turn: Turn, deadline: float, proposals: list[str]) -> Reply:
+    async def _answer_with_model(self, turn: Turn, deadline: float, proposals: list[str],
+                                 allow_proposals: bool = True) -> Reply:
         assert self.model is not None
         messages = self.build_messages(turn)
         registry = self.tools_for_turn(turn, proposals)
+        if not allow_proposals:
+            registry = ToolRegistry({n: t for n, t in registry.tools.items() if not t.changes_prefect})
+            messages.insert(1, {"role": "system", "content": READ_ONLY_NOTE})
         result = await run_agent(self.model, messages, registry, self.settings.bot_max_tool_rounds,
                                  deadline, self.settings.bot_tool_result_max_chars)
         reply = Reply(text=result.text, proposals=proposals, model_rounds=result.rounds,
@@ -147,7 +152,7 @@ class Pipeline:
                       tool_calls=list(result.tool_calls),
                       timings={"model": result.model_seconds, "tools": result.tool_seconds})
         if not reply.text:
-            reply.text = EMPTY_ANSWER
+            reply.text = ROUND_CAP_ANSWER.format(rounds=result.rounds - 1) if result.hit_round_cap else EMPTY_ANSWER
             return reply
         if self.verify is not None:
             await self._verify_and_correct(reply, messages, registry, deadline)
@@ -185,6 +190,10 @@ class Pipeline:
 
 EMPTY_QUESTION = ("Hi! Ask me about Prefect concurrency: for example *\"only one run of my-flow/prod at "
                   "a time\"*, *\"why is run brave-otter stuck?\"* or *\"show all limits\"*.")
+ROUND_CAP_ANSWER = ("I looked things up {rounds} times without reaching an answer, so I stopped there. "
+                    "Nothing was changed. Could you narrow the question (name the deployment, pool or run)?")
+READ_ONLY_NOTE = ("This person is a guest from another Slack workspace: answer their question, but do not "
+                  "propose limit changes (you have no tool for it in this conversation).")
 EMPTY_ANSWER = "I came up empty on that one. Could you rephrase it, or name the deployment, pool or run?"
 
 

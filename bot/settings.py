@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     bot_user_rate_limit_per_minute: int = 20
     bot_circuit_failure_threshold: int = 3
     bot_circuit_reset_seconds: float = 60.0
+    # An apply still `approved`, or an answer still in flight, after this long was cut off by a
+    # crash or restart; the maintenance sweep reconciles it. Keep it above the answer timeout.
+    bot_interrupted_after_seconds: float = 300.0
     bot_log_json: bool = False
     bot_log_level: str = "INFO"
 

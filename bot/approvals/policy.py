@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class Refusal(BaseModel):
     """Why a person may not take a decision; `message` is safe to show them."""
 
-    code: str  # read_only | not_approver | second_person
+    code: str  # read_only | guest | not_approver | second_person
     message: str
 
 
@@ -68,11 +68,18 @@ class ApprovalPolicy:
                 log.warning("could not read approver group %s: %s", group, type(exc).__name__)
         return self._group_members
 
-    async def refusal(self, user_id: str, requester: str, destructive: bool) -> Refusal | None:
-        """None when `user_id` may approve (or edit); otherwise the reason they may not."""
+    async def refusal(self, user_id: str, requester: str, destructive: bool,
+                      guest: bool = False) -> Refusal | None:
+        """None when `user_id` may approve (or edit); otherwise the reason they may not.
+
+        `guest` marks a Slack Connect user from another workspace: they may ask, never decide."""
         if self.read_only:
             return Refusal(code="read_only",
                            message="The bot is in read-only mode: no limit changes are applied.")
+        if guest:
+            return Refusal(code="guest",
+                           message="Only people in this workspace can decide on limit changes, so nothing "
+                                   "changed.")
         if not await self.is_approver(user_id):
             return Refusal(code="not_approver",
                            message="You are not an approver for concurrency limit changes, "

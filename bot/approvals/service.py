@@ -37,6 +37,8 @@ from bot.store.proposals import from_db_time, utcnow
 
 log = logging.getLogger(__name__)
 
+INTERRUPTED = "interrupted by a restart; nothing is retried automatically"
+
 Outcome = Literal["applied", "failed", "stale", "rejected", "edited", "expired", "refused",
                   "not_found", "already_decided", "invalid"]
 
@@ -119,13 +121,30 @@ def _normal(snapshot: Snapshot) -> Snapshot:
     return json.loads(json.dumps(snapshot, default=str, sort_keys=True))
 
 
+def reached_target(change: Change, current: Snapshot) -> bool:
+    """Whether Prefect already shows what `change` would make it show (reset cannot be told: False)."""
+    action = change.action
+    if action == "delete":
+        return current.get("exists") is False
+    if current.get("exists") is False or action == "reset":
+        return False
+    if action in ("enable", "disable"):
+        return bool(current.get("active")) == (action == "enable")
+    if action == "clear":
+        return current.get("limit") is None
+    wanted = {f: getattr(change, f, None) for f in ("limit", "collision_strategy", "grace_period_seconds",
+                                                     "slot_decay_per_second")}
+    return all(current.get(f) == v for f, v in wanted.items() if v is not None)
+
+
 class ApprovalService:
     """Creates proposals and takes decisions on them; the store makes each decision happen once."""
 
     def __init__(self, store: Store, policy: ApprovalPolicy, ttl_seconds: int = 24 * 3600,
                  client_factory: ClientFactory = _default_client_factory,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, interrupted_after_seconds: float = 300.0) -> None:
         self.store = store
+        self.interrupted_after_seconds = interrupted_after_seconds
         self.policy = policy
         self.ttl = timedelta(seconds=ttl_seconds)
         self.client_factory = client_factory
@@ -136,7 +155,8 @@ class ApprovalService:
                       slack_client: Any | None = None) -> ApprovalService:
         """The service as the app runs it: policy from settings, approver group read through Slack."""
         policy = ApprovalPolicy(settings, slack_client)
-        return cls(store, policy, ttl_seconds=settings.bot_proposal_ttl_seconds)
+        return cls(store, policy, ttl_seconds=settings.bot_proposal_ttl_seconds,
+                   interrupted_after_seconds=settings.bot_interrupted_after_seconds)
 
     # --- small store helpers (sync SQLAlchemy off the event loop) ----------------------------
     async def _db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -201,20 +221,20 @@ class ApprovalService:
 
     # --- deciding -----------------------------------------------------------------------------
     async def decide(self, proposal_id: str, user: str, action: Literal["approve", "reject", "edit"],
-                     value: str | None = None, note: str | None = None) -> Decision:
+                     value: str | None = None, note: str | None = None, guest: bool = False) -> Decision:
         if action == "approve":
-            return await self.approve(proposal_id, user)
+            return await self.approve(proposal_id, user, guest=guest)
         if action == "reject":
-            return await self.reject(proposal_id, user, note)
-        return await self.edit(proposal_id, user, value or "")
+            return await self.reject(proposal_id, user, note, guest=guest)
+        return await self.edit(proposal_id, user, value or "", guest=guest)
 
-    async def may_decide(self, proposal_id: str, user: str,
-                         what: str = "edit") -> tuple[ProposalView | None, Decision | None]:
+    async def may_decide(self, proposal_id: str, user: str, what: str = "edit",
+                         guest: bool = False) -> tuple[ProposalView | None, Decision | None]:
         """Before opening an Edit or Reject modal: the proposal, or the (audited) refusal."""
-        return await self._gate(proposal_id, user, what, second_person_applies=False)
+        return await self._gate(proposal_id, user, what, second_person_applies=False, guest=guest)
 
-    async def _gate(self, proposal_id: str, user: str, what: str,
-                    second_person_applies: bool) -> tuple[ProposalView | None, Decision | None]:
+    async def _gate(self, proposal_id: str, user: str, what: str, second_person_applies: bool,
+                    guest: bool = False) -> tuple[ProposalView | None, Decision | None]:
         """Existence, permission and pending checks shared by all decisions (each refusal audited)."""
         proposal = await self.get(proposal_id)
         if proposal is None:
@@ -222,7 +242,7 @@ class ApprovalService:
                               detail=f"{what} of unknown proposal id {proposal_id[:60]!r}")
             return None, Decision(outcome="not_found",
                                   message="That proposal does not exist, so nothing changed.")
-        refusal = await self.policy.refusal(user, proposal.requester, proposal.destructive)
+        refusal = await self.policy.refusal(user, proposal.requester, proposal.destructive, guest=guest)
         if refusal is not None and (refusal.code != "second_person" or second_person_applies):
             await self._audit("refused", user, proposal, result=refusal.code,
                               detail=f"{what}: {refusal.message}")
@@ -244,8 +264,9 @@ class ApprovalService:
         return Decision(outcome="expired", proposal=fresh,
                         message="This proposal has expired, so nothing changed. Ask again for a fresh one.")
 
-    async def approve(self, proposal_id: str, user: str) -> Decision:
-        proposal, refused = await self._gate(proposal_id, user, "approve", second_person_applies=True)
+    async def approve(self, proposal_id: str, user: str, guest: bool = False) -> Decision:
+        proposal, refused = await self._gate(proposal_id, user, "approve", second_person_applies=True,
+                                             guest=guest)
         if refused is not None:
             return refused
         assert proposal is not None
@@ -308,8 +329,9 @@ class ApprovalService:
         await self._audit("stale", user, proposal, result="stale", detail=note, after=current)
         return Decision(outcome="stale", proposal=await self.get(proposal.id), fresh=fresh, message=note)
 
-    async def reject(self, proposal_id: str, user: str, note: str | None = None) -> Decision:
-        proposal, refused = await self._gate(proposal_id, user, "reject", second_person_applies=False)
+    async def reject(self, proposal_id: str, user: str, note: str | None = None, guest: bool = False) -> Decision:
+        proposal, refused = await self._gate(proposal_id, user, "reject", second_person_applies=False,
+                                             guest=guest)
         if refused is not None:
             return refused
         assert proposal is not None
@@ -322,9 +344,10 @@ class ApprovalService:
         return Decision(outcome="rejected", proposal=await self.get(proposal.id),
                         message="Rejected; nothing changed.")
 
-    async def edit(self, proposal_id: str, user: str, value: str) -> Decision:
+    async def edit(self, proposal_id: str, user: str, value: str, guest: bool = False) -> Decision:
         """Replace the proposed limit with a person's value; the proposal stays pending for approval."""
-        proposal, refused = await self._gate(proposal_id, user, "edit", second_person_applies=False)
+        proposal, refused = await self._gate(proposal_id, user, "edit", second_person_applies=False,
+                                             guest=guest)
         if refused is not None:
             return refused
         assert proposal is not None
@@ -339,6 +362,50 @@ class ApprovalService:
         await self._audit("edited", user, proposal, result="edited", detail=f"now: {diff}",
                           after=change_to_json(change))
         return Decision(outcome="edited", proposal=await self.get(proposal.id), message=f"Edited: {diff}")
+
+    # --- recovery after a crash ---------------------------------------------------------------
+    async def recover_interrupted(self, older_than_seconds: float | None = None) -> list[ProposalView]:
+        """Settle proposals left `approved` by a process that died between winning the click and
+        recording the result. Prefect is re-read, never written: if it already shows the target
+        the proposal is marked applied, otherwise failed. Proposals decided less than
+        `older_than_seconds` ago are left alone (another replica may still be applying them).
+        Returns the proposals this call settled; Prefect errors leave them for the next pass."""
+        if older_than_seconds is None:
+            older_than_seconds = self.interrupted_after_seconds
+        cutoff = self.clock() - timedelta(seconds=older_than_seconds)
+        settled: list[ProposalView] = []
+        for proposal_id in await self._db(db.stuck_approved, cutoff):
+            proposal = await self.get(proposal_id)
+            if proposal is None:
+                continue
+            try:
+                current = await self._read_now(proposal.change)
+            except Exception as exc:  # Prefect unreachable: try again on the next sweep
+                log.warning("could not re-read interrupted proposal %s: %s", proposal.id, type(exc).__name__)
+                continue
+            actor = proposal.decided_by or "system"
+            if reached_target(proposal.change, current) and current != _normal(proposal.before):
+                if await self._db(db.transition, proposal.id, [db.APPROVED], db.APPLIED,
+                                  decision_note="confirmed after a restart"):
+                    await self._audit("applied", actor, proposal, result="applied", after=current,
+                                      detail="the apply was interrupted by a restart; Prefect shows the change")
+            else:
+                shown = "Prefect still shows the old value" if current == _normal(proposal.before) else (
+                    f"Prefect now shows {json.dumps(current, default=str)}")
+                error = f"{INTERRUPTED} ({shown})"
+                if await self._db(db.transition, proposal.id, [db.APPROVED], db.FAILED, error=error):
+                    await self._audit("failed", actor, proposal, result="failed", detail=error, after=current)
+            view = await self.get(proposal.id)
+            if view is not None and view.status != db.APPROVED:
+                settled.append(view)
+        return settled
+
+    async def _read_now(self, change: Change) -> Snapshot:
+        async with self.client_factory() as client:
+            try:
+                return _normal(await change.read(client))
+            except ChangeTargetMissing:
+                return {"exists": False}
 
     # --- expiry and audit -----------------------------------------------------------------------
     async def expire_due(self) -> list[ProposalView]:

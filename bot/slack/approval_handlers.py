@@ -98,21 +98,31 @@ def _state_value(view: dict[str, Any], block: str, action: str) -> str | None:
     return (((view.get("state") or {}).get("values") or {}).get(block) or {}).get(action, {}).get("value")
 
 
+def is_guest(body: dict[str, Any], context: Any) -> bool:
+    """A Slack Connect user from another workspace: their team differs from the bot's own."""
+    user_team = (body.get("user") or {}).get("team_id")
+    authorized = getattr(context, "authorize_result", None)  # the bot's own workspace (auth.test)
+    home = getattr(authorized, "team_id", None) or (context.get("team_id") if context else None)
+    return bool(user_team and home and user_team != home)
+
+
 def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings: Settings) -> None:
     """Wire the card's buttons and modals to the service. `settings` is kept for future knobs."""
 
     @app.action(cards.APPROVE)
-    async def on_approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_approve(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
         user = body["user"]["id"]
         channel, thread_ts = _where(body)
-        decision = await service.approve(str(body["actions"][0].get("value") or ""), user)
+        decision = await service.approve(str(body["actions"][0].get("value") or ""), user,
+                                         guest=is_guest(body, context))
         await show_decision(service, client, decision, user, channel, thread_ts)
 
-    async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str) -> None:
+    async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str, context: Any) -> None:
         user = body["user"]["id"]
         channel, thread_ts = _where(body)
-        proposal, refused = await service.may_decide(str(body["actions"][0].get("value") or ""), user, what)
+        proposal, refused = await service.may_decide(str(body["actions"][0].get("value") or ""), user, what,
+                                                     guest=is_guest(body, context))
         if refused is not None:
             await show_decision(service, client, refused, user, channel, thread_ts)
             return
@@ -124,18 +134,18 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(cards.EDIT)
-    async def on_edit(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_edit(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
-        await _open_modal(body, client, "edit")
+        await _open_modal(body, client, "edit", context)
 
     @app.action(cards.REJECT)
-    async def on_reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_reject(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
-        await _open_modal(body, client, "reject")
+        await _open_modal(body, client, "reject", context)
 
     @app.view(cards.EDIT_VIEW)
     async def on_edit_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
-                             client: AsyncWebClient) -> None:
+                             client: AsyncWebClient, context: Any) -> None:
         metadata = _metadata(view)
         raw = _state_value(view, cards.VALUE_BLOCK, cards.VALUE_ACTION)
         problem = cards.edit_value_error(metadata, raw)
@@ -144,14 +154,15 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
             return
         await ack()
         user = body["user"]["id"]
-        decision = await service.edit(str(metadata.get("id") or ""), user, raw or "")
+        decision = await service.edit(str(metadata.get("id") or ""), user, raw or "", guest=is_guest(body, context))
         await show_decision(service, client, decision, user, None, None)
 
     @app.view(cards.REJECT_VIEW)
     async def on_reject_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
-                               client: AsyncWebClient) -> None:
+                               client: AsyncWebClient, context: Any) -> None:
         await ack()
         user = body["user"]["id"]
         note = _state_value(view, cards.REASON_BLOCK, cards.REASON_ACTION)
-        decision = await service.reject(str(_metadata(view).get("id") or ""), user, note)
+        decision = await service.reject(str(_metadata(view).get("id") or ""), user, note,
+                                        guest=is_guest(body, context))
         await show_decision(service, client, decision, user, None, None)

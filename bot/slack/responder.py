@@ -23,6 +23,7 @@ from bot.settings import Settings
 from bot.slack.delivery import AnswerDelivery, Recipient
 from bot.slack.filters import message_key
 from bot.slack.history import strip_mention, thread_history
+from bot.slack.inflight import mark, marker_key, unmark
 from bot.store import Store
 from bot.turns import Reply, Turn
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 FILES_ONLY = ("I can only read text for now. Paste the error or the run name as text and I'll look "
               "into it.")
+INTERNAL_ERROR = "Sorry, something went wrong on my side while answering. Nothing was changed; please try again."
 RATE_LIMITED = "You're asking faster than I can answer well. Give me a minute and ask again."
 CardPoster = Callable[[AsyncWebClient, str, str, list[str]], Awaitable[None]]
 
@@ -100,6 +102,18 @@ class Responder:
             return
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
+        marker = marker_key(channel, thread_ts, ts)
+        await asyncio.to_thread(mark, self.store, marker)  # a crash from here on leaves a trace
+        try:
+            await self._answer(client, event, context, channel, ts, thread_ts)
+        except Exception:
+            log.exception("answering a message failed")
+            await self._post(client, channel, thread_ts, INTERNAL_ERROR)
+        finally:
+            await asyncio.to_thread(unmark, self.store, marker)
+
+    async def _answer(self, client: AsyncWebClient, event: dict[str, Any], context: dict[str, Any],
+                      channel: str, ts: str, thread_ts: str) -> None:
         user = event.get("user", "")
         started = time.perf_counter()
         await self._react(client, channel, ts)
@@ -118,10 +132,11 @@ class Responder:
         if event.get("thread_ts"):
             history = await thread_history(client, channel, thread_ts, ts, bot_user_id, context.get("bot_id"),
                                            self.settings.bot_history_max_messages)
-        if team and home_team and team != home_team:
-            log.info("message from Slack Connect user %s of team %s", user, team)
+        guest = bool(team and home_team and team != home_team)
+        if guest:  # Slack Connect: answered, but read-only; their clicks are refused by the policy
+            log.info("message from Slack Connect user %s of team %s: answering read-only", user, team)
         turn = Turn(text=text, user_id=user, channel=channel, thread_ts=thread_ts, history=history)
-        reply = await self.pipeline.answer(turn)
+        reply = await self.pipeline.answer(turn, allow_proposals=not guest)
         metrics.observe_reply(reply, time.perf_counter() - started)
         await self.deliver(client, channel, thread_ts, reply, Recipient(user, home_team or team))
 
@@ -141,4 +156,7 @@ class Responder:
 
     async def _post(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str) -> None:
         assert self.delivery is not None
-        await self.delivery.post(client, channel, thread_ts, markdown)
+        try:
+            await self.delivery.post(client, channel, thread_ts, markdown)
+        except Exception:  # Slack unreachable: nothing more we can tell the user
+            log.exception("could not post in the thread")

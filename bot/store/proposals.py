@@ -145,6 +145,14 @@ def due_for_expiry(sessions: sessionmaker, now: datetime) -> list[str]:
         return list(session.scalars(stmt))
 
 
+def stuck_approved(sessions: sessionmaker, decided_before: datetime) -> list[str]:
+    """Proposals that won pending → approved before `decided_before` and never recorded a result."""
+    stmt = select(Proposal.id).where(Proposal.status == APPROVED,
+                                     Proposal.decided_at <= to_db_time(decided_before))
+    with sessions() as session:
+        return list(session.scalars(stmt))
+
+
 def unposted_in_thread(sessions: sessionmaker, channel: str | None, thread_ts: str | None) -> list[Proposal]:
     stmt = (select(Proposal)
             .where(Proposal.status == PENDING, Proposal.message_ts.is_(None),

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class Disconnect(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by `handle` to drop the connection with a TCP reset instead of answering."""
 
 
 class FakeServer:
@@ -29,7 +35,13 @@ class FakeServer:
             def _dispatch(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                status, headers, body = fake.handle(method, self.path, dict(self.headers), raw)
+                try:
+                    status, headers, body = fake.handle(method, self.path, dict(self.headers), raw)
+                except Disconnect:
+                    self.close_connection = True
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    return
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(payload)))
@@ -37,8 +49,11 @@ class FakeServer:
                     self.send_header("Content-Type", "application/json")
                 for key, value in headers.items():
                     self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+                    self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

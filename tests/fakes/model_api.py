@@ -1,7 +1,8 @@
 """A local server speaking the OpenAI chat-completions protocol, scripted per test.
 
 A script is a list of steps. Each step is either a reply (`text(...)`, `tool_calls(...)`),
-an error (`error(status, retry_after=...)`), or a callable that receives the request JSON and
+an error (`error(status, retry_after=...)`), a stall (`hang(seconds)`), a dropped connection
+(`disconnect()`), or a callable that receives the request JSON and
 returns one of those. Requests are recorded so tests can read what the model was shown.
 """
 
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.fakes.http_fake import FakeServer
+from tests.fakes.http_fake import Disconnect, FakeServer
 
 Step = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
 _ids = itertools.count(1)
@@ -41,6 +42,11 @@ def error(status: int, retry_after: float | None = None, message: str = "scripte
 
 def hang(seconds: float) -> dict[str, Any]:
     return {"kind": "hang", "seconds": seconds}
+
+
+def disconnect() -> dict[str, Any]:
+    """Drop the connection with a TCP reset, as a crashing proxy or provider would."""
+    return {"kind": "disconnect"}
 
 
 class FakeModelAPI(FakeServer):
@@ -84,6 +90,8 @@ class FakeModelAPI(FakeServer):
         if step["kind"] == "hang":
             time.sleep(step["seconds"])
             step = text("late answer")
+        if step["kind"] == "disconnect":
+            raise Disconnect()
         if step["kind"] == "error":
             hdrs = {"Retry-After": str(step["retry_after"])} if step.get("retry_after") is not None else {}
             return step["status"], hdrs, {"error": {"message": step["message"], "type": "server_error"}}
