@@ -43,6 +43,15 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (from /proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class BotProcess:
     """Start a bot entry point on a free port, wait for /healthz, sample its RSS in a thread."""
 
@@ -81,6 +90,9 @@ class BotProcess:
 
     def rss_kib(self) -> int:
         return rss_kib(self.process.pid) if self.process else 0
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid) if self.process else 0.0
 
     def sample_rss(self, every: float = 0.25) -> None:
         """Start recording (monotonic time, RSS KiB) pairs until `stop_sampling`."""

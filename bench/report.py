@@ -126,6 +126,8 @@ def comparison_rows(report: BenchReport) -> list[tuple[str, str, str, str]]:
         rows.append((f"{a.kind}: prompt + completion tokens", f"{a.prompt_tokens:,} + {a.completion_tokens:,}",
                      f"{b.prompt_tokens:,} + {b.completion_tokens:,}",
                      _ratio(a.prompt_tokens + a.completion_tokens, b.prompt_tokens + b.completion_tokens)))
+    rows.append(("Bot CPU per answer", f"{ours.load.cpu_ms_per_answer:.1f} ms",
+                 f"{naive.load.cpu_ms_per_answer:.1f} ms", "–"))
     rows.append(("RSS peak under load", f"{ours.load.rss_peak_mib:.0f} MiB", f"{naive.load.rss_peak_mib:.0f} MiB",
                  "–"))
     return rows
@@ -152,6 +154,8 @@ def print_report(report: BenchReport, console: Console | None = None) -> None:
     detail.add_row("Model time (at the fake)", _show(load.model_p50), "")
     detail.add_row("Bot overhead", _show(load.overhead_p50), _show(load.overhead_p99))
     detail.add_row("Answered", f"{load.answered}/{load.sent}", "")
+    detail.add_row("Bot CPU per answer", f"{load.cpu_ms_per_answer:.1f} ms "
+                   f"(budget at {load.rate:g}/s on one core: {1000 / load.rate:.0f} ms)", "")
     detail.add_row("RSS idle → peak", f"{load.rss_idle_mib:.0f} → {load.rss_peak_mib:.0f} MiB", "")
     console.print(detail)
 

@@ -49,6 +49,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--map-repeat", type=int, default=3)
     p.add_argument("--no-map", action="store_true", help="skip the concurrency map timing")
     p.add_argument("--streaming", choices=["true", "false"], default="true", help="BOT_STREAMING for both bots")
+    p.add_argument("--bot-module", default="bot.cli",
+                   help="entry point for our bot (e.g. bench.cached_tools_bot to measure that fix)")
     p.add_argument("--prefect-api-url", help="use this Prefect server instead of starting one")
     p.add_argument("--results-dir", type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             return bot_environment(slack.url, model.base_url, prefect_url, f"sqlite:///{work / name}.db",
                                    streaming=args.streaming == "true")
 
-        ours = measure_bot(bench, "bot.cli", env("ours"), work, "OURS", args.duration, args.rate, args.drain,
+        ours = measure_bot(bench, args.bot_module, env("ours"), work, "OURS", args.duration, args.rate, args.drain,
                            args.burst, args.burst_latency)
         naive = None
         if not args.no_naive:

@@ -136,16 +136,19 @@ class LoadResult(BaseModel):
     overhead_p99: Quantile | None
     rss_idle_mib: float
     rss_peak_mib: float
+    cpu_ms_per_answer: float  # the bot process's CPU time over the phase, per answered question
 
 
 def steady_load(bench: Bench, bot: BotProcess, rate: float, seconds: float, drain: float,
                 channel: str) -> LoadResult:
     """`rate` knowledge questions per second for `seconds`; answers are awaited up to `drain` more."""
     idle = bot.rss_kib()
+    cpu = bot.cpu_seconds()
     bot.sample_rss()
     sent = bench.send(bot, "knowledge", channel, max(1, int(rate * seconds)), rate)
     gave_up = bench.wait_answered(sent, drain)
     bot.stop_sampling()
+    cpu = bot.cpu_seconds() - cpu
     line = timeline(bench, sent, "knowledge", gave_up)
     peak = max([kib for _, kib in bot.samples] or [idle])
     return LoadResult(
@@ -155,6 +158,7 @@ def steady_load(bench: Bench, bot: BotProcess, rate: float, seconds: float, drai
         answer_p50=line.q("answer", 0.5), model_p50=quantile(line.model, 0.5),
         overhead_p50=line.q("overhead", 0.5), overhead_p99=line.q("overhead", 0.99),
         rss_idle_mib=idle / 1024, rss_peak_mib=peak / 1024,
+        cpu_ms_per_answer=1000 * cpu / max(1, line.answered),
     )
 
 
