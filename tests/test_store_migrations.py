@@ -36,6 +36,31 @@ def test_sqlite_migrations_match_models(tmp_path):
     assert_schema_matches_models(url)  # a second start is a no-op
 
 
+def test_stores_opened_at_once_in_threads_and_processes_all_work(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    script = f"from bot.store import Store; Store.open({url!r}).close()"
+    processes = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            Store.open(url).close()
+        except BaseException as exc:  # collected and checked below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [p.wait(timeout=60) for p in processes] == [0, 0, 0]
+    assert_schema_matches_models(url)
+
+
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not answering at 127.0.0.1:5432 (CI has it)")
 def test_postgres_migrations_match_models_even_when_replicas_start_together():
     database = create_postgres_database("cbot_migrate")
