@@ -9,12 +9,14 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.offline import OfflineEngine
 from bot.pipeline import Pipeline, build_pipeline
 from bot.settings import Settings
 from bot.slack.app import build_app, web_client
 from bot.slack.assistant import register_assistant
 from bot.slack.home import register_home
 from bot.slack.responder import Responder
+from bot.slack.slash import register_slash_command
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     register_approval_handlers(app, approvals, settings)
     register_assistant(app, responder)
     register_home(app, lambda: pending_proposals(approvals))
+    register_slash_command(app, OfflineEngine(pipeline.search, approvals))
     return Runtime(settings, store, pipeline, responder, app, approvals)
 
 
