@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 ANSWERS = Counter("bot_answers_total", "Answers given", ["mode"])  # model | offline | failed
 ANSWER_SECONDS = Histogram("bot_answer_seconds", "End-to-end answer time",
@@ -12,7 +16,7 @@ FIRST_FEEDBACK = Histogram("bot_first_feedback_seconds", "Time until the first v
 MODEL_TOKENS = Counter("bot_model_tokens_total", "Model tokens", ["kind"])  # prompt | completion
 MODEL_ROUNDS = Counter("bot_model_rounds_total", "Model round trips")
 TOOL_CALLS = Counter("bot_tool_calls_total", "Tool calls made by the model", ["tool"])
-PROPOSALS = Counter("bot_proposals_total", "Proposal events", ["status"])
+PROPOSALS = Counter("bot_proposals_total", "Proposals created by answers in this process", ["status"])
 VERIFIER = Counter("bot_verifier_outcomes_total", "Verifier outcomes on posted answers", ["outcome"])
 EVENTS_DEDUPED = Counter("bot_events_deduplicated_total", "Slack deliveries dropped as already handled")
 
@@ -30,3 +34,26 @@ def observe_reply(reply, seconds: float) -> None:  # reply: bot.turns.Reply
         PROPOSALS.labels("created").inc()
     if reply.verifier is not None:
         VERIFIER.labels("pass" if reply.verifier.ok else "fail").inc()
+
+
+class ProposalStatusCollector(Collector):
+    """Proposals by status, read from the store at scrape time, so every replica reports the same."""
+
+    def __init__(self, count_by_status: Callable[[], dict[str, int]]) -> None:
+        self.count_by_status = count_by_status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("bot_proposals", "Proposals in the store by status", labels=["status"])
+        try:
+            counts = self.count_by_status()
+        except Exception:  # a scrape must not fail because the database blinked
+            counts = {}
+        for status, count in sorted(counts.items()):
+            family.add_metric([status], count)
+        yield family
+
+
+def store_registry(count_by_status: Callable[[], dict[str, int]]) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(ProposalStatusCollector(count_by_status))
+    return registry

@@ -47,6 +47,11 @@ class Runtime:
 
         return [asyncio.ensure_future(loop())]
 
+    def metrics_registry(self) -> Any:
+        from bot.metrics import store_registry
+
+        return store_registry(self.store.proposal_counts)
+
     async def close(self) -> None:
         await self.responder.idle()
         self.store.close()

@@ -79,8 +79,8 @@ class BotHarness:
                 self.runtime = build_runtime(self.settings())
                 self._stop = asyncio.Event()
                 started = asyncio.Event()
-                server = asyncio.ensure_future(serve_http(self.runtime.app, "127.0.0.1", self.port,
-                                                          started, self._stop))
+                server = asyncio.ensure_future(serve_http(self.runtime.app, "127.0.0.1", self.port, started,
+                                                          self._stop, self.runtime.metrics_registry()))
                 await started.wait()
                 ready.set_result(True)
                 await server

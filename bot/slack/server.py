@@ -6,14 +6,15 @@ import asyncio
 import logging
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 log = logging.getLogger(__name__)
 
 
-def web_application(app: AsyncApp, path: str = "/slack/events") -> web.Application:
+def web_application(app: AsyncApp, path: str = "/slack/events",
+                    extra_metrics: CollectorRegistry | None = None) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
         bolt_response = await app.async_dispatch(bolt_request)
@@ -23,7 +24,8 @@ def web_application(app: AsyncApp, path: str = "/slack/events") -> web.Applicati
         return web.json_response({"ok": True})
 
     async def metrics(_request: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest())
+        body = generate_latest() + (generate_latest(extra_metrics) if extra_metrics is not None else b"")
+        response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
@@ -35,8 +37,8 @@ def web_application(app: AsyncApp, path: str = "/slack/events") -> web.Applicati
 
 
 async def serve_http(app: AsyncApp, host: str, port: int, ready: asyncio.Event | None = None,
-                     stop: asyncio.Event | None = None) -> None:
-    runner = web.AppRunner(web_application(app), access_log=None)
+                     stop: asyncio.Event | None = None, extra_metrics: CollectorRegistry | None = None) -> None:
+    runner = web.AppRunner(web_application(app, extra_metrics=extra_metrics), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -39,5 +39,14 @@ class Store:
     def vote_counts(self) -> dict[str, int]:
         return vote_counts(self.sessions)
 
+    def proposal_counts(self) -> dict[str, int]:
+        from sqlalchemy import func, select
+
+        from bot.store.proposals import Proposal
+
+        with self.sessions() as session:
+            rows = session.execute(select(Proposal.status, func.count()).group_by(Proposal.status)).all()
+        return {status: count for status, count in rows}
+
     def close(self) -> None:
         self.engine.dispose()
