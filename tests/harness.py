@@ -25,6 +25,7 @@ from tests.fakes.prefect_server import free_port
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token-123456"
 MODEL_KEY = "sk-test-model-key-abcdef123456"
+APP_TOKEN = "xapp-test-app-token-123456"
 TEAM = "T1"
 
 
@@ -42,7 +43,9 @@ def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) 
 
 
 class BotHarness:
-    def __init__(self, slack_api: Any, model_api: Any | None, database_url: str, **overrides: Any) -> None:
+    def __init__(self, slack_api: Any, model_api: Any | None, database_url: str, socket_mode: bool = False,
+                 **overrides: Any) -> None:
+        self.socket_mode = socket_mode
         self.slack_api = slack_api
         self.model_api = model_api
         self.database_url = database_url
@@ -73,14 +76,18 @@ class BotHarness:
 
         async def main() -> None:
             from bot.runtime import build_runtime
-            from bot.slack.server import serve_http
+            from bot.slack.server import serve_http, serve_socket_mode
 
             try:
-                self.runtime = build_runtime(self.settings())
+                self.runtime = build_runtime(self.settings(), socket_mode=self.socket_mode)
                 self._stop = asyncio.Event()
                 started = asyncio.Event()
-                server = asyncio.ensure_future(serve_http(self.runtime.app, "127.0.0.1", self.port, started,
-                                                          self._stop, self.runtime.metrics_registry()))
+                if self.socket_mode:
+                    server = asyncio.ensure_future(serve_socket_mode(self.runtime.app, APP_TOKEN, self._stop))
+                    started.set()
+                else:
+                    server = asyncio.ensure_future(serve_http(self.runtime.app, "127.0.0.1", self.port, started,
+                                                              self._stop, self.runtime.metrics_registry()))
                 await started.wait()
                 ready.set_result(True)
                 await server

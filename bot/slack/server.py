@@ -51,8 +51,14 @@ async def serve_http(app: AsyncApp, host: str, port: int, ready: asyncio.Event |
         await runner.cleanup()
 
 
-async def serve_socket_mode(app: AsyncApp, app_token: str) -> None:
+async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event | None = None) -> None:
+    """Connect to Slack over a WebSocket (no public URL); Bolt copies Slack's retry_attempt into headers."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(app, app_token)
-    await handler.start_async()
+    await handler.connect_async()
+    log.info("connected to Slack in Socket Mode")
+    try:
+        await (stop.wait() if stop is not None else asyncio.Event().wait())
+    finally:
+        await handler.close_async()

@@ -33,6 +33,7 @@ class FakeSlackAPI(FakeServer):
         self.usergroup_members: dict[str, list[str]] = {}
         self._failures: dict[str, list[tuple[int, dict[str, str], Any]]] = defaultdict(list)
         self._ts = time.time()
+        self.socket_url: str | None = None  # what apps.connections.open hands out
         self.changed = threading.Condition()
 
     # --- scripting -------------------------------------------------------------------------
@@ -116,6 +117,8 @@ class FakeSlackAPI(FakeServer):
         return 200, {}, self._answer(api_method, args)
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "not_set"}
         if method == "auth.test":
             return {"ok": True, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": "T1", "user": "bot"}
         if method in ("chat.postMessage", "chat.startStream"):
