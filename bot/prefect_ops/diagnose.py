@@ -7,6 +7,7 @@ evidence and, where a change would help, a `ChangeCandidate`; nothing here appli
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -206,28 +207,45 @@ async def _check_deployment(
     )
 
 
+PlaceKind = Literal["work_queue", "work_pool"]
+PLACE_LABEL = {"work_queue": "queue", "work_pool": "pool", "tag": "tag"}
+
+
+def _raise_limit(kind: Literal["work_queue", "work_pool", "tag"], name: str, limit: int) -> ChangeCandidate:
+    """The fix candidate for a full limit: one more slot (never applied; a person decides)."""
+    return ChangeCandidate(action="set_limit", target_kind=kind, target_name=name, current=str(limit),
+                           proposed=str(limit + 1),
+                           reason=f"raise the {PLACE_LABEL[kind]} limit, or wait for the holders to finish")
+
+
+def _paused(kind: PlaceKind, name: str) -> Finding:
+    """A paused pool or queue: no worker picks up its runs until it is resumed."""
+    label = PLACE_LABEL[kind]
+    summary = (f"work queue `{name}` is paused, so no worker picks up its runs" if kind == "work_queue"
+               else f"work pool `{name}` is paused")
+    return Finding(check=kind, blocking=True, object_kind=kind, object_name=name, summary=summary,
+                   evidence=["is_paused: true"],
+                   fix=ChangeCandidate(action="resume", target_kind=kind, target_name=name, current="paused",
+                                       proposed="ready", reason=f"resume the {label}"))
+
+
+def _full(kind: PlaceKind, name: str, limit: int, summary: str, evidence: list[str]) -> Finding:
+    """A pool or queue whose limit is reached while the run waits; the fix candidate raises it by one."""
+    return Finding(check=kind, blocking=True, object_kind=kind, object_name=name, summary=summary,
+                   evidence=evidence, fix=_raise_limit(kind, name, limit))
+
+
+def _not_blocking(kind: PlaceKind, name: str, summary: str, evidence: list[str]) -> Finding:
+    return Finding(check=kind, blocking=False, object_kind=kind, object_name=name, summary=summary, evidence=evidence)
+
+
 async def _check_queue(client: PrefectClient, run: FlowRun | None) -> Finding | None:
     if run is None or run.work_queue_id is None:
         return None
     queue = await client.read_work_queue(run.work_queue_id)
     name = f"{queue.work_pool_name}/{queue.name}"
     if queue.is_paused and _is_waiting(run):
-        return Finding(
-            check="work_queue",
-            blocking=True,
-            object_kind="work_queue",
-            object_name=name,
-            summary=f"work queue `{name}` is paused, so no worker picks up its runs",
-            evidence=["is_paused: true"],
-            fix=ChangeCandidate(
-                action="resume",
-                target_kind="work_queue",
-                target_name=name,
-                current="paused",
-                proposed="ready",
-                reason="resume the queue",
-            ),
-        )
+        return _paused("work_queue", name)
     status = await client.read_work_queue_concurrency_status(queue.id, limit=50)
     holders = [slot_summary_holder(r) for r in status.flow_runs]
     evidence = [
@@ -240,31 +258,10 @@ async def _check_queue(client: PrefectClient, run: FlowRun | None) -> Finding | 
         and status.active_slots >= queue.concurrency_limit
         and _is_waiting(run)
     ):
-        return Finding(
-            check="work_queue",
-            blocking=True,
-            object_kind="work_queue",
-            object_name=name,
-            summary=f"work queue `{name}` has limit {queue.concurrency_limit} and {_describe(holders)} "
-            f"{'holds' if len(holders) == 1 else 'hold'} it",
-            evidence=evidence,
-            fix=ChangeCandidate(
-                action="set_limit",
-                target_kind="work_queue",
-                target_name=name,
-                current=str(queue.concurrency_limit),
-                proposed=str(queue.concurrency_limit + 1),
-                reason="raise the queue limit, or wait for the holders to finish",
-            ),
-        )
-    return Finding(
-        check="work_queue",
-        blocking=False,
-        object_kind="work_queue",
-        object_name=name,
-        summary=f"work queue `{name}` is not blocking",
-        evidence=evidence,
-    )
+        return _full("work_queue", name, queue.concurrency_limit,
+                     f"work queue `{name}` has limit {queue.concurrency_limit} and {_describe(holders)} "
+                     f"{'holds' if len(holders) == 1 else 'hold'} it", evidence)
+    return _not_blocking("work_queue", name, f"work queue `{name}` is not blocking", evidence)
 
 
 async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | None:
@@ -274,22 +271,7 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
     name = pool.name
     waiting = _is_waiting(run)
     if pool.is_paused and waiting:
-        return Finding(
-            check="work_pool",
-            blocking=True,
-            object_kind="work_pool",
-            object_name=name,
-            summary=f"work pool `{name}` is paused",
-            evidence=["is_paused: true"],
-            fix=ChangeCandidate(
-                action="resume",
-                target_kind="work_pool",
-                target_name=name,
-                current="paused",
-                proposed="ready",
-                reason="resume the pool",
-            ),
-        )
+        return _paused("work_pool", name)
     status = await client.read_work_pool_concurrency_status(name, limit=200, flow_run_limit=10)
     holders = [slot_summary_holder(r) for q in status.queues for r in q.flow_runs]
     limit = pool.concurrency_limit
@@ -298,31 +280,10 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
         f"holders: {_describe(holders)}",
     ]
     if limit is not None and status.active_slots >= limit and waiting:
-        return Finding(
-            check="work_pool",
-            blocking=True,
-            object_kind="work_pool",
-            object_name=name,
-            summary=f"work pool `{name}` has limit {limit} and it is full: held by {_describe(holders)}",
-            evidence=evidence,
-            fix=ChangeCandidate(
-                action="set_limit",
-                target_kind="work_pool",
-                target_name=name,
-                current=str(limit),
-                proposed=str(limit + 1),
-                reason="raise the pool limit, or wait for the holders to finish",
-            ),
-        )
+        return _full("work_pool", name, limit,
+                     f"work pool `{name}` has limit {limit} and it is full: held by {_describe(holders)}", evidence)
     if pool.type.endswith((":push", ":managed")):
-        return Finding(
-            check="work_pool",
-            blocking=False,
-            object_kind="work_pool",
-            object_name=name,
-            summary=f"work pool `{name}` is not blocking (it needs no worker)",
-            evidence=evidence,
-        )
+        return _not_blocking("work_pool", name, f"work pool `{name}` is not blocking (it needs no worker)", evidence)
     workers = await client.read_workers_for_work_pool(name)
     online = [w for w in workers if w.status == WorkerStatus.ONLINE]
     last = max((w.last_heartbeat_time for w in workers if w.last_heartbeat_time), default=None)
@@ -397,14 +358,7 @@ async def _check_tags(client: PrefectClient, run: FlowRun | None) -> list[Findin
                     f"limit {limit.concurrency_limit}, active {len(limit.active_slots)}",
                     f"waiting task runs: {', '.join(t.name for t in blocked[:HOLDERS_SHOWN])}",
                 ],
-                fix=ChangeCandidate(
-                    action="set_limit",
-                    target_kind="tag",
-                    target_name=tag,
-                    current=str(limit.concurrency_limit),
-                    proposed=str(limit.concurrency_limit + 1),
-                    reason="raise the tag limit, or wait for the holders to finish",
-                ),
+                fix=_raise_limit("tag", tag, limit.concurrency_limit),
             )
         )
     return findings
