@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError, create_model
@@ -30,14 +30,23 @@ class Tool:
     func: ToolFunc
     arguments_model: type[BaseModel]
     changes_prefect: bool = False  # only proposal-creating tools; nothing the model calls applies
+    _schema: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def schema(self) -> dict[str, Any]:
-        params = self.arguments_model.model_json_schema()
-        params.pop("title", None)
-        for prop in params.get("properties", {}).values():
-            prop.pop("title", None)
-        return {"type": "function", "function": {
-            "name": self.name, "description": self.description, "parameters": params}}
+        """The OpenAI function schema, built once: every answer sends it, so it must cost nothing."""
+        if self._schema is None:
+            params = self.arguments_model.model_json_schema()
+            params.pop("title", None)
+            for prop in params.get("properties", {}).values():
+                prop.pop("title", None)
+            self._schema = {"type": "function", "function": {
+                "name": self.name, "description": self.description, "parameters": params}}
+        return self._schema
+
+    def bound_to(self, func: ToolFunc) -> Tool:
+        """The same tool (schema, argument model) calling another function with the same signature."""
+        self.schema()
+        return replace(self, func=func)
 
     async def call(self, raw_arguments: str | dict[str, Any] | None) -> Any:
         try:
@@ -82,7 +91,9 @@ class ToolRegistry:
     tools: dict[str, Tool] = field(default_factory=dict)
 
     def add(self, func: ToolFunc, name: str | None = None, changes_prefect: bool = False) -> Tool:
-        tool = build_tool(func, name, changes_prefect)
+        return self.add_tool(build_tool(func, name, changes_prefect))
+
+    def add_tool(self, tool: Tool) -> Tool:
         self.tools[tool.name] = tool
         return tool
 

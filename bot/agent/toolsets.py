@@ -1,7 +1,8 @@
 """Which tools the model gets for a turn: live Prefect reads, the recipe book, and proposals.
 
-Read tools are shared; the proposal tool is built per turn because it records who asked and
-where, and reports the proposals it created back to the pipeline.
+Read tools and their schemas are built once per process (building them per answer cost about half
+the event loop's time under load). The proposal tool is bound per turn because it records who
+asked and where, and reports the proposals it created back to the pipeline; its schema is reused.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from bot.agent.registry import ToolRegistry
+from bot.agent.registry import Tool, ToolRegistry, build_tool
 from bot.turns import Turn
 
 
@@ -38,17 +39,26 @@ def _recording(func: Callable[..., Any], created: list[str]) -> Callable[..., An
 
 
 def tools_for_turn_factory(approvals: Any | None) -> Callable[[Turn, list[str]], ToolRegistry]:
-    shared = read_tools()
+    shared = [build_tool(func) for func in read_tools()]
+    for tool in shared:
+        tool.schema()
+    per_turn_templates: dict[str, Tool] = {}
+
+    def turn_tool(func: Callable[..., Any], created: list[str]) -> Tool:
+        template = per_turn_templates.get(func.__qualname__)
+        if template is None:
+            template = per_turn_templates[func.__qualname__] = build_tool(func, changes_prefect=True)
+        return template.bound_to(_recording(func, created))
 
     def tools_for_turn(turn: Turn, created: list[str]) -> ToolRegistry:
         registry = ToolRegistry()
-        for func in shared:
-            registry.add(func)
+        for tool in shared:
+            registry.add_tool(tool)
         if approvals is not None:
             from bot.approvals.tools import proposal_tools
 
             for func in proposal_tools(approvals, turn.user_id, turn.channel, turn.thread_ts):
-                registry.add(_recording(func, created), changes_prefect=True)
+                registry.add_tool(turn_tool(func, created))
         return registry
 
     return tools_for_turn
