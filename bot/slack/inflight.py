@@ -18,7 +18,6 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
 from bot.store import Store
 from bot.store.events import SeenEvent
@@ -40,20 +39,13 @@ def _parse(key: str) -> tuple[str, str, str]:
 
 
 def mark(store: Store, key: str) -> None:
-    with store.sessions() as session:
-        session.add(SeenEvent(event_key=key))
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
+    store.claim_event(key)
 
 
 def unmark(store: Store, key: str) -> bool:
     """Remove a marker; True if this caller removed it (so it alone acts on it)."""
-    with store.sessions() as session:
-        result = session.execute(delete(SeenEvent).where(SeenEvent.event_key == key))
-        session.commit()
-        return result.rowcount == 1
+    with store.engine.begin() as connection:
+        return connection.execute(delete(SeenEvent).where(SeenEvent.event_key == key)).rowcount == 1
 
 
 def stale_markers(store: Store, older_than_seconds: float) -> list[str]:

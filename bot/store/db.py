@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+from typing import Any
+
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 
@@ -28,6 +31,7 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; no fsync per commit
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
@@ -44,3 +48,15 @@ def create_schema(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_ignore(engine: Engine, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING in one statement; True when this call inserted the row.
+
+    This is the hot path (every Slack event claims a key), so it skips the ORM session.
+    """
+    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    key = list(table.primary_key.columns)[0]
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    with engine.begin() as connection:
+        return connection.execute(statement).first() is not None

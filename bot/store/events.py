@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, String
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy import DateTime, Engine, String
+from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.store.db import Base
+from bot.store.db import Base, insert_ignore
 
 
 class SeenEvent(Base):
@@ -18,13 +17,6 @@ class SeenEvent(Base):
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
 
 
-def claim_event(sessions: sessionmaker, event_key: str) -> bool:
-    """True for the first claim of a key, False for every later one, across processes."""
-    with sessions() as session:
-        session.add(SeenEvent(event_key=event_key))
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            return False
-    return True
+def claim_event(engine: Engine, event_key: str) -> bool:
+    """True for the first claim of a key, False for every later one, across processes and replicas."""
+    return insert_ignore(engine, SeenEvent.__table__, {"event_key": event_key, "seen_at": datetime.now(UTC)})

@@ -25,10 +25,10 @@ class Store:
         return cls(engine, session_factory(engine))
 
     def claim_event(self, event_key: str) -> bool:
-        return claim_event(self.sessions, event_key)
+        return claim_event(self.engine, event_key)
 
     def mark_thread(self, channel: str, thread_ts: str) -> None:
-        mark_thread(self.sessions, channel, thread_ts)
+        mark_thread(self.engine, channel, thread_ts)
 
     def is_bot_thread(self, channel: str, thread_ts: str) -> bool:
         return is_bot_thread(self.sessions, channel, thread_ts)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, String, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import DateTime, Engine, String, select
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
-from bot.store.db import Base
+from bot.store.db import Base, insert_ignore
 
 
 class BotThread(Base):
@@ -20,13 +19,9 @@ class BotThread(Base):
                                                       default=lambda: datetime.now(UTC))
 
 
-def mark_thread(sessions: sessionmaker, channel: str, thread_ts: str) -> None:
-    with sessions() as session:
-        session.add(BotThread(channel=channel, thread_ts=thread_ts))
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
+def mark_thread(engine: Engine, channel: str, thread_ts: str) -> None:
+    insert_ignore(engine, BotThread.__table__,
+                  {"channel": channel, "thread_ts": thread_ts, "first_answer_at": datetime.now(UTC)})
 
 
 def is_bot_thread(sessions: sessionmaker, channel: str, thread_ts: str) -> bool:
