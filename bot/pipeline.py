@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 APOLOGY = ("Sorry, I couldn't finish an answer just now ({reason}). Nothing was changed. "
            "Please try again in a minute.")
+MIN_RECIPE_SCORE = 1.0  # BM25; below this the match is a word or two in common, not the topic
+RUNNER_UP_SHARE = 0.75
 CAVEAT = "\n\n_⚠️ I could not verify everything above against Prefect {version}: {problems}_"
 
 
@@ -80,9 +82,13 @@ class Pipeline:
         return redact(text, self._secrets())
 
     def retrieved_context(self, question: str) -> str:
+        """The recipes worth sending with the first call: the best match when it is a real match,
+        and the runner-up only when it scores close to it. Lookups ("show all limits") get none,
+        which keeps their prompts (re-sent every round) small."""
         if self.search is None:
             return ""
-        hits = self.search.search(question, k=2)
+        hits = [h for h in self.search.search(question, k=2) if h.score >= MIN_RECIPE_SCORE]
+        hits = [h for h in hits if h.score >= RUNNER_UP_SHARE * hits[0].score] if hits else []
         if not hits:
             return ""
         parts = [f"### Recipe: {h.recipe.title}\n{h.recipe.body.strip()}" for h in hits]
