@@ -24,9 +24,9 @@ for _name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "OPE
 
 import pytest  # noqa: E402
 
-from tests.faults_support import pytest_terminal_summary  # noqa: E402,F401  (prints the fault table)
 from tests.fakes.model_api import FakeModelAPI  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
+from tests.faults_support import pytest_terminal_summary  # noqa: E402,F401  (prints the fault table)
 
 
 @pytest.fixture(scope="session")
