@@ -17,6 +17,7 @@ from bot.slack.assistant import register_assistant
 from bot.slack.home import register_home
 from bot.slack.responder import Responder
 from bot.slack.slash import register_slash_command
+from bot.slack.worker_loop import WorkerLoop
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.responder.idle()
+        if self.responder.worker is not None:
+            self.responder.worker.stop()
         self.store.close()
 
 
@@ -71,7 +74,7 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     from bot.slack.approval_handlers import post_proposal_cards, register_approval_handlers
 
     responder = Responder(settings, store, pipeline, post_cards=lambda c, ch, ts, ids: post_proposal_cards(
-        approvals, c, ch, ts, ids))
+        approvals, c, ch, ts, ids), worker=WorkerLoop())
     app = build_app(settings, responder, socket_mode=socket_mode, client=client)
     register_approval_handlers(app, approvals, settings)
     register_assistant(app, responder)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from bot.slack.delivery import AnswerDelivery, Recipient
 from bot.slack.filters import message_key
 from bot.slack.history import strip_mention, thread_history
 from bot.slack.inflight import mark, marker_key, unmark
+from bot.slack.worker_loop import WorkerLoop
 from bot.store import Store
 from bot.turns import Reply, Turn
 
@@ -65,6 +66,7 @@ class Responder:
     post_cards: CardPoster | None = None
     limiter: UserRateLimiter | None = None
     delivery: AnswerDelivery | None = None
+    worker: WorkerLoop | None = None  # None: answer on the caller's loop (terminal, tests of parts)
     tasks: set[asyncio.Task] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -73,13 +75,19 @@ class Responder:
         if self.delivery is None:
             self.delivery = AnswerDelivery(streaming=self.settings.bot_streaming)
 
-    def spawn(self, coro: Awaitable[None]) -> None:
-        """Keep a reference so the task is not garbage collected; tests can wait on `idle`."""
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run the work off the ack path: on the worker loop when there is one, else as a task here."""
+        if self.worker is not None:
+            self.worker.submit(coro)
+            return
         task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
+        self.tasks.add(task)  # keep a reference so the task is not garbage collected
         task.add_done_callback(self.tasks.discard)
 
     async def idle(self) -> None:
+        """Wait until every answer in progress has finished (shutdown, tests)."""
+        if self.worker is not None:
+            await self.worker.idle()
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
@@ -102,6 +110,9 @@ class Responder:
             return
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
+        started = time.perf_counter()
+        await self._react(client, channel, ts)  # first visible feedback comes before any other work
+        metrics.FIRST_FEEDBACK.observe(time.perf_counter() - started)
         marker = marker_key(channel, thread_ts, ts)
         await asyncio.to_thread(mark, self.store, marker)  # a crash from here on leaves a trace
         try:
@@ -116,8 +127,6 @@ class Responder:
                       channel: str, ts: str, thread_ts: str) -> None:
         user = event.get("user", "")
         started = time.perf_counter()
-        await self._react(client, channel, ts)
-        metrics.FIRST_FEEDBACK.observe(time.perf_counter() - started)
         team = event.get("user_team") or event.get("team")
         home_team = context.get("team_id")
         bot_user_id = context.get("bot_user_id")
