@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/concurrency-bot start
 
 test: $(STAMP)
-	$(BIN)/ruff check bot tests
+	$(BIN)/ruff check bot tests bench
 	$(BIN)/python -m pytest -q -ra
 
 faults: $(STAMP)
@@ -29,4 +29,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot tests
+	$(BIN)/ruff check bot tests bench

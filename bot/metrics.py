@@ -17,7 +17,8 @@ MODEL_TOKENS = Counter("bot_model_tokens_total", "Model tokens", ["kind"])  # pr
 MODEL_ROUNDS = Counter("bot_model_rounds_total", "Model round trips")
 TOOL_CALLS = Counter("bot_tool_calls_total", "Tool calls made by the model", ["tool"])
 PROPOSALS = Counter("bot_proposals_total", "Proposals created by answers in this process", ["status"])
-VERIFIER = Counter("bot_verifier_outcomes_total", "Verifier outcomes on posted answers", ["outcome"])
+VERIFIER = Counter("bot_verifier_outcomes_total", "Verifier outcomes on answers (passed, corrected, caveat)",
+                   ["outcome"])
 EVENTS_DEDUPED = Counter("bot_events_deduplicated_total", "Slack deliveries dropped as already handled")
 
 
@@ -32,8 +33,6 @@ def observe_reply(reply, seconds: float) -> None:  # reply: bot.turns.Reply
         TOOL_CALLS.labels(tool).inc()
     for _ in reply.proposals:
         PROPOSALS.labels("created").inc()
-    if reply.verifier is not None:
-        VERIFIER.labels("pass" if reply.verifier.ok else "fail").inc()
 
 
 class ProposalStatusCollector(Collector):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot import metrics
 from bot.agent.circuit import CircuitBreaker
 from bot.agent.loop import run_agent
 from bot.agent.model import ModelClient, ModelSettings, ModelUnavailable
@@ -141,6 +142,9 @@ class Pipeline:
             return Reply(text=APOLOGY.format(reason=reason), offline=True, failed=True)
         reply = await self.offline(turn, reason)
         reply.offline = True
+        if self.verify is not None:  # recipes are verified, but names filled in from the server are not
+            report = await asyncio.to_thread(self.verify, reply.text)
+            self._settle(reply, report, corrected=False)
         return reply
 
     async def _answer_with_model(self, turn: Turn, deadline: float, proposals: list[str],
@@ -170,6 +174,7 @@ class Pipeline:
         """One correction round when the verifier finds problems; then a caveat if still wrong."""
         assert self.verify is not None and self.model is not None
         report = await asyncio.to_thread(self.verify, reply.text)
+        corrected = False
         if not report.ok and time.monotonic() < deadline - 5:
             messages.append({"role": "assistant", "content": reply.text})
             messages.append({"role": "user", "content": (
@@ -188,7 +193,17 @@ class Pipeline:
                 reply.completion_tokens += fixed.completion_tokens
                 reply.text = fixed.text
                 report = await asyncio.to_thread(self.verify, reply.text)
+                corrected = True
+        self._settle(reply, report, corrected)
+
+    @staticmethod
+    def _settle(reply: Reply, report: Any, corrected: bool) -> None:
+        """Record, count and log the verifier's outcome; a failed answer carries a visible caveat."""
         reply.verifier = report
+        outcome = ("corrected" if corrected else "passed") if report.ok else "caveat"
+        metrics.VERIFIER.labels(outcome).inc()
+        log.info("verifier outcome=%s checked=%s errors=%s offline=%s", outcome, report.checked,
+                 sum(f.severity == "error" for f in report.findings), reply.offline)
         if not report.ok:
             problems = "; ".join(f.message for f in report.findings if f.severity == "error")[:400]
             reply.text += CAVEAT.format(version=prefect_version(), problems=problems)

@@ -104,3 +104,32 @@ async def test_history_is_bounded_and_secrets_never_reach_the_model(fresh_model)
     assert conversation[-2] == {"role": "assistant", "content": "earlier answer"}
     assert len(conversation) <= 6
     assert "old message 0 " not in body
+
+
+async def test_verifier_outcomes_are_counted_and_a_wrong_answer_is_corrected_or_flagged(fresh_model):
+    from prometheus_client import REGISTRY
+
+    from bot.knowledge.verifier import verify_markdown
+
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value("bot_verifier_outcomes_total", {"outcome": outcome}) or 0.0
+
+    settings = make_settings(fresh_model)
+    pipeline = pipeline_with(settings)
+    pipeline.verify = verify_markdown
+    bad = "Run `prefect work-pool set-concurrency-limit etl --limit 5`."
+    good = "Run `prefect work-pool set-concurrency-limit etl 5`."
+    before = {o: count(o) for o in ("passed", "corrected", "caveat")}
+
+    fresh_model.script(text(bad), text(good))
+    reply = await pipeline.answer(Turn("cap etl at 5", "U1"))
+    assert reply.text == good and reply.verifier.ok and reply.model_rounds == 2
+    assert "Unknown option" in fresh_model.requests[-1]["messages"][-1]["content"]
+
+    fresh_model.script(text(bad), text(bad))
+    reply = await pipeline.answer(Turn("cap etl at 5", "U1"))
+    assert not reply.verifier.ok and "could not verify" in reply.text
+
+    fresh_model.script(text(good))
+    await pipeline.answer(Turn("cap etl at 5", "U1"))
+    assert {o: count(o) - before[o] for o in before} == {"passed": 1, "corrected": 1, "caveat": 1}
