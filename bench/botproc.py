@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.fakes.prefect_server import free_port
+from tests.fakes.processes import wait_until_healthy
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token-123456"
@@ -76,17 +77,12 @@ class BotProcess:
         # A neutral working directory: no developer `.env` file can leak settings into the run.
         self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         cwd=tempfile.gettempdir())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.module} exited early:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.module} did not answer /healthz within {timeout}s")
+        try:
+            wait_until_healthy(f"{self.url}/healthz", self.process, timeout, self.log_path.read_text, self.module)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def rss_kib(self) -> int:
         return rss_kib(self.process.pid) if self.process else 0

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tests.fakes.prefect_server import free_port
+from tests.fakes.processes import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,17 +258,8 @@ class BotProcess:
                 [str(ROOT / ".venv" / "bin" / "concurrency-bot"), "serve", "--host", "127.0.0.1",
                  "--port", str(self.port)], env=env, cwd=str(self.log_dir), stdout=log,
                 stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the bot exited with {self.proc.returncode}: {self.log_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("the bot process did not become healthy")
+        wait_until_healthy(f"{self.url}/healthz", self.proc, timeout, self.log_text, "the bot")
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no finally blocks, exactly like an OOM kill or a node loss."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 HELP = "Explain why a flow run (or a deployment's runs) is not running."
 
@@ -47,13 +46,11 @@ def render(diagnosis) -> list[str]:
 def run(args: argparse.Namespace, console=None) -> int:
     from rich.console import Console
 
-    from bot.prefect_ops import PrefectOpsError
+    from bot.commands.prefect_reads import read_or_explain
 
     console = console or Console()
-    try:
-        diagnosis = asyncio.run(_diagnose(args.target))
-    except PrefectOpsError as exc:
-        console.print(f"concurrency-bot diagnose: {exc}", markup=False, highlight=False, soft_wrap=True)
+    diagnosis = read_or_explain("diagnose", _diagnose(args.target), console)
+    if diagnosis is None:
         return 1
     for line in render(diagnosis):
         console.print(line, markup=False, highlight=False)

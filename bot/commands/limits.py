@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 HELP = "Print every concurrency limit with its live occupancy."
 KINDS = ("global", "tag", "deployment", "work_pool", "work_queue")
@@ -15,15 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _notes(limit) -> str:
-    notes = []
-    if not limit.enabled:
-        notes.append("disabled")
-    if limit.paused:
-        notes.append("paused")
-    if limit.is_rate_limit:
-        notes.append(f"rate limit, decay {limit.slot_decay_per_second:g}/s")
-    if limit.collision_strategy:
-        notes.append(limit.collision_strategy)
+    notes = limit.flags()
     if limit.active_slots and not limit.holders and not limit.holders_known:
         notes.append("holders not recorded")
     return ", ".join(notes)
@@ -67,13 +58,11 @@ async def _read(kinds):
 def run(args: argparse.Namespace, console=None) -> int:
     from rich.console import Console
 
-    from bot.prefect_ops import PrefectOpsError
+    from bot.commands.prefect_reads import read_or_explain
 
     console = console or Console()
-    try:
-        cmap = asyncio.run(_read(args.kind))
-    except PrefectOpsError as exc:
-        console.print(f"concurrency-bot limits: {exc}", markup=False, highlight=False, soft_wrap=True)
+    cmap = read_or_explain("limits", _read(args.kind), console)
+    if cmap is None:
         return 1
     console.print(render(cmap, busy_only=args.busy))
     counts = ", ".join(f"{n} {k}" for k, n in cmap.counts().items() if n)

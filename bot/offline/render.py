@@ -34,17 +34,9 @@ def occupancy(limit: LimitStatus) -> str:
         used = f"{limit.active_slots}/{limit.limit}"
     else:
         used = f"{limit.active_slots} running, no limit"
-    flags = []
-    if not limit.enabled:
-        flags.append("disabled")
-    if limit.paused:
-        flags.append("paused")
-    if limit.full:
-        flags.append("FULL")
-    if limit.is_rate_limit:
-        flags.append(f"rate limit, decay {limit.slot_decay_per_second}/s")
-    if limit.collision_strategy:
-        flags.append(limit.collision_strategy)
+    flags = limit.flags()
+    if limit.full:  # after "disabled"/"paused", before the rest
+        flags.insert(int(not limit.enabled) + int(limit.paused), "FULL")
     return used + (f" ({', '.join(flags)})" if flags else "")
 
 

@@ -63,15 +63,7 @@ def leaks_in(limits: list[LimitStatus], stuck_after_seconds: float) -> list[Leak
             for holder in limit.holders:
                 why = _ended(holder)
                 if why:
-                    found.append(
-                        LeakCandidate(
-                            kind=limit.kind,
-                            limit_name=limit.name,
-                            reason=why,
-                            holder=holder,
-                            reset=_reset(limit, holder, why),
-                        )
-                    )
+                    found.append(_holder_leak(limit, holder, why))
         if limit.kind == "deployment" and limit.active_slots > len(limit.holders):
             extra = limit.active_slots - len(limit.holders)
             why = f"{limit.active_slots} slots in use but only {len(limit.holders)} Pending/Running run(s)"
@@ -98,16 +90,13 @@ def leaks_in(limits: list[LimitStatus], stuck_after_seconds: float) -> list[Leak
                         f"`{holder.name}` has been {holder.state} for {age / 3600:.1f} h "
                         f"(threshold {stuck_after_seconds / 3600:.1f} h)"
                     )
-                    found.append(
-                        LeakCandidate(
-                            kind=limit.kind,
-                            limit_name=limit.name,
-                            reason=why,
-                            holder=holder,
-                            reset=_reset(limit, holder, why),
-                        )
-                    )
+                    found.append(_holder_leak(limit, holder, why))
     return found
+
+
+def _holder_leak(limit: LimitStatus, holder: Holder, why: str) -> LeakCandidate:
+    return LeakCandidate(kind=limit.kind, limit_name=limit.name, reason=why, holder=holder,
+                         reset=_reset(limit, holder, why))
 
 
 @at_boundary

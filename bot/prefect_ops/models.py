@@ -69,6 +69,19 @@ class LimitStatus(BaseModel):
     def is_rate_limit(self) -> bool:
         return self.slot_decay_per_second > 0
 
+    def flags(self) -> list[str]:
+        """What changes the meaning of the numbers: disabled, paused, a rate limit, the collision strategy."""
+        flags = []
+        if not self.enabled:
+            flags.append("disabled")
+        if self.paused:
+            flags.append("paused")
+        if self.is_rate_limit:
+            flags.append(f"rate limit, decay {self.slot_decay_per_second:g}/s")
+        if self.collision_strategy:
+            flags.append(self.collision_strategy)
+        return flags
+
 
 class ConcurrencyMap(BaseModel):
     """Every limit of every kind, read in one pass."""

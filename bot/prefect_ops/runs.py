@@ -95,30 +95,27 @@ def waiting_run(run: FlowRun) -> WaitingRun:
     )
 
 
-async def read_flow_runs_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, FlowRun]:
-    found: dict[UUID, FlowRun] = {}
+async def _read_by_id(ids: Iterable[UUID], read_chunk: Callable[[list[UUID]], Awaitable[list[T]]]) -> dict[UUID, T]:
+    """Read objects by id in server-sized chunks (one request per chunk, not per id)."""
+    found: dict[UUID, T] = {}
     for chunk in chunks(sorted(set(ids), key=str)):
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk))
-        found.update({run.id: run for run in runs})
+        found.update({item.id: item for item in await read_chunk(chunk)})  # type: ignore[attr-defined]
     return found
+
+
+async def read_flow_runs_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, FlowRun]:
+    return await _read_by_id(ids, lambda chunk: client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)))
 
 
 async def read_task_runs_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, TaskRun]:
-    found: dict[UUID, TaskRun] = {}
-    for chunk in chunks(sorted(set(ids), key=str)):
-        runs = await client.read_task_runs(
-            task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=chunk)), limit=len(chunk))
-        found.update({run.id: run for run in runs})
-    return found
+    return await _read_by_id(ids, lambda chunk: client.read_task_runs(
+        task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=chunk)), limit=len(chunk)))
 
 
 async def read_flows_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, Flow]:
-    found: dict[UUID, Flow] = {}
-    for chunk in chunks(sorted(set(ids), key=str)):
-        flows = await client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=chunk)), limit=len(chunk))
-        found.update({flow.id: flow for flow in flows})
-    return found
+    return await _read_by_id(ids, lambda chunk: client.read_flows(
+        flow_filter=FlowFilter(id=FlowFilterId(any_=chunk)), limit=len(chunk)))
 
 
 async def holders_for(client: PrefectClient, refs: Iterable[tuple[str, UUID]]) -> dict[UUID, Holder]:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_ACTION = "home_refresh"
 MAX_ROWS = 40
-KIND_LABELS = {"gcl": "Global limit", "tag": "Tag", "deployment": "Deployment", "work_pool": "Work pool",
+KIND_LABELS = {"global": "Global limit", "tag": "Tag", "deployment": "Deployment", "work_pool": "Work pool",
                "work_queue": "Work queue"}
 
 MapReader = Callable[[], Awaitable[Any]]  # returns bot.prefect_ops.models.ConcurrencyMap
@@ -43,19 +43,12 @@ async def read_live_map() -> Any:
 
 def limit_line(limit: Any) -> str:
     cap = "no limit" if limit.limit is None else f"{limit.active_slots}/{limit.limit}"
-    flags = []
-    if getattr(limit, "paused", False):
-        flags.append("paused")
-    if not getattr(limit, "enabled", True):
-        flags.append("disabled")
-    if getattr(limit, "waiting", 0):
+    flags = limit.flags()
+    if limit.waiting:
         flags.append(f"{limit.waiting} waiting")
-    if getattr(limit, "slot_decay_per_second", 0):
-        flags.append(f"rate limit {limit.slot_decay_per_second}/s")
     label = KIND_LABELS.get(str(limit.kind), str(limit.kind))
     suffix = f" · {', '.join(flags)}" if flags else ""
-    full = limit.limit is not None and limit.active_slots >= limit.limit
-    return f"{'🔴' if full else '🟢'} *{label}* `{limit.name}`: {cap}{suffix}"
+    return f"{'🔴' if limit.full else '🟢'} *{label}* `{limit.name}`: {cap}{suffix}"
 
 
 def home_view(limits_map: Any | None, pending: list[Any], error: str | None = None) -> View:

@@ -12,10 +12,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
+
+from tests.fakes.processes import wait_until_healthy
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -94,18 +94,13 @@ class PrefectServer:
             [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
             env=self.environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prefect server exited early:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"prefect server did not answer within {timeout}s")
+        try:
+            wait_until_healthy(f"{self.url}/health", self.process, timeout, self.log_path.read_text,
+                               "prefect server")
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
