@@ -52,7 +52,7 @@ async def run_tool_call(registry: ToolRegistry, call: Any, max_chars: int) -> di
         except Exception as exc:  # a tool error is information for the model
             log.info("tool %s failed: %s", name, exc)
             content = {"error": f"{type(exc).__name__}: {exc}"}
-    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    text = content if isinstance(content, str) else json.dumps(content, default=str, ensure_ascii=False)
     return {"role": "tool", "tool_call_id": call.id, "content": truncate(text, max_chars)}
 
 
