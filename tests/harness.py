@@ -42,7 +42,65 @@ def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) 
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
 
 
-class BotHarness:
+class SlackSender:
+    """Sends signed requests shaped like Slack's to a bot's HTTP endpoint."""
+
+    port: int
+    _event_counter: int = 0
+
+    @classmethod
+    def at(cls, port: int) -> SlackSender:
+        sender = cls.__new__(cls)
+        sender.port = port
+        return sender
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def post(self, body: str, content_type: str, headers: dict[str, str] | None = None,
+             path: str = "/slack/events") -> Posted:
+        request = urllib.request.Request(f"{self.url}{path}", data=body.encode(), method="POST")
+        request.add_header("Content-Type", content_type)
+        for key, value in (headers or {}).items():
+            request.add_header(key, value)
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return Posted(response.status, time.perf_counter() - started, response.read())
+        except urllib.error.HTTPError as exc:
+            return Posted(exc.code, time.perf_counter() - started, exc.read())
+
+    def event_envelope(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        self._event_counter += 1
+        return {
+            "token": "legacy", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+            "event_id": event_id or f"Ev{time.time_ns()}{self._event_counter}",
+            "event_time": int(time.time()), "event": event,
+            "authorizations": [{"team_id": TEAM, "user_id": "UBOT", "is_bot": True}],
+        }
+
+    def post_event(self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None,
+                   signed: bool = True, timestamp: int | None = None) -> Posted:
+        body = json.dumps(self.event_envelope(event, event_id))
+        headers = sign(body, timestamp) if signed else {}
+        if retry_num is not None:
+            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
+        return self.post(body, "application/json", headers)
+
+    def post_interaction(self, payload: dict[str, Any], signed: bool = True) -> Posted:
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.post(body, "application/x-www-form-urlencoded", sign(body) if signed else {})
+
+    def post_command(self, command: str, text: str, user_id: str = "U1", channel_id: str = "C1") -> Posted:
+        body = urlencode({"command": command, "text": text, "user_id": user_id, "channel_id": channel_id,
+                          "team_id": TEAM, "response_url": f"{self.slack_api.url}/response",
+                          "trigger_id": "trig1"})
+        return self.post(body, "application/x-www-form-urlencoded", sign(body))
+
+
+
+class BotHarness(SlackSender):
     def __init__(self, slack_api: Any, model_api: Any | None, database_url: str, socket_mode: bool = False,
                  **overrides: Any) -> None:
         self.socket_mode = socket_mode
@@ -126,52 +184,6 @@ class BotHarness:
         """Run a coroutine on the bot's own loop (for reading its state in tests)."""
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result(timeout)
-
-    # --- requests ----------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def post(self, body: str, content_type: str, headers: dict[str, str] | None = None,
-             path: str = "/slack/events") -> Posted:
-        request = urllib.request.Request(f"{self.url}{path}", data=body.encode(), method="POST")
-        request.add_header("Content-Type", content_type)
-        for key, value in (headers or {}).items():
-            request.add_header(key, value)
-        started = time.perf_counter()
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return Posted(response.status, time.perf_counter() - started, response.read())
-        except urllib.error.HTTPError as exc:
-            return Posted(exc.code, time.perf_counter() - started, exc.read())
-
-    def event_envelope(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
-        self._event_counter += 1
-        return {
-            "token": "legacy", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
-            "event_id": event_id or f"Ev{time.time_ns()}{self._event_counter}",
-            "event_time": int(time.time()), "event": event,
-            "authorizations": [{"team_id": TEAM, "user_id": "UBOT", "is_bot": True}],
-        }
-
-    def post_event(self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None,
-                   signed: bool = True, timestamp: int | None = None) -> Posted:
-        body = json.dumps(self.event_envelope(event, event_id))
-        headers = sign(body, timestamp) if signed else {}
-        if retry_num is not None:
-            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
-        return self.post(body, "application/json", headers)
-
-    def post_interaction(self, payload: dict[str, Any], signed: bool = True) -> Posted:
-        body = urlencode({"payload": json.dumps(payload)})
-        return self.post(body, "application/x-www-form-urlencoded", sign(body) if signed else {})
-
-    def post_command(self, command: str, text: str, user_id: str = "U1", channel_id: str = "C1") -> Posted:
-        body = urlencode({"command": command, "text": text, "user_id": user_id, "channel_id": channel_id,
-                          "team_id": TEAM, "response_url": f"{self.slack_api.url}/response",
-                          "trigger_id": "trig1"})
-        return self.post(body, "application/x-www-form-urlencoded", sign(body))
-
 
 def mention(text: str, channel: str = "C1", user: str = "U1", ts: str | None = None,
             thread_ts: str | None = None) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Everything runs for real: the bot (in-process over aiohttp, or as a `concurrency-bot serve`
 process that is SIGKILLed), the fake Slack Web API, the scripted OpenAI-protocol server, and the
 shared Prefect server (directly, or through `PrefectProxy` to make it down, slow or failing).
-`make faults` runs only this file with `-s`, so the table is printed at the end.
+`make faults` runs only this file; the table is printed in pytest's terminal summary (tests/conftest.py
+imports the hook), in `make test` too.
 """
 
 from __future__ import annotations
@@ -30,22 +31,13 @@ from bot.store import Store
 from bot.store.proposals import get_proposal
 from tests.approvals_support import make_pool, make_service, pool_limit
 from tests.fakes.model_api import disconnect, error, hang, text, tool_calls
-from tests.faults_support import FAULTS, BotProcess, PrefectProxy, check
+from tests.faults_support import BotProcess, PrefectProxy, check
 from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET, BotHarness, mention, message, sign
 
 pytestmark = pytest.mark.faults
 
 APPROVER, STRANGER = "UAPPROVER", "USTRANGER"
 SECRETS = (BOT_TOKEN, SIGNING_SECRET, MODEL_KEY)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fault_table():
-    """Print the table when the module is done (visible with -s, which `make faults` passes)."""
-    yield FAULTS
-    if FAULTS.rows and not FAULTS.printed:
-        print()
-        FAULTS.render()
 
 
 # --- bots -------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Two bot processes on one Postgres store: one answer per event, one apply per proposal."""
+"""Two `concurrency-bot serve` processes on one Postgres store: one answer per event, one apply per proposal."""
 
 from __future__ import annotations
 
-import asyncio
+import os
 import threading
 import time
 import uuid
@@ -10,77 +10,94 @@ import uuid
 import pytest
 from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from sqlalchemy import select
 
 from bot.slack import cards
+from bot.store import Store
+from bot.store.proposals import AuditEntry
 from tests.fakes.model_api import text, tool_calls
 from tests.fakes.prefect_server import create_postgres_database, drop_postgres_database, postgres_available
-from tests.harness import TEAM, BotHarness, mention
+from tests.faults_support import BotProcess
+from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET, TEAM, SlackSender, mention
 
 pytestmark = pytest.mark.skipif(not postgres_available(),
                                 reason="PostgreSQL is not answering at 127.0.0.1:5432 (CI has it)")
 
 
 @pytest.fixture
-def two_replicas(fresh_slack, fresh_model, prefect_api_url):
+def replicas(fresh_slack, fresh_model, prefect_api_url, tmp_path):
     database = create_postgres_database("cbot_store")
     url = f"postgresql://postgres@127.0.0.1:5432/{database}"
-    first = BotHarness(fresh_slack, fresh_model, url, bot_streaming=False).start()
-    second = BotHarness(fresh_slack, fresh_model, url, bot_streaming=False).start()
-    yield first, second
-    first.stop()
-    second.stop()
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+           "SLACK_API_URL": f"{fresh_slack.url}/api/", "OPENAI_API_KEY": MODEL_KEY,
+           "OPENAI_BASE_URL": fresh_model.base_url, "OPENAI_MODEL": "fake", "BOT_DATABASE_URL": url,
+           "BOT_APPROVER_IDS": "UAPPROVER", "BOT_STREAMING": "false", "PREFECT_API_URL": os.environ["PREFECT_API_URL"]}
+    processes = [BotProcess(env, tmp_path).start(timeout=90), BotProcess(env, tmp_path).start(timeout=90)]
+    yield processes, url
+    for process in processes:
+        process.stop()
     drop_postgres_database(database)
 
 
-def test_an_event_delivered_to_both_replicas_is_answered_once(two_replicas, fresh_slack, fresh_model):
-    fresh_model.default = text("one answer")
-    event = mention("hello both", ts="1720000000.000100")
-    threads = [threading.Thread(target=bot.post_event, args=(event,), kwargs={"event_id": "EvBOTH"})
-               for bot in two_replicas for _ in range(3)]
+def all_at_once(calls) -> None:
+    threads = [threading.Thread(target=call) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    for bot in two_replicas:
-        bot.wait_idle()
+
+
+def test_an_event_delivered_to_both_processes_is_answered_once(replicas, fresh_slack, fresh_model):
+    processes, _ = replicas
+    fresh_model.default = text("one answer")
+    event = mention("hello both", ts="1720000000.000100")
+    senders = [SlackSender.at(p.port) for p in processes]
+    all_at_once([lambda s=s: s.post_event(event, event_id="EvBOTH") for s in senders for _ in range(3)])
+    fresh_slack.wait_for("chat.postMessage")
+    time.sleep(1.5)  # give the other process every chance to answer twice
     assert fresh_slack.bot_texts("C1", "1720000000.000100") == ["one answer"]
     assert len(fresh_model.requests) == 1
 
 
-async def test_a_proposal_clicked_on_both_replicas_is_applied_once(two_replicas, fresh_slack, fresh_model):
+async def test_a_proposal_clicked_on_both_processes_is_applied_once(replicas, fresh_slack, fresh_model):
+    processes, url = replicas
     pool = f"replica-pool-{uuid.uuid4().hex[:8]}"
     async with get_client() as client:
         await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-    first, second = two_replicas
     fresh_model.script(tool_calls(("propose_change", {"kind": "work_pool_limit", "action": "set", "name": pool,
                                                       "limit": 4, "reason": "cap the pool"})),
                        text("I proposed it; an approver must click Approve."))
-    first.post_event(mention(f"cap {pool} at 4", user="UAPPROVER", ts="1720000000.000200"))
-    first.wait_idle()
-    card = next(c for c in fresh_slack.calls_to("chat.postMessage") if c.args.get("blocks")
-                and cards.APPROVE in str(c.args["blocks"]))
+    SlackSender.at(processes[0].port).post_event(mention(f"cap {pool} at 4", user="UAPPROVER",
+                                                         ts="1720000000.000200"))
+    deadline = time.monotonic() + 30
+    card = None
+    while card is None:
+        assert time.monotonic() < deadline, "no proposal card was posted"
+        card = next((c for c in fresh_slack.calls_to("chat.postMessage")
+                     if cards.APPROVE in str(c.args.get("blocks"))), None)
+        time.sleep(0.1)
     proposal_id = next(e["value"] for b in card.args["blocks"] for e in b.get("elements", [])
                        if e.get("action_id") == cards.APPROVE)
     click = {"type": "block_actions", "user": {"id": "UAPPROVER"}, "team": {"id": TEAM},
-             "channel": {"id": "C1"}, "message": {"ts": card.args.get("ts", "1"), "thread_ts": "1720000000.000200"},
+             "channel": {"id": "C1"}, "message": {"ts": "1", "thread_ts": "1720000000.000200"},
              "container": {"type": "message", "message_ts": "1"}, "trigger_id": "t",
              "actions": [{"action_id": cards.APPROVE, "type": "button", "value": proposal_id}]}
-    threads = [threading.Thread(target=bot.post_interaction, args=(click,)) for bot in two_replicas for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for bot in two_replicas:
-        bot.wait_idle()
-    deadline = time.monotonic() + 30
-    actions: list[str] = []
-    while time.monotonic() < deadline:
-        actions = [entry.action for entry in await first.runtime.approvals.audit_log(proposal_id=proposal_id)]
-        if "applied" in actions and len(fresh_slack.calls_to("chat.update")) >= 1:
-            break
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)  # let every other click finish, then count
-    actions = [entry.action for entry in await first.runtime.approvals.audit_log(proposal_id=proposal_id)]
-    assert actions.count("applied") == 1, actions
+    senders = [SlackSender.at(p.port) for p in processes]
+    all_at_once([lambda s=s: s.post_interaction(click) for s in senders for _ in range(3)])
+
+    store = Store.open(url)
+    try:
+        def actions() -> list[str]:
+            with store.sessions() as session:
+                return list(session.scalars(select(AuditEntry.action).where(AuditEntry.proposal_id == proposal_id)))
+
+        deadline = time.monotonic() + 30
+        while "applied" not in actions():
+            assert time.monotonic() < deadline, actions()
+            time.sleep(0.2)
+        time.sleep(1.5)  # every other click has had time to land; count once more
+        assert actions().count("applied") == 1, actions()
+    finally:
+        store.close()
     async with get_client() as client:
         assert (await client.read_work_pool(pool)).concurrency_limit == 4
