@@ -110,3 +110,24 @@ async def test_home_tab_shows_live_limits_and_refreshes(streaming_bot, fresh_sla
                                     "actions": [{"action_id": "home_refresh", "type": "button", "value": "refresh"}],
                                     "trigger_id": "t", "container": {"type": "view"}, "view": {"id": "V1"}})
     fresh_slack.wait_for("views.publish", 2, timeout=30)
+
+
+def test_feedback_command_summarises_votes(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bot.store import Store
+
+    url = f"sqlite:///{tmp_path / 'votes.db'}"
+    store = Store.open(url)
+    for user, vote in (("U1", "up"), ("U2", "up"), ("U3", "down")):
+        store.record_vote("C1", "1.0", user, vote)
+    store.close()
+    env = {**os.environ, "BOT_DATABASE_URL": url, "COLUMNS": "100"}
+    result = subprocess.run([str(Path(sys.executable).with_name("concurrency-bot")), "feedback"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "67%" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["3", "2", "1", "67%"]
