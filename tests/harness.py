@@ -185,6 +185,17 @@ class BotHarness(SlackSender):
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result(timeout)
 
+def wait_until(check, timeout: float = 30.0, what: str = "condition"):
+    """Poll `check` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def mention(text: str, channel: str = "C1", user: str = "U1", ts: str | None = None,
             thread_ts: str | None = None) -> dict[str, Any]:
     event = {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "channel": channel,

@@ -23,7 +23,7 @@ from bot.slack.approval_handlers import post_proposal_cards
 from bot.store.proposals import utcnow
 from tests.approvals_support import make_pool, make_service, pool_limit
 from tests.fakes.model_api import text, tool_calls
-from tests.harness import BotHarness, mention
+from tests.harness import BotHarness, mention, wait_until
 
 APPROVER, OTHER, STRANGER, ASKER = "UAPPROVER", "UOTHER", "USTRANGER", "UASKER"
 THREAD = "1700000100.000100"
@@ -80,16 +80,6 @@ def submit(bot: BotHarness, callback_id: str, metadata: dict[str, Any], values: 
                  "private_metadata": json.dumps(metadata), "state": {"values": values}, "hash": "h"},
     }
     return bot.post_interaction(payload)
-
-
-def wait_until(check, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def card_updates(slack, ts: str) -> list[dict[str, Any]]:

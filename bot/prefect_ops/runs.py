@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -55,22 +55,21 @@ def _seconds_since(moment: datetime | None) -> float | None:
     return max(0.0, (utcnow() - moment).total_seconds())
 
 
-def flow_run_holder(run: FlowRun) -> Holder:
+def _run_holder(run_type: Literal["flow_run", "task_run"], run: FlowRun | TaskRun) -> Holder:
     state = run.state
     return Holder(
-        run_type="flow_run", id=run.id, name=run.name,
+        run_type=run_type, id=run.id, name=run.name,
         state=state.name if state else None, state_type=state.type.value if state else None,
         seconds_in_state=_seconds_since(state.timestamp) if state else None,
     )
+
+
+def flow_run_holder(run: FlowRun) -> Holder:
+    return _run_holder("flow_run", run)
 
 
 def task_run_holder(run: TaskRun) -> Holder:
-    state = run.state
-    return Holder(
-        run_type="task_run", id=run.id, name=run.name,
-        state=state.name if state else None, state_type=state.type.value if state else None,
-        seconds_in_state=_seconds_since(state.timestamp) if state else None,
-    )
+    return _run_holder("task_run", run)
 
 
 def slot_summary_holder(summary: Any) -> Holder:
