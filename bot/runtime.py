@@ -37,11 +37,16 @@ class Runtime:
         if self.approvals is None:
             return []
         from bot.approvals.sweeper import sweep_expired
+        from bot.slack.approval_handlers import update_card
+        from bot.slack.inflight import recover_unfinished_answers
+
+        async def recover_answers(client: Any) -> None:
+            await recover_unfinished_answers(self.store, client, self.approvals.interrupted_after_seconds)
 
         async def loop() -> None:
             while True:
                 try:
-                    await sweep_expired(self.approvals, self.app.client)
+                    await sweep_expired(self.approvals, self.app.client, update_card, recover_answers)
                 except Exception:
                     log.exception("proposal expiry sweep failed")
                 await asyncio.sleep(sweep_every)

@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.approvals.sweeper import sweep_expired
 from bot.prefect_ops.changes import TagLimitChange, WorkPoolLimitChange
 from bot.slack import cards
-from bot.slack.approval_handlers import post_proposal_cards
+from bot.slack.approval_handlers import post_proposal_cards, update_card
 from bot.store.proposals import utcnow
 from tests.approvals_support import make_pool, make_service, unique
 
@@ -60,9 +60,9 @@ async def test_sweep_updates_the_cards_of_expired_proposals(prefect_server, fres
                                              "", "C1", "9.9")
     await post_proposal_cards(service, client, "C1", "9.9", [proposal.id])
     ts = (await service.get(proposal.id)).message_ts
-    assert await sweep_expired(service, client) == 0
+    assert await sweep_expired(service, client, update_card) == 0
     service.clock = lambda: utcnow() + timedelta(days=2)
-    assert await sweep_expired(service, client) == 1
+    assert await sweep_expired(service, client, update_card) == 1
     update = fresh_slack.wait_for("chat.update")[-1].args
     assert update["ts"] == ts and "Expired" in json.dumps(update["blocks"]) and cards.APPROVE not in json.dumps(
         update["blocks"])
