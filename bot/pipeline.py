@@ -112,8 +112,8 @@ class Pipeline:
         return messages
 
     # --- answering -------------------------------------------------------------------------
-    async def answer(self, turn: Turn, allow_proposals: bool = True) -> Reply:
-        """`allow_proposals=False` answers read-only (no proposal tool), e.g. for Slack Connect guests."""
+    async def answer(self, turn: Turn) -> Reply:
+        """A turn with `may_propose=False` (Slack Connect guests) is answered read-only: no proposal tool."""
         started = time.perf_counter()
         if not turn.text.strip():
             return Reply(text=EMPTY_QUESTION)
@@ -123,7 +123,7 @@ class Pipeline:
         deadline = time.monotonic() + self.settings.bot_answer_timeout_seconds
         proposals: list[str] = []
         try:
-            reply = await self._answer_with_model(turn, deadline, proposals, allow_proposals)
+            reply = await self._answer_with_model(turn, deadline, proposals)
         except ModelUnavailable as exc:
             self.breaker.record_failure()
             log.warning("model unavailable: %s", exc)
@@ -147,12 +147,11 @@ class Pipeline:
             self._settle(reply, report, corrected=False)
         return reply
 
-    async def _answer_with_model(self, turn: Turn, deadline: float, proposals: list[str],
-                                 allow_proposals: bool = True) -> Reply:
+    async def _answer_with_model(self, turn: Turn, deadline: float, proposals: list[str]) -> Reply:
         assert self.model is not None
         messages = self.build_messages(turn)
         registry = self.tools_for_turn(turn, proposals)
-        if not allow_proposals:
+        if not turn.may_propose:
             registry = ToolRegistry({n: t for n, t in registry.tools.items() if not t.changes_prefect})
             messages.insert(1, {"role": "system", "content": READ_ONLY_NOTE})
         result = await run_agent(self.model, messages, registry, self.settings.bot_max_tool_rounds,

@@ -23,6 +23,7 @@ class Turn:
     thread_ts: str | None = None
     history: list[HistoryMessage] = field(default_factory=list)
     source: Source = "slack"
+    may_propose: bool = True  # False for Slack Connect guests: answered read-only, no proposals
 
 
 @dataclass

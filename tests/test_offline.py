@@ -202,6 +202,16 @@ async def test_proposals_are_never_applied_without_approval(search, service, pre
     assert refused.outcome == "refused" and await _pool_limit(pool) == 1
 
 
+async def test_a_slack_connect_guest_cannot_propose_offline(search, service, prefect_api_url):
+    pool = _u("guestpool")
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1))
+    guest = Turn(f"set work pool {pool} limit to 9", "UGUEST", may_propose=False)
+    reply = await OfflineAnswerer(search, service).answer(guest, "off")
+    assert reply.proposals == [] and "Only people in this workspace" in reply.text
+    assert not [row for row in await service.audit_log() if row.requester == "UGUEST"]
+
+
 async def test_slash_style_commands(world, search, service):
     engine = OfflineAnswerer(search, service)
     turn = Turn("", "UASKER", channel="C1", source="slash")

@@ -24,6 +24,9 @@ from bot.turns import Reply, Turn
 
 log = logging.getLogger(__name__)
 
+GUEST_NO_PROPOSALS = ("Only people in this workspace can propose limit changes. Ask a teammate here to "
+                      "request it; I can still look things up for you.")
+
 __all__ = ["OfflineEngine", "MODEL_OFF", "GRAMMAR_HELP", "COMMAND_HELP"]
 
 MODEL_OFF = ("_The model is off ({reason}), so this answer comes from live Prefect reads and our verified "
@@ -116,7 +119,7 @@ class OfflineEngine:
             if verb == "diagnose" and rest:
                 return Reply(text=await self.diagnose(rest), offline=True, tool_calls=["diagnose_run"])
             if verb in CHANGE_VERBS:
-                return await self.propose(text, turn.user_id, turn.channel, turn.thread_ts, text)
+                return await self._propose_for(turn, text, text)
         except Exception as exc:
             message = _translated(exc)
             if message is None:
@@ -126,7 +129,7 @@ class OfflineEngine:
 
     async def _route(self, intent: Intent, turn: Turn) -> Reply:
         if intent.kind == "change" and intent.change is not None:
-            return await self.propose(intent.change, turn.user_id, turn.channel, turn.thread_ts, turn.text)
+            return await self._propose_for(turn, intent.change, turn.text)
         if intent.kind == "bad_change":
             return Reply(text="That looks like a change request, but I couldn't read it.\n\n" + GRAMMAR_HELP,
                          offline=True)
@@ -177,6 +180,11 @@ class OfflineEngine:
             return Reply(text=text, offline=True, tool_calls=["diagnose_run", "search_recipes"])
 
     # --- proposals ------------------------------------------------------------------------------
+    async def _propose_for(self, turn: Turn, request: ChangeRequest | str, reason: str) -> Reply:
+        if not turn.may_propose:
+            return Reply(text=GUEST_NO_PROPOSALS, offline=True)
+        return await self.propose(request, turn.user_id, turn.channel, turn.thread_ts, reason)
+
     async def propose(self, request: ChangeRequest | str, requester: str, channel: str | None = None,
                       thread_ts: str | None = None, reason: str = "") -> Reply:
         """Turn a change request into a pending proposal; nothing is applied until someone approves."""

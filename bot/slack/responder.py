@@ -144,8 +144,9 @@ class Responder:
         guest = bool(team and home_team and team != home_team)
         if guest:  # Slack Connect: answered, but read-only; their clicks are refused by the policy
             log.info("message from Slack Connect user %s of team %s: answering read-only", user, team)
-        turn = Turn(text=text, user_id=user, channel=channel, thread_ts=thread_ts, history=history)
-        reply = await self.pipeline.answer(turn, allow_proposals=not guest)
+        turn = Turn(text=text, user_id=user, channel=channel, thread_ts=thread_ts, history=history,
+                    may_propose=not guest)
+        reply = await self.pipeline.answer(turn)
         metrics.observe_reply(reply, time.perf_counter() - started)
         await self.deliver(client, channel, thread_ts, reply, Recipient(user, home_team or team))
 
