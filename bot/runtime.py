@@ -83,23 +83,6 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     app = build_app(settings, responder, socket_mode=socket_mode, client=client)
     register_approval_handlers(app, approvals, settings)
     register_assistant(app, responder)
-    register_home(app, lambda: pending_proposals(approvals))
+    register_home(app, approvals.pending)
     register_slash_command(app, OfflineEngine(pipeline.search, approvals))
     return Runtime(settings, store, pipeline, responder, app, approvals)
-
-
-async def pending_proposals(approvals: Any) -> list[Any]:
-    """Pending, unexpired proposals, newest first (for the Home tab)."""
-    from sqlalchemy import select
-
-    from bot.approvals.service import ProposalView
-    from bot.store.proposals import PENDING, Proposal, to_db_time, utcnow
-
-    def query() -> list[Any]:
-        with approvals.store.sessions() as session:
-            rows = session.scalars(select(Proposal).where(
-                Proposal.status == PENDING, Proposal.expires_at > to_db_time(utcnow()),
-            ).order_by(Proposal.created_at.desc()).limit(20)).all()
-        return [ProposalView.from_row(row) for row in rows]
-
-    return await asyncio.to_thread(query)

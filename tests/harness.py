@@ -42,6 +42,14 @@ def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) 
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
 
 
+async def _cancel_leftovers() -> None:
+    """Bolt's ack helpers may still be pending when the server stops; end them before the loop goes."""
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+
+
 class SlackSender:
     """Sends signed requests shaped like Slack's to a bot's HTTP endpoint."""
 
@@ -150,6 +158,7 @@ class BotHarness(SlackSender):
                 ready.set_result(True)
                 await server
                 await self.runtime.close()
+                await _cancel_leftovers()
             except BaseException as exc:
                 if not ready.done():
                     ready.set_exception(exc)

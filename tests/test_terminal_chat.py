@@ -108,6 +108,21 @@ async def test_ask_prints_markdown_or_json(prefect_api_url, tmp_path):
     assert await _pool_limit(pool) == 2  # ask only proposes
 
 
+@pytest.mark.timeout(240)
+async def test_a_proposal_from_ask_is_decided_later_in_the_chat(prefect_api_url, tmp_path):
+    pool = await _pool(limit=2)
+    (tmp_path / "data").mkdir()
+    env = _env(tmp_path)
+    asked = await asyncio.to_thread(_run, ["ask", f"set work pool {pool} limit to 6"], env)
+    assert asked.returncode == 0, asked.stderr[-2000:]
+    assert await _pool_limit(pool) == 2
+    chat = await asyncio.to_thread(_run, ["chat"], env, "/pending\na\n/pending\n/quit\n")
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert "limit 2 → 6" in chat.stdout and "Applied" in chat.stdout
+    assert "Nothing is waiting for a decision." in chat.stdout
+    assert await _pool_limit(pool) == 6
+
+
 def test_ask_without_a_question_is_a_usage_error(tmp_path):
     (tmp_path / "data").mkdir()
     result = _run(["ask"], _env(tmp_path))

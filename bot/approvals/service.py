@@ -419,6 +419,11 @@ class ApprovalService:
                 expired.append(view)
         return expired
 
+    async def pending(self, limit: int = 20) -> list[ProposalView]:
+        """Proposals still waiting for a decision (Home tab, the terminal's /pending)."""
+        rows = await self._db(db.pending_rows, self.clock(), limit)
+        return [ProposalView.from_row(row) for row in rows]
+
     async def audit_log(self, **filters: Any) -> list[AuditView]:
         rows = await self._db(db.list_audit, **filters)
         return [AuditView(id=r.id, at=from_db_time(r.at), proposal_id=r.proposal_id, action=r.action,

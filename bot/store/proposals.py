@@ -153,6 +153,14 @@ def stuck_approved(sessions: sessionmaker, decided_before: datetime) -> list[str
         return list(session.scalars(stmt))
 
 
+def pending_rows(sessions: sessionmaker, now: datetime, limit: int = 20) -> list[Proposal]:
+    """Pending, unexpired proposals, newest first."""
+    with sessions() as session:
+        return list(session.scalars(select(Proposal).where(
+            Proposal.status == PENDING, Proposal.expires_at > to_db_time(now),
+        ).order_by(Proposal.created_at.desc()).limit(limit)))
+
+
 def unposted_in_thread(sessions: sessionmaker, channel: str | None, thread_ts: str | None) -> list[Proposal]:
     stmt = (select(Proposal)
             .where(Proposal.status == PENDING, Proposal.message_ts.is_(None),

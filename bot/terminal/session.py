@@ -21,7 +21,8 @@ HELP = """Ask about Prefect concurrency, for example:
   why is run brave-otter stuck?
   show limits
   set work pool etl limit to 5
-Type /help for this text, /quit (or Ctrl-D) to leave."""
+Type /pending to decide on proposals still waiting (from `ask`, Slack or earlier chats),
+/help for this text, /quit (or Ctrl-D) to leave."""
 ReadLine = Callable[[str], Awaitable[str | None]]
 
 
@@ -76,9 +77,22 @@ class ChatSession:
             if text.lower() in ("/help", "help", "?"):
                 self.renderer.notice(HELP, style="")
                 continue
+            if text.lower() == "/pending":
+                await self.decide_pending()
+                continue
             await self.ask(text)
         self.renderer.notice("Bye.")
         return 0
+
+    async def decide_pending(self) -> None:
+        if self.proposals is None:
+            self.renderer.notice("Approvals are not set up in this session.")
+            return
+        waiting = await self.proposals.approvals.pending()
+        if not waiting:
+            self.renderer.notice("Nothing is waiting for a decision.")
+            return
+        await self.proposals.handle([proposal.id for proposal in reversed(waiting)])  # oldest first
 
     async def ask(self, text: str) -> None:
         turn = Turn(text=text, user_id=self.user_id, channel="terminal", thread_ts=self.session_id,
