@@ -151,8 +151,11 @@ def test_failed_stream_and_update_fall_back_to_a_plain_post(bot, fresh_slack, fr
     fresh_slack.fail_next("chat.update", status=200, retry_after=None, body={"ok": False, "error": "cant_update"})
     ts, _ = ask(bot, "q")
     posts = [c.args["text"] for c in fresh_slack.calls_to("chat.postMessage") if c.args.get("thread_ts") == ts]
-    check("slack", "stream breaks midway and chat.update fails", "whole answer as a plain post",
-          f"{len(posts)} plain post(s) of {sum(map(len, posts))} chars", "".join(posts) == answer)
+    thread = fresh_slack.bot_texts("C1", ts)
+    check("slack", "stream breaks midway and chat.update fails",
+          "half-written message removed, whole answer as a plain post",
+          f"{len(posts)} plain post(s) of {sum(map(len, posts))} chars; thread holds {len(thread)} answer(s)",
+          "".join(posts) == answer and thread == [answer] and bool(fresh_slack.calls_to("chat.delete")))
 
 
 # --- model ------------------------------------------------------------------------------------

@@ -68,9 +68,10 @@ class AnswerDelivery:
             return stream.ts
         except (SlackApiError, SlackClientError) as exc:
             log.warning("streaming failed, falling back to a plain post: %s", exc)
-            if stream.ts:  # a half-written stream message: replace it with the whole answer
+            if stream.ts:  # a half-written stream message: replace it with the whole answer, else remove it
                 if await self._update(client, channel, stream.ts, markdown):
                     return stream.ts
+                await self._delete(client, channel, stream.ts)
             return None
 
     async def _update(self, client: AsyncWebClient, channel: str, ts: str, markdown: str) -> bool:
@@ -83,6 +84,12 @@ class AnswerDelivery:
         except SlackApiError as exc:
             log.warning("chat.update failed: %s", exc.response.get("error"))
             return False
+
+    async def _delete(self, client: AsyncWebClient, channel: str, ts: str) -> None:
+        try:
+            await client.chat_delete(channel=channel, ts=ts)
+        except SlackApiError as exc:
+            log.warning("could not remove the half-written answer: %s", exc.response.get("error"))
 
     async def post(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str,
                    feedback: bool = False) -> str | None:

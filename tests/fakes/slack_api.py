@@ -139,6 +139,11 @@ class FakeSlackAPI(FakeServer):
                     else:
                         message["text"] += _stream_text(args)
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+        if method == "chat.delete":
+            with self.lock:
+                for key, msgs in self.messages.items():
+                    self.messages[key] = [m for m in msgs if m["ts"] != args.get("ts")]
+            return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "conversations.replies":
