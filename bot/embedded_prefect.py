@@ -3,8 +3,9 @@
 When `PREFECT_API_URL` is unset (and the active Prefect profile does not set it), the terminal
 front ends start `prefect server start` on 127.0.0.1 with its data (SQLite, PREFECT_HOME) under the
 bot's data folder. The server we start is recorded in `<data>/prefect/server.json`; a later run
-that finds it answering `/api/health` reuses it instead of starting another, and leaves it
-running for its owner to stop. Start-up takes 30-70 s on a small machine, so progress is shown.
+that finds it answering `/api/health` reuses it instead of starting another. Each session using it
+leaves a marker; the last session out stops it, whichever started it. Start-up takes 15-70 s on a
+small machine, so progress is shown.
 
 Prefect reads its settings once, when it is first imported, so `PREFECT_API_URL` is set in this
 process's environment before anything imports prefect (and the root settings context is
@@ -13,6 +14,7 @@ refreshed if something already did).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,6 +93,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _stop_process_group(pid: int, process: subprocess.Popen | None) -> None:
+    """SIGTERM the server's process group (it runs in its own session), SIGKILL if it lingers."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while (process.poll() is None) if process is not None else _pid_alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+
+
 def default_command(port: int) -> list[str]:
     prefect = Path(sys.executable).with_name("prefect")
     exe = str(prefect) if prefect.exists() else "prefect"
@@ -146,10 +163,12 @@ class EmbeddedPrefect:
             if healthy(url):
                 self.progress(f"Reusing the local Prefect server at {url}")
                 self.api_url, self.reused = url, True
+                self._join()
                 return url
             pid = int(record.get("pid") or 0)
             if pid and _pid_alive(pid) and self._wait_for(url, lambda: _pid_alive(pid)):
                 self.api_url, self.reused = url, True
+                self._join()
                 return url
         return self._start()
 
@@ -171,6 +190,7 @@ class EmbeddedPrefect:
             self.stop()
             raise PrefectStartError(f"the local Prefect server did not start (log: {self.log_path}){tail}")
         self.api_url = url
+        self._join()
         return url
 
     def _wait_for(self, url: str, alive: Callable[[], bool]) -> bool:
@@ -193,23 +213,42 @@ class EmbeddedPrefect:
             return ""
         return (":\n" + "\n".join(lines)) if lines else ""
 
+    # --- who is using it ----------------------------------------------------------------------
+    @property
+    def _sessions(self) -> Path:
+        return self.home / "sessions"
+
+    @property
+    def _session_file(self) -> Path:
+        return self._sessions / f"{os.getpid()}-{id(self)}"
+
+    def _join(self) -> None:
+        self._sessions.mkdir(parents=True, exist_ok=True)
+        self._session_file.touch()
+
+    def _others_using(self) -> bool:
+        """Another chat/ask still running on this server (its process alive)?"""
+        self._session_file.unlink(missing_ok=True)
+        alive = False
+        for entry in self._sessions.glob("*-*") if self._sessions.exists() else []:
+            if _pid_alive(int(entry.name.split("-", 1)[0])):
+                alive = True
+            else:
+                entry.unlink(missing_ok=True)  # a session that died without leaving
+        return alive
+
     def stop(self) -> None:
-        """Stop the server this object started (never one it merely reused) and forget its record."""
+        """Leave the server; the last session out stops it (whether it started it or reused it)."""
         process, self.process = self.process, None
-        if process is None:
+        if self.api_url is None and process is None:
             return
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+        if self._others_using():
+            return
         record = self.recorded()
-        if record and record.get("pid") == process.pid:
+        pid = process.pid if process is not None else int((record or {}).get("pid") or 0)
+        if pid > 0:
+            _stop_process_group(pid, process)
+        if record and record.get("pid") == pid:
             self.state_path.unlink(missing_ok=True)
 
     def __enter__(self) -> EmbeddedPrefect:

@@ -55,10 +55,25 @@ def test_starts_records_reuses_and_stops(tmp_path):
 
         second = EmbeddedPrefect(tmp_path, command=health_server(), start_timeout=30)
         assert second.ensure() == url and second.reused and second.process is None
-        second.stop()  # a reused server belongs to its owner: still up
+        second.stop()  # the starter still uses it: still up
         assert healthy(url)
     finally:
         first.stop()
+    assert not healthy(url)
+    assert not (tmp_path / "prefect" / "server.json").exists()
+
+
+def test_the_last_session_out_stops_the_server_even_if_it_only_reused_it(tmp_path):
+    starter = EmbeddedPrefect(tmp_path, command=health_server(), start_timeout=30)
+    url = starter.ensure()
+    reuser = EmbeddedPrefect(tmp_path, command=health_server(), start_timeout=30)
+    try:
+        assert reuser.ensure() == url and reuser.reused
+        starter.stop()  # the starter leaves first: the other session keeps its server
+        assert healthy(url)
+    finally:
+        reuser.stop()
+        starter.stop()
     assert not healthy(url)
     assert not (tmp_path / "prefect" / "server.json").exists()
 
