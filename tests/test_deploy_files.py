@@ -48,3 +48,10 @@ def test_manifest_declares_what_the_bot_handles():
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert manifest["features"]["slash_commands"][0]["command"] == "/concurrency"
+
+
+def test_readme_documents_every_setting():
+    from bot.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    assert [name.upper() for name in Settings.model_fields if name.upper() not in readme] == []
