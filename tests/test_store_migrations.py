@@ -23,7 +23,7 @@ def assert_schema_matches_models(url: str) -> None:
         assert diff == [], f"models and migrations differ: {diff}"
         tables = set(inspect(store.engine).get_table_names())
         assert {"seen_events", "proposals", "audit_entries", "answer_feedback", "bot_threads",
-                "alembic_version"} <= tables
+                "answers_in_flight", "alembic_version"} <= tables
         key = f"Ev{uuid.uuid4().hex}"
         assert store.claim_event(key) is True and store.claim_event(key) is False
     finally:

@@ -23,9 +23,9 @@ from bot.settings import Settings
 from bot.slack.delivery import AnswerDelivery, Recipient
 from bot.slack.filters import message_key
 from bot.slack.history import strip_mention, thread_history
-from bot.slack.inflight import mark, marker_key, unmark
 from bot.slack.worker_loop import WorkerLoop
 from bot.store import Store
+from bot.store.inflight import finish_answer, start_answer
 from bot.turns import Reply, Turn
 
 log = logging.getLogger(__name__)
@@ -113,15 +113,14 @@ class Responder:
         started = time.perf_counter()
         await self._react(client, channel, ts)  # first visible feedback comes before any other work
         metrics.FIRST_FEEDBACK.observe(time.perf_counter() - started)
-        marker = marker_key(channel, thread_ts, ts)
-        await asyncio.to_thread(mark, self.store, marker)  # a crash from here on leaves a trace
+        await asyncio.to_thread(start_answer, self.store.engine, channel, thread_ts, ts)  # a crash now leaves a trace
         try:
             await self._answer(client, event, context, channel, ts, thread_ts)
         except Exception:
             log.exception("answering a message failed")
             await self._post(client, channel, thread_ts, INTERNAL_ERROR)
         finally:
-            await asyncio.to_thread(unmark, self.store, marker)
+            await asyncio.to_thread(finish_answer, self.store.engine, channel, ts)
 
     async def _answer(self, client: AsyncWebClient, event: dict[str, Any], context: dict[str, Any],
                       channel: str, ts: str, thread_ts: str) -> None:
