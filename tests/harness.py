@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -203,6 +204,24 @@ def wait_until(check, timeout: float = 30.0, what: str = "condition"):
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def all_at_once(calls: list[Callable[[], Any]]) -> list[BaseException]:
+    """Run the calls in threads started together; returns the exceptions they raised (empty: all fine)."""
+    errors: list[BaseException] = []
+
+    def guarded(call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # collected for the caller to assert on
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 def mention(text: str, channel: str = "C1", user: str = "U1", ts: str | None = None,

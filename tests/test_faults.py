@@ -32,7 +32,7 @@ from bot.store.proposals import get_proposal
 from tests.approvals_support import make_pool, make_service, pool_limit
 from tests.fakes.model_api import disconnect, error, hang, text, tool_calls
 from tests.faults_support import BotProcess, PrefectProxy, check
-from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET, BotHarness, mention, message, sign
+from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET, BotHarness, mention, message, sign, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -346,13 +346,11 @@ def _status(bot: BotHarness, proposal_id: str) -> str:
 
 
 def _wait(check_fn, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check_fn()
-        if value:
-            return value
-        time.sleep(0.05)
-    return check_fn()
+    """Like `wait_until`, but a timeout returns the last value so the table can show what was observed."""
+    try:
+        return wait_until(check_fn, timeout)
+    except AssertionError:
+        return check_fn()
 
 
 def test_security_signatures(bot, fresh_slack, fresh_model):

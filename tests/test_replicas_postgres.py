@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 
@@ -18,7 +17,7 @@ from bot.store.proposals import AuditEntry
 from tests.fakes.model_api import text, tool_calls
 from tests.fakes.prefect_server import create_postgres_database, drop_postgres_database, postgres_available
 from tests.faults_support import BotProcess
-from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET, TEAM, SlackSender, mention
+from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET, TEAM, SlackSender, all_at_once, mention
 
 pytestmark = pytest.mark.skipif(not postgres_available(),
                                 reason="PostgreSQL is not answering at 127.0.0.1:5432 (CI has it)")
@@ -37,14 +36,6 @@ def replicas(fresh_slack, fresh_model, prefect_api_url, tmp_path):
     for process in processes:
         process.stop()
     drop_postgres_database(database)
-
-
-def all_at_once(calls) -> None:
-    threads = [threading.Thread(target=call) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def test_an_event_delivered_to_both_processes_is_answered_once(replicas, fresh_slack, fresh_model):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy import inspect
 from bot.store import Store
 from bot.store.db import Base, make_engine
 from tests.fakes.prefect_server import create_postgres_database, drop_postgres_database, postgres_available
+from tests.harness import all_at_once
 
 
 def assert_schema_matches_models(url: str) -> None:
@@ -43,20 +43,7 @@ def test_stores_opened_at_once_in_threads_and_processes_all_work(tmp_path):
     url = f"sqlite:///{tmp_path / 'race.db'}"
     script = f"from bot.store import Store; Store.open({url!r}).close()"
     processes = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(3)]
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            Store.open(url).close()
-        except BaseException as exc:  # collected and checked below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert all_at_once([lambda: Store.open(url).close()] * 4) == []
     assert [p.wait(timeout=60) for p in processes] == [0, 0, 0]
     assert_schema_matches_models(url)
 
@@ -66,20 +53,7 @@ def test_postgres_migrations_match_models_even_when_replicas_start_together():
     database = create_postgres_database("cbot_migrate")
     url = f"postgresql://postgres@127.0.0.1:5432/{database}"
     try:
-        errors: list[BaseException] = []
-
-        def start() -> None:
-            try:
-                Store.open(url).close()
-            except BaseException as exc:  # collected and re-raised below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=start) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        assert all_at_once([lambda: Store.open(url).close()] * 3) == []
         assert_schema_matches_models(url)
         make_engine(url).dispose()
     finally:
