@@ -60,6 +60,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.responder.idle()
+        await self.responder.close()
         if self.responder.worker is not None:
             self.responder.worker.stop()
         self.store.close()

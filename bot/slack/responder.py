@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -68,6 +69,7 @@ class Responder:
     delivery: AnswerDelivery | None = None
     worker: WorkerLoop | None = None  # None: answer on the caller's loop (terminal, tests of parts)
     tasks: set[asyncio.Task] = field(default_factory=set)
+    _worker_client: AsyncWebClient | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.limiter is None:
@@ -95,7 +97,25 @@ class Responder:
         allowed = self.settings.bot_allowed_channels
         return not allowed or event.get("channel_type") == "im" or event.get("channel") in allowed
 
+    def _client_on_worker(self, client: AsyncWebClient) -> AsyncWebClient:
+        """On the worker loop, a clone of the app's client with one aiohttp session, so Slack calls reuse
+        their connections (no TCP/TLS handshake per call); the session must belong to this loop."""
+        if self.worker is None:
+            return client
+        if self._worker_client is None:
+            self._worker_client = AsyncWebClient(
+                token=client.token, base_url=client.base_url, timeout=client.timeout, logger=client.logger,
+                retry_handlers=client.retry_handlers, session=aiohttp.ClientSession())
+        return self._worker_client
+
+    async def close(self) -> None:
+        """Close the worker loop's Slack session (on that loop)."""
+        client, self._worker_client = self._worker_client, None
+        if client is not None and client.session is not None and self.worker is not None:
+            await asyncio.wrap_future(self.worker.submit(client.session.close()))
+
     async def handle(self, client: AsyncWebClient, event: dict[str, Any], context: dict[str, Any]) -> None:
+        client = self._client_on_worker(client)
         try:
             await self._handle(client, event, context)
         except Exception:
