@@ -17,7 +17,7 @@ from bot.knowledge.recipes import RecipeBook
 from bot.knowledge.search import RecipeSearch
 from bot.offline import MODEL_OFF, OfflineAnswerer, classify, parse_change_request
 from bot.turns import Turn
-from tests.approvals_support import make_service
+from tests.approvals_support import make_service, pool_limit
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -145,9 +145,6 @@ def test_questions_are_not_change_requests(text):
     assert classify(text).kind != "change"
 
 
-async def _pool_limit(name: str) -> int | None:
-    async with get_client() as client:
-        return (await client.read_work_pool(name)).concurrency_limit
 
 
 async def test_grammar_to_proposal_to_approval_to_server(search, service, prefect_api_url):
@@ -167,9 +164,9 @@ async def test_grammar_to_proposal_to_approval_to_server(search, service, prefec
         assert decision.outcome == "applied", decision.message
         return decision.message
 
-    assert await _pool_limit(pool) is None
+    assert await pool_limit(pool) is None
     await propose_and_approve(f"set work pool {pool} limit to 5")
-    assert await _pool_limit(pool) == 5
+    assert await pool_limit(pool) == 5
 
     await propose_and_approve(f"clear queue {queue} limit")  # the pool is found from the queue's name
     async with get_client() as client:
@@ -197,9 +194,9 @@ async def test_proposals_are_never_applied_without_approval(search, service, pre
         await client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1))
     reply = await OfflineAnswerer(search, service).answer(Turn(f"set pool {pool} to 9", "UASKER"), "off")
     assert reply.proposals
-    assert await _pool_limit(pool) == 1
+    assert await pool_limit(pool) == 1
     refused = await service.approve(reply.proposals[0], "USTRANGER")
-    assert refused.outcome == "refused" and await _pool_limit(pool) == 1
+    assert refused.outcome == "refused" and await pool_limit(pool) == 1
 
 
 async def test_a_slack_connect_guest_cannot_propose_offline(search, service, prefect_api_url):

@@ -14,16 +14,14 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from prefect import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
 
 from bot.embedded_prefect import healthy
 from bot.store import Store
 from bot.store import proposals as db
+from tests.approvals_support import make_pool, pool_limit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,18 +38,6 @@ def _run(args: list[str], env: dict[str, str], stdin: str = "", timeout: float =
                           capture_output=True, text=True, timeout=timeout)
 
 
-async def _pool(limit: int | None) -> str:
-    name = f"chatpool-{uuid.uuid4().hex[:6]}"
-    async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=name, type="process", concurrency_limit=limit))
-    return name
-
-
-async def _pool_limit(name: str) -> int | None:
-    async with get_client() as client:
-        return (await client.read_work_pool(name)).concurrency_limit
-
-
 def _audit(tmp_path: Path) -> list[db.AuditEntry]:
     store = Store.open(f"sqlite:///{tmp_path / 'data' / 'bot.db'}")
     try:
@@ -62,7 +48,7 @@ def _audit(tmp_path: Path) -> list[db.AuditEntry]:
 
 @pytest.mark.timeout(240)
 async def test_chat_answers_offline_and_approves_in_the_terminal(prefect_api_url, tmp_path):
-    pool = await _pool(limit=1)
+    pool = await make_pool(limit=1)
     (tmp_path / "data").mkdir()
     script = "\n".join([
         "show limits",
@@ -84,7 +70,7 @@ async def test_chat_answers_offline_and_approves_in_the_terminal(prefect_api_url
     assert f"work pool `{pool}`: limit 1 → 3" in out or f"work pool {pool}: limit 1 → 3" in out
     assert "Edited" in out and "Applied" in out and "Rejected; nothing changed." in out
     assert "Bye." in out
-    assert await _pool_limit(pool) == 4
+    assert await pool_limit(pool) == 4
     actions = [(row.action, row.actor) for row in reversed(_audit(tmp_path))]  # oldest first
     assert [a for a, _ in actions] == ["proposed", "edited", "applied", "proposed", "rejected"]
     assert all(actor.startswith("terminal:") for _, actor in actions)
@@ -93,7 +79,7 @@ async def test_chat_answers_offline_and_approves_in_the_terminal(prefect_api_url
 
 @pytest.mark.timeout(240)
 async def test_ask_prints_markdown_or_json(prefect_api_url, tmp_path):
-    pool = await _pool(limit=2)
+    pool = await make_pool(limit=2)
     (tmp_path / "data").mkdir()
     env = _env(tmp_path)
     plain = await asyncio.to_thread(_run, ["ask", f"inspect pool {pool}"], env)
@@ -105,22 +91,22 @@ async def test_ask_prints_markdown_or_json(prefect_api_url, tmp_path):
     assert data["offline"] is True and not data["failed"]
     assert len(data["proposals"]) == 1 and data["proposals"][0]["status"] == "pending"
     assert "limit 2 → 7" in data["proposals"][0]["diff"]
-    assert await _pool_limit(pool) == 2  # ask only proposes
+    assert await pool_limit(pool) == 2  # ask only proposes
 
 
 @pytest.mark.timeout(240)
 async def test_a_proposal_from_ask_is_decided_later_in_the_chat(prefect_api_url, tmp_path):
-    pool = await _pool(limit=2)
+    pool = await make_pool(limit=2)
     (tmp_path / "data").mkdir()
     env = _env(tmp_path)
     asked = await asyncio.to_thread(_run, ["ask", f"set work pool {pool} limit to 6"], env)
     assert asked.returncode == 0, asked.stderr[-2000:]
-    assert await _pool_limit(pool) == 2
+    assert await pool_limit(pool) == 2
     chat = await asyncio.to_thread(_run, ["chat"], env, "/pending\na\n/pending\n/quit\n")
     assert chat.returncode == 0, chat.stderr[-2000:]
     assert "limit 2 → 6" in chat.stdout and "Applied" in chat.stdout
     assert "Nothing is waiting for a decision." in chat.stdout
-    assert await _pool_limit(pool) == 6
+    assert await pool_limit(pool) == 6
 
 
 def test_ask_without_a_question_is_a_usage_error(tmp_path):

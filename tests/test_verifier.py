@@ -12,6 +12,20 @@ from bot.knowledge.verifier.commands import check_command
 from bot.knowledge.verifier.python_check import check_python
 from bot.knowledge.verifier.yaml_check import check_yaml
 
+# The seed thread's skip-if-busy helper (prefect-facts §5f): a yield in both try and except.
+BROKEN_SKIP_IF_BUSY = '''
+from contextlib import contextmanager
+from prefect.concurrency.sync import concurrency
+
+@contextmanager
+def try_concurrency(name: str, timeout: float):
+    try:
+        with concurrency(name, timeout_seconds=timeout):
+            yield True
+    except Exception as exc:
+        yield False
+'''
+
 
 def fenced(lang: str, body: str) -> str:
     return f"```{lang}\n{body}\n```\n"
@@ -110,18 +124,7 @@ def test_unknown_keyword_names_the_real_parameter():
 
 
 def test_the_broken_skip_if_busy_helper_is_flagged_with_the_fixed_one():
-    code = '''
-from contextlib import contextmanager
-from prefect.concurrency.sync import concurrency
-
-@contextmanager
-def try_concurrency(name: str, timeout: float):
-    try:
-        with concurrency(name, timeout_seconds=timeout):
-            yield True
-    except Exception as exc:
-        yield False
-'''
+    code = BROKEN_SKIP_IF_BUSY
     [finding] = check_python(code)
     assert finding.severity == "error" and "generator didn't stop after throw()" in finding.message
     assert "ExitStack" in finding.fix and "except TimeoutError" in finding.fix and "strict=True" in finding.fix
@@ -232,17 +235,7 @@ prefect work-pool set-concurrency-limit <pool-name> --limit 1
 ```
 Skip helper:
 ```python
-from contextlib import contextmanager
-from prefect.concurrency.sync import concurrency
-
-@contextmanager
-def try_concurrency(name: str, timeout: float):
-    try:
-        with concurrency(name, timeout_seconds=timeout):
-            yield True
-    except Exception as exc:
-        yield False
-```
+""" + BROKEN_SKIP_IF_BUSY + """```
 Tooling: `prefect gcl ls`, `prefect gcl inspect my-deployment-serial`.
 """
 
