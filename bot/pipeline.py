@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,7 +41,10 @@ class Searcher(Protocol):
     def search(self, query: str, k: int = 3) -> list[Any]: ...
 
 
-OfflineAnswer = Callable[[Turn, str], Awaitable[Reply]]
+class OfflineAnswerer(Protocol):
+    """Answers without the model (bot.offline.OfflineEngine); the slash command uses the same one."""
+
+    async def answer(self, turn: Turn, reason: str) -> Reply: ...
 ToolsForTurn = Callable[[Turn, list[str]], ToolRegistry]
 
 
@@ -71,7 +74,7 @@ class Pipeline:
     model: ModelClient | None = None
     search: Searcher | None = None
     verify: Verifier | None = None
-    offline: OfflineAnswer | None = None
+    offline: OfflineAnswerer | None = None
     system_prompt: str = field(default_factory=load_system_prompt)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
 
@@ -140,7 +143,7 @@ class Pipeline:
     async def _offline(self, turn: Turn, reason: str) -> Reply:
         if self.offline is None:
             return Reply(text=APOLOGY.format(reason=reason), offline=True, failed=True)
-        reply = await self.offline(turn, reason)
+        reply = await self.offline.answer(turn, reason)
         reply.offline = True
         if self.verify is not None:  # recipes are verified, but names filled in from the server are not
             report = await asyncio.to_thread(self.verify, reply.text)
@@ -248,7 +251,7 @@ def build_pipeline(settings: Settings | None = None, approvals: Any | None = Non
     from bot.knowledge.recipes import RecipeBook
     from bot.knowledge.search import RecipeSearch
     from bot.knowledge.verifier import verify_markdown
-    from bot.offline import OfflineAnswerer
+    from bot.offline import OfflineEngine
 
     settings = settings or Settings()
     search = RecipeSearch(RecipeBook.load())
@@ -258,6 +261,6 @@ def build_pipeline(settings: Settings | None = None, approvals: Any | None = Non
         model=model_from_settings(settings),
         search=search,
         verify=verify_markdown,
-        offline=OfflineAnswerer(search, approvals).answer,
+        offline=OfflineEngine(search, approvals),
         breaker=CircuitBreaker(settings.bot_circuit_failure_threshold, settings.bot_circuit_reset_seconds),
     )

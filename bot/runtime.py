@@ -9,7 +9,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.offline import OfflineEngine
 from bot.pipeline import Pipeline, build_pipeline
 from bot.settings import Settings
 from bot.slack.app import build_app, web_client
@@ -85,5 +84,5 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     register_approval_handlers(app, approvals, settings)
     register_assistant(app, responder)
     register_home(app, approvals.pending)
-    register_slash_command(app, OfflineEngine(pipeline.search, approvals))
+    register_slash_command(app, pipeline.offline)
     return Runtime(settings, store, pipeline, responder, app, approvals)

@@ -44,7 +44,7 @@ def pipeline(fresh_model, clock, prefect_api_url) -> Pipeline:
         settings=settings,
         tools_for_turn=lambda turn, created: ToolRegistry(),
         model=model_from_settings(settings),
-        offline=OfflineAnswerer(RecipeSearch(RecipeBook.load())).answer,
+        offline=OfflineAnswerer(RecipeSearch(RecipeBook.load())),
         system_prompt="You answer Prefect concurrency questions.",
         breaker=CircuitBreaker(settings.bot_circuit_failure_threshold, settings.bot_circuit_reset_seconds,
                                clock=clock),
