@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -48,6 +48,13 @@ def create_schema(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def count_by(sessions: sessionmaker, column: Any) -> dict[Any, int]:
+    """Row counts grouped by one column's values (proposals by status, votes by direction)."""
+    with sessions() as session:
+        rows = session.execute(select(column, func.count()).group_by(column)).all()
+    return {value: count for value, count in rows}
 
 
 def insert_ignore(engine: Engine, table: Table, values: dict[str, Any]) -> bool:

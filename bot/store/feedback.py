@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, String, func, select
+from sqlalchemy import DateTime, String
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
-from bot.store.db import Base
+from bot.store.db import Base, count_by
 
 
 class AnswerFeedback(Base):
@@ -33,8 +33,4 @@ def record_vote(sessions: sessionmaker, channel: str, message_ts: str, user_id: 
 
 
 def vote_counts(sessions: sessionmaker) -> dict[str, int]:
-    with sessions() as session:
-        rows = session.execute(select(AnswerFeedback.vote, func.count()).group_by(AnswerFeedback.vote)).all()
-    counts = {"up": 0, "down": 0}
-    counts.update({vote: count for vote, count in rows})
-    return counts
+    return {"up": 0, "down": 0} | count_by(sessions, AnswerFeedback.vote)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from bot.store.db import create_schema, make_engine, session_factory
+from bot.store.db import count_by, create_schema, make_engine, session_factory
 from bot.store.events import claim_event
 from bot.store.feedback import record_vote, vote_counts
+from bot.store.proposals import Proposal
 from bot.store.threads import is_bot_thread, mark_thread
 
 
@@ -40,13 +41,7 @@ class Store:
         return vote_counts(self.sessions)
 
     def proposal_counts(self) -> dict[str, int]:
-        from sqlalchemy import func, select
-
-        from bot.store.proposals import Proposal
-
-        with self.sessions() as session:
-            rows = session.execute(select(Proposal.status, func.count()).group_by(Proposal.status)).all()
-        return {status: count for status, count in rows}
+        return count_by(self.sessions, Proposal.status)
 
     def close(self) -> None:
         self.engine.dispose()
