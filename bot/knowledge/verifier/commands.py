@@ -31,13 +31,34 @@ def is_placeholder(token: str) -> bool:
     return bool(_PLACEHOLDER.match(token.strip("'\"")))
 
 
-def _normalize_usage_tokens(tokens: list[str]) -> list[str]:
-    """Turn usage notation into plain tokens: drop [OPTIONS], unwrap [..], take `--a/-b` as `--a`."""
+_USAGE_WORD = re.compile(r"^\[?(OPTIONS|ARGS|COMMAND)\]?(\.\.\.)?$")
+
+
+def _normalize_usage_tokens(tokens: list[str]) -> tuple[list[str], bool]:
+    """Turn usage notation into plain tokens, and say whether the line is a usage synopsis.
+
+    A synopsis (`prefect work-pool [OPTIONS] COMMAND [ARGS]...`, `prefect gcl create [OPTIONS]
+    NAME`) shows a command's shape: `[OPTIONS]`/`[ARGS]` are dropped, `COMMAND` is kept as a
+    stand-in for a subcommand, `[..]` is unwrapped and `--a/-b` is read as `--a`.
+    """
     out: list[str] = []
+    synopsis = False
     for token in tokens:
-        if token.upper().strip("[]") in {"OPTIONS", "ARGS", "COMMAND"} and token.startswith("["):
+        usage = _USAGE_WORD.match(token)
+        if usage and (usage.group(1) != "COMMAND" or token == "COMMAND" or token.startswith("[")):
+            synopsis = True
+            if usage.group(1) == "COMMAND":
+                out.append("COMMAND")
             continue
-        stripped = token.strip("[]") if token.startswith("[") or token.endswith("]") else token
+        stripped = token
+        if token.startswith("[") and (token.endswith("]") or token.endswith("]...")):
+            synopsis = True
+            stripped = token[1:].removesuffix("...").removesuffix("]")
+        elif token.startswith("[") or token.endswith("]"):
+            stripped = token.strip("[]")
+        if stripped.endswith("...") and stripped != "..." and is_placeholder(stripped[:-3]):
+            synopsis = True
+            stripped = stripped[:-3]
         if not stripped:
             continue
         if stripped.startswith("-") and "/" in stripped:
@@ -45,7 +66,7 @@ def _normalize_usage_tokens(tokens: list[str]) -> list[str]:
         if stripped.startswith("-") and "|" in stripped:
             stripped = stripped.split("|")[0]
         out.append(stripped)
-    return out
+    return out, synopsis
 
 
 def _looks_like_option(token: str) -> bool:
@@ -58,7 +79,8 @@ _STRICT_PLACEHOLDER = re.compile(r"^(<[^>]*>|\{\{.*\}\}|\{[^}]*\}|\$\{?\w+\}?|\.
 def _value_problem(param: CliParam, value: str) -> str | None:
     """Why `value` is not acceptable for `param`, or None."""
     choices, case_sensitive = _choices(param)
-    if _STRICT_PLACEHOLDER.match(value.strip("'\"")) or (not choices and is_placeholder(value)):
+    bare = value.strip("'\"")
+    if _STRICT_PLACEHOLDER.match(bare) or (not choices and is_placeholder(value)) or bare == param.value_metavar:
         return None
     alternatives = value.split("|") if "|" in value else [value]
     for alt in alternatives:
@@ -90,8 +112,9 @@ def _choices(param: CliParam) -> tuple[list[str] | None, bool]:
 class _Parse:
     """The state of parsing one command's parameters."""
 
-    def __init__(self, command: CliCommand) -> None:
+    def __init__(self, command: CliCommand, synopsis: bool = False) -> None:
         self.command = command
+        self.synopsis = synopsis  # a usage line: metavariables stand in for values, nothing is required
         self.options = command.option_map()
         self.provided: set[str] = set()
         self.positional_values: list[str] = []
@@ -111,7 +134,8 @@ class _Parse:
                 continue
             i = self._option(tokens, i)
         self._assign_positionals()
-        self._check_required()
+        if not self.synopsis:
+            self._check_required()
 
     def _option(self, tokens: list[str], i: int) -> int:
         name, eq, inline_value = tokens[i].partition("=")
@@ -140,7 +164,7 @@ class _Parse:
         slots = [p for p in self.command.positionals() if p.name not in self.provided or p.variadic]
         for index, value in enumerate(self.positional_values):
             if not slots:
-                if index not in self.orphans:
+                if index not in self.orphans and not (self.synopsis and is_placeholder(value)):
                     self.problems.append(f"Unexpected argument: {value!r}.")
                 continue
             param = slots[0]
@@ -181,7 +205,7 @@ def _strip_meta(tokens: list[str]) -> tuple[list[str], list[str]]:
 def check_command(command: str, inline: bool = False, tree: CliTree | None = None) -> Finding | None:
     """A Finding when `command` would not parse in the installed Prefect CLI, else None."""
     tree = tree or command_tree()
-    tokens = _normalize_usage_tokens(split_command(command))
+    tokens, synopsis = _normalize_usage_tokens(split_command(command))
     if not tokens or tokens[0] != "prefect":
         return None
     rest, problems = _strip_meta(tokens[1:])
@@ -194,6 +218,9 @@ def check_command(command: str, inline: bool = False, tree: CliTree | None = Non
     if "--help" in rest:
         return _finding(command, problems, node) if problems else None
     if not node.runnable:
+        named_command = synopsis and bool(rest) and rest[0] == "COMMAND"
+        if named_command:
+            rest = rest[1:]
         if rest and not _looks_like_option(rest[0]):
             near = tree.nearest(node, rest[0])
             listed = "; ".join(tree.commands[(*node.path, node.subcommands[n])].usage() for n in near)
@@ -208,7 +235,7 @@ def check_command(command: str, inline: bool = False, tree: CliTree | None = Non
         if rest:
             problems.append(f"{node.display} is a command group; options need a subcommand.")
         if not problems:
-            if inline or not node.path:
+            if inline or not node.path or named_command:
                 return None
             return Finding(
                 kind="command",
@@ -218,7 +245,7 @@ def check_command(command: str, inline: bool = False, tree: CliTree | None = Non
                 fix=_group_fix(tree, node),
             )
         return _finding(command, problems, node)
-    parse = _Parse(node)
+    parse = _Parse(node, synopsis)
     parse.run(rest)
     problems.extend(parse.problems)
     if inline:  # an inline span often names a command or flag without spelling out its values
@@ -228,7 +255,7 @@ def check_command(command: str, inline: bool = False, tree: CliTree | None = Non
 
 def _group_fix(tree: CliTree, node: CliCommand) -> str:
     names = sorted(set(node.subcommands.values()))
-    return f"{node.display} COMMAND, where COMMAND is one of: {', '.join(names)}"
+    return f"{node.display} COMMAND [ARGS]...\nCOMMAND is one of: {', '.join(names)}"
 
 
 def _options_line(node: CliCommand) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from bot.knowledge.verifier.call_context import Parents, awaited_names, parent_map, unawaited_use
 from bot.knowledge.verifier.report import Finding
 
 __all__ = ["check_python", "SKIP_IF_BUSY_FIX"]
@@ -70,6 +71,46 @@ def _import(module: str) -> Any:
         return None
 
 
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+class Removed:
+    """A name Prefect removed in 3.x: its module's `__getattr__` raises PrefectImportError with a hint."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"<removed: {self.message}>"
+
+
+def _attribute(obj: Any, attr: str) -> Any:
+    """getattr that never raises: _MISSING when absent, Removed for Prefect's migration errors.
+
+    `hasattr()` only swallows AttributeError; Prefect's migration `__getattr__` raises
+    PrefectImportError (an ImportError), and a broken property may raise anything.
+    """
+    try:
+        return getattr(obj, attr)
+    except AttributeError:
+        return _MISSING
+    except ImportError as exc:
+        return Removed(str(exc).split("\n")[0])
+    except Exception:
+        return _MISSING
+
+
+def _removed_fix(message: str) -> str | None:
+    """The migration hint from Prefect's own message ("... has been removed. Use X instead.")."""
+    _, sep, hint = message.partition("has been removed.")
+    return hint.strip() or None if sep else None
+
+
 @lru_cache(maxsize=2048)
 def _resolve(dotted: str) -> Any:
     """Resolve `a.b.c` to an object: the longest importable module prefix, then attributes."""
@@ -80,23 +121,17 @@ def _resolve(dotted: str) -> Any:
             continue
         obj = module
         for attr in parts[cut:]:
-            if not hasattr(obj, attr):
+            found = _attribute(obj, attr)
+            if isinstance(found, Removed):
+                return found
+            if found is _MISSING:
                 sub = _import(f"{obj.__name__}.{attr}") if inspect.ismodule(obj) else None
                 if sub is None:
                     return _MISSING
-                obj = sub
-            else:
-                obj = getattr(obj, attr)
+                found = sub
+            obj = found
         return obj
     return _MISSING
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING = _Missing()
 
 
 @lru_cache(maxsize=256)
@@ -104,7 +139,10 @@ def _where_is(name: str) -> tuple[str, ...]:
     homes = []
     for module_name in _CANDIDATE_MODULES:
         module = _import(module_name)
-        if module is not None and hasattr(module, name) and not inspect.ismodule(getattr(module, name)):
+        if module is None:
+            continue
+        found = _attribute(module, name)
+        if found is not _MISSING and not isinstance(found, Removed) and not inspect.ismodule(found):
             homes.append(module_name)
     return tuple(homes)
 
@@ -137,6 +175,25 @@ def _short_signature(name: str, sig: inspect.Signature, drop_self: bool) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+def _is_async_only(target: Any) -> bool:
+    """A coroutine function: calling it without await does nothing."""
+    try:
+        return inspect.iscoroutinefunction(target)
+    except Exception:
+        return False
+
+
+def _sync_twin(target: Any) -> str | None:
+    """The sync variant a sync caller should import instead, when Prefect has one."""
+    module = getattr(target, "__module__", "") or ""
+    name = getattr(target, "__name__", "")
+    if module.startswith("prefect.concurrency") and name:
+        sync = _import("prefect.concurrency.sync")
+        if sync is not None and _attribute(sync, name) is not _MISSING:
+            return f"from prefect.concurrency.sync import {name}"
+    return None
+
+
 class _Kind:
     """A statically known value: a Flow/Task object or a client, by its class."""
 
@@ -146,8 +203,10 @@ class _Kind:
 
 
 class _Checker(ast.NodeVisitor):
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, tree: ast.AST) -> None:
         self.code = code
+        self.parents: Parents = parent_map(tree)
+        self.handed_off = awaited_names(tree)
         self.findings: list[Finding] = []
         self.bindings: dict[str, Any] = {}  # local name -> resolved object or _Kind
         self.dotted: dict[str, str] = {}  # local name -> dotted path of what it was imported as
@@ -184,11 +243,12 @@ class _Checker(ast.NodeVisitor):
         if isinstance(node, ast.Attribute):
             base = self._value_of(node.value)
             if isinstance(base, _Kind):
-                return getattr(base.cls, node.attr, None)
+                found = _attribute(base.cls, node.attr)
+                return None if found is _MISSING or isinstance(found, Removed) else found
             dotted = self._dotted_of(node)
             if dotted:
                 obj = _resolve(dotted)
-                return None if obj is _MISSING else obj
+                return None if obj is _MISSING or isinstance(obj, Removed) else obj
             return None
         if isinstance(node, ast.Call):
             return self._returns(node)
@@ -246,6 +306,9 @@ class _Checker(ast.NodeVisitor):
             if alias.name == "*":
                 continue
             obj = _resolve(f"{module}.{alias.name}")
+            if isinstance(obj, Removed):
+                self._add(node, "error", obj.message, _removed_fix(obj.message))
+                continue
             if obj is _MISSING:
                 self._add(
                     node,
@@ -265,6 +328,16 @@ class _Checker(ast.NodeVisitor):
             if homes:
                 lines.append(f"from {homes[0]} import {name}")
         return "\n".join(lines) or None
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        """`prefect.agent.PrefectAgent` used through a module import: a removed 2.x name."""
+        dotted = self._dotted_of(node)
+        if dotted and dotted.startswith("prefect."):
+            obj = _resolve(dotted)
+            if isinstance(obj, Removed):
+                self._add(node, "error", obj.message, _removed_fix(obj.message))
+                return
+        self.generic_visit(node)
 
     # --- definitions -------------------------------------------------------------------------
     def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
@@ -355,7 +428,8 @@ class _Checker(ast.NodeVisitor):
         if isinstance(func, ast.Attribute):
             base = self._value_of(func.value)
             if isinstance(base, _Kind):
-                if not hasattr(base.cls, func.attr):
+                target = _attribute(base.cls, func.attr)
+                if target is _MISSING or isinstance(target, Removed):
                     near = get_close_matches(
                         func.attr, [n for n in dir(base.cls) if not n.startswith("_")], n=3
                     )
@@ -366,22 +440,43 @@ class _Checker(ast.NodeVisitor):
                         ("Did you mean: " + ", ".join(near)) if near else None,
                     )
                     return
-                target = getattr(base.cls, func.attr)
                 drop_self = inspect.isfunction(target)
                 label = f"{base.cls.__name__}.{func.attr}"
             else:
                 target = self._value_of(func)
         else:
             target = self._value_of(func)
-        if target is None or isinstance(target, _Kind) or inspect.ismodule(target):
+        if inspect.ismodule(target):
+            self._module_called(node, target)
             return
-        if not callable(target):
+        if target is None or isinstance(target, _Kind) or not callable(target):
             return
+        if _is_async_only(target):
+            misuse = unawaited_use(node, self.parents, self.handed_off)
+            if misuse:
+                self._add(
+                    node,
+                    "error",
+                    f"{label}() is a coroutine function and {misuse}; write `await {label}(...)` "
+                    "inside an async function.",
+                    _sync_twin(target),
+                )
         sig = _signature(target)
         if sig is None:
             return
         self._bind(node, label, target, sig, drop_self)
         self._check_values(node, target)
+
+    def _module_called(self, node: ast.Call, module: Any) -> None:
+        name = module.__name__.rsplit(".", 1)[-1]
+        fix = self._import_fix([name])
+        self._add(
+            node,
+            "error",
+            f"{self._src(node.func)} is the module {module.__name__}, which is not callable "
+            "(TypeError: 'module' object is not callable).",
+            fix,
+        )
 
     def _bind(self, node: ast.Call, label: str, target: Any, sig: inspect.Signature, drop_self: bool) -> None:
         params = list(sig.parameters.values())[1:] if drop_self else list(sig.parameters.values())
@@ -473,6 +568,6 @@ def check_python(code: str) -> list[Finding]:
                 message=f"SyntaxError: {exc.msg} (line {exc.lineno}).",
             )
         ]
-    checker = _Checker(code)
+    checker = _Checker(code, tree)
     checker.visit(tree)
     return checker.findings

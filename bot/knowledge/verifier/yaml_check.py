@@ -17,11 +17,38 @@ __all__ = ["check_yaml"]
 
 STRATEGIES = ("ENQUEUE", "CANCEL_NEW")
 _LIMIT_KEYS = {"limit", "collision_strategy", "grace_period_seconds"}
-_FIX = """concurrency_limit: 1              # an int, or:
+_FIX = """concurrency_limit: 1              # an int (ENQUEUE), or the mapping form:
 concurrency_limit:
   limit: 1
-  collision_strategy: CANCEL_NEW    # ENQUEUE (default) | CANCEL_NEW
+  collision_strategy: CANCEL_NEW    # required in the mapping form: ENQUEUE | CANCEL_NEW
   grace_period_seconds: 120         # optional, 60..86400"""
+# Keys people put at the wrong level, and where they belong.
+_MISPLACED = {
+    "job_variables": "put it under work_pool (work_pool: {name: ..., job_variables: {...}})",
+    "work_queue_name": "put it under work_pool",
+    "work_pool_name": "use work_pool: {name: ...}",
+    "cron": "put it under schedules (schedules: [{cron: ...}])",
+    "interval": "put it under schedules (schedules: [{interval: ...}])",
+    "rrule": "put it under schedules (schedules: [{rrule: ...}])",
+    "timezone": "put it under schedules, next to cron or rrule",
+    "work_queue": "it is work_pool: {work_queue_name: ...}",
+    "queue": "it is work_pool: {work_queue_name: ...}",
+    "image": "put it under work_pool: {job_variables: {image: ...}}",
+    "env": "put it under work_pool: {job_variables: {env: {...}}}",
+    "infrastructure": "2.x infrastructure blocks are gone; use a work pool and work_pool.job_variables",
+    "storage": "2.x storage blocks are gone; use pull steps",
+}
+_POOL_MISPLACED = {
+    "work_queue": "it is work_queue_name",
+    "queue": "it is work_queue_name",
+    "queue_name": "it is work_queue_name",
+    "cron": "schedules belong to the deployment (schedules: [{cron: ...}])",
+    "schedules": "schedules belong to the deployment, not the work pool",
+    "schedule": "schedules belong to the deployment, not the work pool",
+    "concurrency_limit": "the deployment's limit is the deployment key concurrency_limit; the pool's is "
+    "`prefect work-pool set-concurrency-limit NAME CONCURRENCY-LIMIT`",
+    "type": "the pool's type is set when the pool is created (`prefect work-pool create NAME --type TYPE`)",
+}
 
 
 @lru_cache(maxsize=1)
@@ -29,7 +56,24 @@ def _deployment_keys() -> frozenset[str]:
     """The keys prefect.yaml deployments accept in the installed Prefect."""
     from prefect.cli.deploy._models import DeploymentConfig
 
-    return frozenset(DeploymentConfig.model_fields) | {"schedule", "schedules", "job_variables"}
+    return frozenset(DeploymentConfig.model_fields)
+
+
+@lru_cache(maxsize=1)
+def _work_pool_keys() -> frozenset[str]:
+    """The keys a deployment's work_pool section accepts (name, work_queue_name, job_variables)."""
+    from prefect.cli.deploy._models import WorkPoolConfig
+
+    return frozenset(WorkPoolConfig.model_fields)
+
+
+def _listed(keys: frozenset[str]) -> str:
+    return ", ".join(sorted(keys))
+
+
+def _names(keys: Any) -> list[str]:
+    """Keys as sorted strings: YAML keys may mix types (`on:`/`yes:` load as booleans)."""
+    return sorted(str(k) for k in keys)
 
 
 def _error(snippet: str, message: str, fix: str | None = _FIX, severity: str = "error") -> Finding:
@@ -62,7 +106,7 @@ def _check_limit(name: str, value: Any) -> list[Finding]:
         findings.append(
             _error(
                 snippet,
-                f"{where} has unknown key(s) {sorted(unknown)}; allowed: "
+                f"{where} has unknown key(s) {_names(unknown)}; allowed: "
                 "limit, collision_strategy, grace_period_seconds.",
             )
         )
@@ -70,7 +114,15 @@ def _check_limit(name: str, value: Any) -> list[Finding]:
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
         findings.append(_error(snippet, f"{where}.limit is required and must be an int >= 0."))
     strategy = value.get("collision_strategy")
-    if strategy is not None and strategy not in STRATEGIES:
+    if strategy is None:
+        findings.append(
+            _error(
+                snippet,
+                f"{where} in the mapping form needs collision_strategy: without it `prefect deploy` "
+                "fails validation (ENQUEUE is the default only for the int form).",
+            )
+        )
+    elif strategy not in STRATEGIES:
         findings.append(
             _error(snippet, f"{where}.collision_strategy must be ENQUEUE or CANCEL_NEW, got {strategy!r}.")
         )
@@ -98,31 +150,38 @@ def _check_deployment(index: int, deployment: Any) -> list[Finding]:
                     "deployment key in prefect.yaml (it is ignored); put it under concurrency_limit.",
                 )
             )
-    work_pool = deployment.get("work_pool")
-    if isinstance(work_pool, dict) and "concurrency_limit" in work_pool:
+    findings.extend(_check_work_pool(name, deployment.get("work_pool")))
+    handled = ("collision_strategy", "grace_period_seconds", "concurrency_options")
+    for key in _names(k for k in deployment if str(k) not in _deployment_keys() and k not in handled):
+        where = _MISPLACED.get(key)
         findings.append(
             _error(
-                "work_pool: concurrency_limit",
-                f"deployment {name!r}: work_pool.concurrency_limit "
-                "is ignored by prefect deploy. Set the pool's limit with "
-                "`prefect work-pool set-concurrency-limit NAME CONCURRENCY-LIMIT`, or the "
-                "deployment's with concurrency_limit.",
-                fix="prefect work-pool set-concurrency-limit NAME CONCURRENCY-LIMIT",
+                f"{key}: ...",
+                f"deployment {name!r}: {key!r} is not a deployment key in prefect.yaml; prefect deploy "
+                "ignores it" + (f" ({where})." if where else f". Known keys: {_listed(_deployment_keys())}."),
+                fix=None,
             )
         )
-    unknown = sorted(
-        k
-        for k in deployment
-        if k not in _deployment_keys()
-        and k not in ("collision_strategy", "grace_period_seconds", "concurrency_options")
-    )
-    if unknown:
+    return findings
+
+
+def _check_work_pool(name: Any, work_pool: Any) -> list[Finding]:
+    if work_pool is None:
+        return []
+    if not isinstance(work_pool, dict):
+        if isinstance(work_pool, str):
+            return [_error(f"work_pool: {work_pool}", f"deployment {name!r}: work_pool must be a mapping.",
+                           fix=f"work_pool:\n  name: {work_pool}")]
+        return [_error("work_pool", f"deployment {name!r}: work_pool must be a mapping.", fix=None)]
+    findings = []
+    for key in _names(k for k in work_pool if str(k) not in _work_pool_keys()):
+        where = _POOL_MISPLACED.get(key)
         findings.append(
             _error(
-                f"deployments[{index}]",
-                f"deployment {name!r}: unknown key(s) {unknown} (prefect deploy ignores them).",
+                f"work_pool: {key}",
+                f"deployment {name!r}: work_pool.{key} is not a work_pool key; prefect deploy ignores it"
+                + (f" ({where})." if where else f". Known keys: {_listed(_work_pool_keys())}."),
                 fix=None,
-                severity="warning",
             )
         )
     return findings
@@ -136,7 +195,9 @@ def check_yaml(text: str, labelled_yaml: bool = True) -> tuple[list[Finding], bo
     """Findings for a YAML block, and whether it was a prefect.yaml we actually checked."""
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except RecursionError:
+        return [], False
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
         if not labelled_yaml:
             return [], False
         return [_error(text.strip().split("\n")[0], f"Invalid YAML: {exc}".split("\n")[0], fix=None)], True
