@@ -568,6 +568,22 @@ def check_python(code: str) -> list[Finding]:
                 message=f"SyntaxError: {exc.msg} (line {exc.lineno}).",
             )
         ]
+    except ValueError as exc:  # "source code string cannot contain null bytes"
+        return [Finding(kind="python", severity="error", snippet=code[:120], message=f"SyntaxError: {exc}.")]
+    except (RecursionError, MemoryError):
+        return [_too_deep(code)]
     checker = _Checker(code, tree)
-    checker.visit(tree)
+    try:
+        checker.visit(tree)
+    except RecursionError:
+        return [*checker.findings, _too_deep(code)]
     return checker.findings
+
+
+def _too_deep(code: str) -> Finding:
+    return Finding(
+        kind="python",
+        severity="warning",
+        snippet=code[:120],
+        message="This snippet is nested too deeply to check; it was not verified.",
+    )

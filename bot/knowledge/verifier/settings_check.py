@@ -8,6 +8,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from bot.knowledge.verifier.commands import is_placeholder
 from bot.knowledge.verifier.extract import split_command
 from bot.knowledge.verifier.report import Finding
 
@@ -100,8 +101,8 @@ def check_config_command(command: str) -> Finding | None:
     problems: list[str] = []
     fixes: list[str] = []
     for item in tokens[3:]:
-        if item.startswith("-"):
-            continue
+        if item.startswith("-") or item.endswith("...") or is_placeholder(item):
+            continue  # an option, or a synopsis metavariable such as SETTINGS... or <NAME=VALUE>
         name, eq, _ = item.partition("=")
         if tokens[2] == "set" and not eq:
             problems.append(f"Failed to parse argument {item!r}. Use the format 'VAR=VAL'.")
