@@ -90,7 +90,8 @@ def test_command_checks_never_raise(command: str):
 
 
 @pytest.mark.parametrize("text", [
-    "\x00", "```python\n\x00\n```", "```python\n" + "(" * 500 + "\n```", "```yaml\ndeployments:\n" + "[" * 2000 + "\n```",
+    "\x00", "```python\n\x00\n```", "```python\n" + "(" * 500 + "\n```",
+    "```yaml\ndeployments:\n" + "[" * 2000 + "\n```",
     "```python\n" + "x = " + " + ".join(["1"] * 5000) + "\n```", "```\n" + "prefect gcl create 'a\n```",
     "```yaml\ndeployments: &a\n- *a\n```", "```pycon\n>>>\n...\n```", "`" * 1000,
 ])
