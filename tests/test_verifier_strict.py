@@ -274,3 +274,12 @@ def test_a_gcl_for_tagged_tasks_is_an_error_naming_the_tag_limit():
     """)
     [finding] = verify_markdown(answer).errors
     assert finding.fix == "prefect concurrency-limit create db 2"
+
+
+def test_await_inside_a_plain_def_is_an_error_but_top_level_and_nested_async_pass():
+    sync = "from prefect.concurrency.asyncio import rate_limit\ndef f():\n    await rate_limit('x')\n"
+    [finding] = check_python(sync)
+    assert "`await` inside the plain function f() is a SyntaxError" in finding.message
+    assert check_python("from prefect.concurrency.asyncio import rate_limit\nawait rate_limit('x')\n") == []
+    nested = "import asyncio\ndef f():\n    async def g():\n        await asyncio.sleep(1)\n    asyncio.run(g())\n"
+    assert check_python(nested) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 
-__all__ = ["Parents", "awaited_names", "parent_map", "unawaited_use"]
+__all__ = ["Parents", "async_in_sync_def", "awaited_names", "parent_map", "unawaited_use"]
 
 Parents = dict[ast.AST, ast.AST]
 
@@ -66,4 +66,17 @@ def unawaited_use(call: ast.Call, parents: Parents, handed_off: set[str]) -> str
         names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
         if names and not names & handed_off:
             return "is assigned without await, so it holds a coroutine that never runs"
+    return None
+
+
+def async_in_sync_def(func: ast.FunctionDef) -> ast.AST | None:
+    """The first `await` / `async with` / `async for` directly inside a plain `def` (a SyntaxError)."""
+    stack: list[ast.AST] = list(func.body)
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, ast.Await | ast.AsyncWith | ast.AsyncFor):
+            return node
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue  # a nested scope decides for itself
+        stack.extend(ast.iter_child_nodes(node))
     return None

@@ -17,7 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bot.knowledge.verifier.call_context import Parents, awaited_names, parent_map, unawaited_use
+from bot.knowledge.verifier.call_context import (
+    Parents,
+    async_in_sync_def,
+    awaited_names,
+    parent_map,
+    unawaited_use,
+)
 from bot.knowledge.verifier.report import Finding
 
 __all__ = ["check_python", "SKIP_IF_BUSY_FIX"]
@@ -354,6 +360,17 @@ class _Checker(ast.NodeVisitor):
                 and target.attr in ("contextmanager", "asynccontextmanager")
             ):
                 self._check_yield_in_handler(node)
+        if isinstance(node, ast.FunctionDef):
+            misplaced = async_in_sync_def(node)
+            if misplaced is not None:
+                keyword = {ast.Await: "await", ast.AsyncWith: "async with"}.get(type(misplaced), "async for")
+                self._add(
+                    misplaced,
+                    "error",
+                    f"`{keyword}` inside the plain function {node.name}() is a SyntaxError; make it "
+                    f"`async def {node.name}`, or use the sync API (prefect.concurrency.sync, "
+                    "get_client(sync_client=True)).",
+                )
         self.generic_visit(node)
 
     visit_FunctionDef = _visit_function
