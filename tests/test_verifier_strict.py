@@ -283,3 +283,20 @@ def test_await_inside_a_plain_def_is_an_error_but_top_level_and_nested_async_pas
     assert check_python("from prefect.concurrency.asyncio import rate_limit\nawait rate_limit('x')\n") == []
     nested = "import asyncio\ndef f():\n    async def g():\n        await asyncio.sleep(1)\n    asyncio.run(g())\n"
     assert check_python(nested) == []
+
+
+@pytest.mark.parametrize("markdown", [
+    fenced("bash", "prefect --version"),
+    fenced("bash", "prefect gcl ls -o json > limits.json\nprefect deploy f.py:f -n x -p p >> deploy.log 2>&1"),
+    fenced("bash", "prefect worker start --pool <work pool name> --limit 2"),
+    fenced("bash", "prefect work-pool set-concurrency-limit [work pool name] 3"),
+    fenced("bash", 'prefect automation inspect "nightly-alert" --output yaml'),
+    fenced("bash", "prefect config set PREFECT_RESULTS_PERSIST_BY_DEFAULT=true PREFECT_LOGGING_LEVEL=ERROR"),
+    fenced("python", "from prefect import task\n@task\ndef add(a, b): ...\nassert add.fn(1, 2) == 3"),
+    fenced("python", 'from prefect.blocks.system import Secret\nSecret.load("token", _sync=True)'),
+    fenced("python", "from prefect.assets import materialize\n@materialize('s3://a/b.csv')\ndef report(): ..."),
+    fenced("bash", "export PREFECT_IMAGE_NAME=acme/etl") + fenced("yaml", 'image_name: "{{ $PREFECT_IMAGE_NAME }}"'),
+])
+def test_shapes_from_real_documentation_pass(markdown: str):
+    """Each of these was flagged while measuring on Prefect's documentation; each is right."""
+    assert errors(markdown) == []

@@ -105,7 +105,7 @@ def _choices(param: CliParam) -> tuple[list[str] | None, bool]:
     if param.choices:
         return param.choices, False
     if param.name == "output" and "json" in param.help.lower():
-        return ["json"], False
+        return ["json"] + (["yaml"] if "yaml" in param.help.lower() else []), False
     return None, False
 
 
@@ -161,14 +161,15 @@ class _Parse:
         return nxt
 
     def _assign_positionals(self) -> None:
-        slots = [p for p in self.command.positionals() if p.name not in self.provided or p.variadic]
+        # A list-typed positional (`prefect config set A=1 B=2`) takes every remaining value, like *args.
+        slots = [p for p in self.command.positionals() if p.name not in self.provided or p.variadic or p.multiple]
         for index, value in enumerate(self.positional_values):
             if not slots:
                 if index not in self.orphans and not (self.synopsis and is_placeholder(value)):
                     self.problems.append(f"Unexpected argument: {value!r}.")
                 continue
             param = slots[0]
-            if not param.variadic:
+            if not (param.variadic or param.multiple):
                 slots.pop(0)
             self.provided.add(param.name)
             problem = _value_problem(param, value)
@@ -192,7 +193,7 @@ def _strip_meta(tokens: list[str]) -> tuple[list[str], list[str]]:
         name = tokens[i].split("=")[0]
         if name in META_OPTIONS:
             i += 2 if META_OPTIONS[name] and "=" not in tokens[i] else 1
-        elif name == "--help":
+        elif name in ("--help", "--version"):
             return [], problems
         else:
             problems.append(

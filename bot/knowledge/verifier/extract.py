@@ -90,6 +90,11 @@ def _strip_comment(line: str) -> str:
     return line
 
 
+# A shell redirection (`> out.log`, `2>&1`, `>> f`, `&> f`, `< in`) ends the command's arguments;
+# `<pool-name>` (no space after `<`) is a placeholder, not a redirection.
+_REDIRECT = re.compile(r"\s(?:[12]?>>?|&>|<(?=\s))")
+
+
 def _prefect_segments(line: str) -> list[str]:
     """The `prefect ...` pieces of one shell line (split on &&, ||, ;, |)."""
     line = _strip_comment(line.strip())
@@ -97,7 +102,7 @@ def _prefect_segments(line: str) -> list[str]:
     pieces = re.split(r"\s*(?:&&|\|\||;|\|)\s*", line)
     found = []
     for piece in pieces:
-        piece = piece.strip()
+        piece = _REDIRECT.split(piece, maxsplit=1)[0].strip()
         piece = re.sub(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)+", "", piece)  # env assignments
         piece = re.sub(r"^(?:uv run|python -m|poetry run|\.venv/bin/)\s*", "", piece)
         if re.match(r"^prefect\s+\S", piece):
@@ -121,6 +126,29 @@ def extract_commands(blocks: list[CodeBlock], prose: str) -> list[tuple[str, boo
 def split_command(command: str) -> list[str]:
     """Shell-like split; falls back to whitespace when quotes do not balance."""
     try:
-        return shlex.split(command)
+        tokens = shlex.split(command)
     except ValueError:
-        return command.split()
+        tokens = command.split()
+    return _join_placeholders(tokens)
+
+
+_CLOSERS = {"<": ">", "[": "]"}
+
+
+def _join_placeholders(tokens: list[str]) -> list[str]:
+    """Keep `<work pool name>` / `[work pool name]` one token: a placeholder with spaces is one value."""
+    out: list[str] = []
+    closer: str | None = None
+    for token in tokens:
+        if closer is not None:
+            out[-1] += " " + token
+            if token.endswith(closer):
+                closer = None
+            continue
+        out.append(token)
+        opener = token[:1]
+        if opener in _CLOSERS and _CLOSERS[opener] not in token and not token[1:2] == "-":  # `[--limit INT]`
+            closer = _CLOSERS[opener]
+    if closer is not None:  # never closed: not a placeholder after all
+        return tokens
+    return out

@@ -119,25 +119,25 @@ def _removed_fix(message: str) -> str | None:
 
 @lru_cache(maxsize=2048)
 def _resolve(dotted: str) -> Any:
-    """Resolve `a.b.c` to an object: the longest importable module prefix, then attributes."""
+    """Resolve `a.b.c` as Python does: attribute first, then the submodule of that name.
+
+    Attribute first matters when a package re-exports a function over its own submodule
+    (`prefect.assets.materialize` is the function, not the module).
+    """
     parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        module = _import(".".join(parts[:cut]))
-        if module is None:
-            continue
-        obj = module
-        for attr in parts[cut:]:
-            found = _attribute(obj, attr)
-            if isinstance(found, Removed):
-                return found
-            if found is _MISSING:
-                sub = _import(f"{obj.__name__}.{attr}") if inspect.ismodule(obj) else None
-                if sub is None:
-                    return _MISSING
-                found = sub
-            obj = found
-        return obj
-    return _MISSING
+    obj = _import(parts[0])
+    if obj is None:
+        return _MISSING
+    for attr in parts[1:]:
+        found = _attribute(obj, attr)
+        if isinstance(found, Removed):
+            return found
+        if found is _MISSING:
+            found = _import(f"{obj.__name__}.{attr}") if inspect.ismodule(obj) else None
+            if found is None:
+                return _MISSING
+        obj = found
+    return obj
 
 
 @lru_cache(maxsize=256)
@@ -187,6 +187,44 @@ def _is_async_only(target: Any) -> bool:
         return inspect.iscoroutinefunction(target)
     except Exception:
         return False
+
+
+def _extra_keywords(target: Any) -> dict[str, Any]:
+    """Keywords a call accepts beyond its signature: pydantic fields and async_dispatch's `_sync`.
+
+    A pydantic model's `__init__` signature can hide inherited fields (DeploymentCompoundTrigger),
+    and Prefect's `@async_dispatch` wrappers take `_sync=` without declaring it.
+    """
+    extra: dict[str, Any] = {}
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        for name, info in target.model_fields.items():
+            extra[name] = info
+            if isinstance(info.alias, str):
+                extra[info.alias] = info
+    if hasattr(target, "aio") or hasattr(getattr(target, "__func__", None), "aio"):
+        extra["_sync"] = None
+    return extra
+
+
+@lru_cache(maxsize=64)
+def _instance_attributes(cls: type) -> frozenset[str]:
+    """Names a class's `__init__` assigns on self (`Task.fn`, `Flow.fn`): real attributes of instances."""
+    import textwrap
+
+    names: set[str] = set()
+    for klass in getattr(cls, "__mro__", ()):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+        except (OSError, TypeError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+                if isinstance(node.ctx, ast.Store):
+                    names.add(node.attr)
+    return frozenset(names)
 
 
 def _sync_twin(target: Any) -> str | None:
@@ -446,6 +484,8 @@ class _Checker(ast.NodeVisitor):
             base = self._value_of(func.value)
             if isinstance(base, _Kind):
                 target = _attribute(base.cls, func.attr)
+                if func.attr in _instance_attributes(base.cls) and target is _MISSING:
+                    return  # an attribute the instance sets in __init__ (e.g. Task.fn); not checkable here
                 if target is _MISSING or isinstance(target, Removed):
                     near = get_close_matches(
                         func.attr, [n for n in dir(base.cls) if not n.startswith("_")], n=3
@@ -506,6 +546,7 @@ class _Checker(ast.NodeVisitor):
         starred = any(isinstance(a, ast.Starred) for a in node.args) or any(
             k.arg is None for k in node.keywords
         )
+        by_name.update(_extra_keywords(target))
         for keyword in node.keywords:
             if keyword.arg is None or has_var_kw or keyword.arg in by_name:
                 continue

@@ -16,6 +16,7 @@ __all__ = ["check_config_command", "check_env_names", "env_names"]
 
 _ENV = re.compile(r"(?<![A-Za-z0-9_])PREFECT_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*])")
 # Settings of integration packages (prefect-redis, prefect-aws, …): not in core's model.
+_READ_BACK = re.compile(r"\$\{?(PREFECT_[A-Z0-9_]+)")
 _INTEGRATION_SEGMENTS = frozenset(
     {"REDIS", "INTEGRATIONS", "AWS", "GCP", "AZURE", "DOCKER", "KUBERNETES", "DBT", "DASK", "RAY",
      "SHELL", "SQLALCHEMY", "SNOWFLAKE", "DATABRICKS", "GITHUB", "GITLAB", "BITBUCKET", "SLACK", "EMAIL"}
@@ -75,7 +76,9 @@ def _near(name: str) -> str | None:
 def check_env_names(texts: list[str]) -> list[Finding]:
     """An error per `PREFECT_*` name (in code) that the installed Prefect does not know."""
     findings: list[Finding] = []
-    seen: set[str] = set()
+    # A name the answer itself reads back (`$PREFECT_IMAGE_NAME`, `{{ $PREFECT_IMAGE_NAME }}`) is the
+    # user's own variable, not a claimed Prefect setting.
+    seen: set[str] = {m for text in texts for m in _READ_BACK.findall(text)}
     for text in texts:
         for name in env_names(text):
             if name in seen or is_known(name):
