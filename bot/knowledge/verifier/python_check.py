@@ -9,10 +9,8 @@ are cached, so checking an answer costs milliseconds after the first one.
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
 from difflib import get_close_matches
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -25,28 +23,23 @@ from bot.knowledge.verifier.call_context import (
     unawaited_use,
 )
 from bot.knowledge.verifier.report import Finding
+from bot.knowledge.verifier.resolve import (
+    MISSING,
+    Removed,
+    attribute,
+    extra_keywords,
+    import_module,
+    instance_attributes,
+    is_async_only,
+    removed_fix,
+    resolve,
+    short_signature,
+    signature,
+    sync_twin,
+    where_is,
+)
 
 __all__ = ["check_python", "SKIP_IF_BUSY_FIX"]
-
-# Where names people import from the wrong place actually live.
-_CANDIDATE_MODULES = (
-    "prefect",
-    "prefect.concurrency.sync",
-    "prefect.concurrency.asyncio",
-    "prefect.task_runners",
-    "prefect.client.schemas.objects",
-    "prefect.client.schemas.actions",
-    "prefect.client.schemas.filters",
-    "prefect.client.schemas.responses",
-    "prefect.client.orchestration",
-    "prefect.exceptions",
-    "prefect.states",
-    "prefect.deployments",
-    "prefect.flows",
-    "prefect.tasks",
-    "prefect.context",
-    "prefect.futures",
-)
 
 SKIP_IF_BUSY_FIX = """from contextlib import ExitStack, contextmanager
 from prefect.concurrency.sync import concurrency
@@ -64,178 +57,6 @@ def skip_if_busy(name: str, timeout_seconds: float = 1.0):  # must be > 0
 
 _SYNC_CONCURRENCY = "prefect.concurrency.sync.concurrency"
 _ASYNC_CONCURRENCY = "prefect.concurrency.asyncio.concurrency"
-
-
-@lru_cache(maxsize=512)
-def _import(module: str) -> Any:
-    """The module object, or None when it does not exist in the installed Prefect."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-    except Exception:  # a module that fails on import is as good as missing for an answer
-        return None
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING = _Missing()
-
-
-class Removed:
-    """A name Prefect removed in 3.x: its module's `__getattr__` raises PrefectImportError with a hint."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"<removed: {self.message}>"
-
-
-def _attribute(obj: Any, attr: str) -> Any:
-    """getattr that never raises: _MISSING when absent, Removed for Prefect's migration errors.
-
-    `hasattr()` only swallows AttributeError; Prefect's migration `__getattr__` raises
-    PrefectImportError (an ImportError), and a broken property may raise anything.
-    """
-    try:
-        return getattr(obj, attr)
-    except AttributeError:
-        return _MISSING
-    except ImportError as exc:
-        return Removed(str(exc).split("\n")[0])
-    except Exception:
-        return _MISSING
-
-
-def _removed_fix(message: str) -> str | None:
-    """The migration hint from Prefect's own message ("... has been removed. Use X instead.")."""
-    _, sep, hint = message.partition("has been removed.")
-    return hint.strip() or None if sep else None
-
-
-@lru_cache(maxsize=2048)
-def _resolve(dotted: str) -> Any:
-    """Resolve `a.b.c` as Python does: attribute first, then the submodule of that name.
-
-    Attribute first matters when a package re-exports a function over its own submodule
-    (`prefect.assets.materialize` is the function, not the module).
-    """
-    parts = dotted.split(".")
-    obj = _import(parts[0])
-    if obj is None:
-        return _MISSING
-    for attr in parts[1:]:
-        found = _attribute(obj, attr)
-        if isinstance(found, Removed):
-            return found
-        if found is _MISSING:
-            found = _import(f"{obj.__name__}.{attr}") if inspect.ismodule(obj) else None
-            if found is None:
-                return _MISSING
-        obj = found
-    return obj
-
-
-@lru_cache(maxsize=256)
-def _where_is(name: str) -> tuple[str, ...]:
-    homes = []
-    for module_name in _CANDIDATE_MODULES:
-        module = _import(module_name)
-        if module is None:
-            continue
-        found = _attribute(module, name)
-        if found is not _MISSING and not isinstance(found, Removed) and not inspect.ismodule(found):
-            homes.append(module_name)
-    return tuple(homes)
-
-
-@lru_cache(maxsize=1024)
-def _signature(obj: Any) -> inspect.Signature | None:
-    try:
-        return inspect.signature(obj)
-    except (TypeError, ValueError):
-        return None
-
-
-def _short_signature(name: str, sig: inspect.Signature, drop_self: bool) -> str:
-    params = list(sig.parameters.values())[1:] if drop_self else list(sig.parameters.values())
-    parts = []
-    for p in params:
-        label = p.name.split("__")[-1] if "__" in p.name else p.name
-        if p.kind is p.VAR_POSITIONAL:
-            parts.append(f"*{label}")
-        elif p.kind is p.VAR_KEYWORD:
-            parts.append(f"**{label}")
-        elif p.default is p.empty:
-            parts.append(label)
-        else:
-            default = p.default
-            shown = default.__name__ if isinstance(default, type) else repr(default)
-            if len(shown) > 30:
-                shown = "..."
-            parts.append(f"{label}={shown}")
-    return f"{name}({', '.join(parts)})"
-
-
-def _is_async_only(target: Any) -> bool:
-    """A coroutine function: calling it without await does nothing."""
-    try:
-        return inspect.iscoroutinefunction(target)
-    except Exception:
-        return False
-
-
-def _extra_keywords(target: Any) -> dict[str, Any]:
-    """Keywords a call accepts beyond its signature: pydantic fields and async_dispatch's `_sync`.
-
-    A pydantic model's `__init__` signature can hide inherited fields (DeploymentCompoundTrigger),
-    and Prefect's `@async_dispatch` wrappers take `_sync=` without declaring it.
-    """
-    extra: dict[str, Any] = {}
-    if isinstance(target, type) and issubclass(target, BaseModel):
-        for name, info in target.model_fields.items():
-            extra[name] = info
-            if isinstance(info.alias, str):
-                extra[info.alias] = info
-    if hasattr(target, "aio") or hasattr(getattr(target, "__func__", None), "aio"):
-        extra["_sync"] = None
-    return extra
-
-
-@lru_cache(maxsize=64)
-def _instance_attributes(cls: type) -> frozenset[str]:
-    """Names a class's `__init__` assigns on self (`Task.fn`, `Flow.fn`): real attributes of instances."""
-    import textwrap
-
-    names: set[str] = set()
-    for klass in getattr(cls, "__mro__", ()):
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
-        except (OSError, TypeError, SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
-                if isinstance(node.ctx, ast.Store):
-                    names.add(node.attr)
-    return frozenset(names)
-
-
-def _sync_twin(target: Any) -> str | None:
-    """The sync variant a sync caller should import instead, when Prefect has one."""
-    module = getattr(target, "__module__", "") or ""
-    name = getattr(target, "__name__", "")
-    if module.startswith("prefect.concurrency") and name:
-        sync = _import("prefect.concurrency.sync")
-        if sync is not None and _attribute(sync, name) is not _MISSING:
-            return f"from prefect.concurrency.sync import {name}"
-    return None
 
 
 class _Kind:
@@ -287,12 +108,12 @@ class _Checker(ast.NodeVisitor):
         if isinstance(node, ast.Attribute):
             base = self._value_of(node.value)
             if isinstance(base, _Kind):
-                found = _attribute(base.cls, node.attr)
-                return None if found is _MISSING or isinstance(found, Removed) else found
+                found = attribute(base.cls, node.attr)
+                return None if found is MISSING or isinstance(found, Removed) else found
             dotted = self._dotted_of(node)
             if dotted:
-                obj = _resolve(dotted)
-                return None if obj is _MISSING or isinstance(obj, Removed) else obj
+                obj = resolve(dotted)
+                return None if obj is MISSING or isinstance(obj, Removed) else obj
             return None
         if isinstance(node, ast.Call):
             return self._returns(node)
@@ -305,8 +126,8 @@ class _Checker(ast.NodeVisitor):
             base = self._value_of(func.value)
             if isinstance(base, _Kind):
                 return base
-            flows = _resolve("prefect.flows.Flow")
-            if base is _resolve("prefect.flow") or base is flows:
+            flows = resolve("prefect.flows.Flow")
+            if base is resolve("prefect.flow") or base is flows:
                 return _Kind(flows, "flow")
         if self._is(func, "prefect.get_client") or self._is(func, "prefect.client.orchestration.get_client"):
             sync = any(
@@ -314,30 +135,30 @@ class _Checker(ast.NodeVisitor):
                 for k in call.keywords
             )
             name = "SyncPrefectClient" if sync else "PrefectClient"
-            return _Kind(_resolve(f"prefect.client.orchestration.{name}"), "client")
+            return _Kind(resolve(f"prefect.client.orchestration.{name}"), "client")
         return None
 
     def _is(self, node: ast.AST, dotted: str) -> bool:
-        target = _resolve(dotted)
-        return target is not _MISSING and self._value_of(node) is target
+        target = resolve(dotted)
+        return target is not MISSING and self._value_of(node) is target
 
     # --- imports -----------------------------------------------------------------------------
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             if alias.name.split(".")[0] != "prefect":
                 continue
-            if _import(alias.name) is None:
+            if import_module(alias.name) is None:
                 self._add(node, "error", f"No module named {alias.name!r} in the installed Prefect.")
                 continue
             local = alias.asname or alias.name.split(".")[0]
             self.dotted[local] = alias.name if alias.asname else alias.name.split(".")[0]
-            self.bindings[local] = _import(self.dotted[local])
+            self.bindings[local] = import_module(self.dotted[local])
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
         if node.level or module.split(".")[0] != "prefect":
             return
-        mod = _import(module)
+        mod = import_module(module)
         if mod is None:
             self._add(
                 node,
@@ -349,11 +170,11 @@ class _Checker(ast.NodeVisitor):
         for alias in node.names:
             if alias.name == "*":
                 continue
-            obj = _resolve(f"{module}.{alias.name}")
+            obj = resolve(f"{module}.{alias.name}")
             if isinstance(obj, Removed):
-                self._add(node, "error", obj.message, _removed_fix(obj.message))
+                self._add(node, "error", obj.message, removed_fix(obj.message))
                 continue
-            if obj is _MISSING:
+            if obj is MISSING:
                 self._add(
                     node,
                     "error",
@@ -368,7 +189,7 @@ class _Checker(ast.NodeVisitor):
     def _import_fix(self, names: list[str]) -> str | None:
         lines = []
         for name in names:
-            homes = _where_is(name)
+            homes = where_is(name)
             if homes:
                 lines.append(f"from {homes[0]} import {name}")
         return "\n".join(lines) or None
@@ -377,9 +198,9 @@ class _Checker(ast.NodeVisitor):
         """`prefect.agent.PrefectAgent` used through a module import: a removed 2.x name."""
         dotted = self._dotted_of(node)
         if dotted and dotted.startswith("prefect."):
-            obj = _resolve(dotted)
+            obj = resolve(dotted)
             if isinstance(obj, Removed):
-                self._add(node, "error", obj.message, _removed_fix(obj.message))
+                self._add(node, "error", obj.message, removed_fix(obj.message))
                 return
         self.generic_visit(node)
 
@@ -388,9 +209,9 @@ class _Checker(ast.NodeVisitor):
         for decorator in node.decorator_list:
             target = decorator.func if isinstance(decorator, ast.Call) else decorator
             if self._is(target, "prefect.flow"):
-                self.bindings[node.name] = _Kind(_resolve("prefect.flows.Flow"), "flow")
+                self.bindings[node.name] = _Kind(resolve("prefect.flows.Flow"), "flow")
             elif self._is(target, "prefect.task"):
-                self.bindings[node.name] = _Kind(_resolve("prefect.tasks.Task"), "task")
+                self.bindings[node.name] = _Kind(resolve("prefect.tasks.Task"), "task")
             if (
                 isinstance(target, ast.Name)
                 and target.id in ("contextmanager", "asynccontextmanager")
@@ -483,10 +304,10 @@ class _Checker(ast.NodeVisitor):
         if isinstance(func, ast.Attribute):
             base = self._value_of(func.value)
             if isinstance(base, _Kind):
-                target = _attribute(base.cls, func.attr)
-                if func.attr in _instance_attributes(base.cls) and target is _MISSING:
+                target = attribute(base.cls, func.attr)
+                if func.attr in instance_attributes(base.cls) and target is MISSING:
                     return  # an attribute the instance sets in __init__ (e.g. Task.fn); not checkable here
-                if target is _MISSING or isinstance(target, Removed):
+                if target is MISSING or isinstance(target, Removed):
                     near = get_close_matches(
                         func.attr, [n for n in dir(base.cls) if not n.startswith("_")], n=3
                     )
@@ -508,7 +329,7 @@ class _Checker(ast.NodeVisitor):
             return
         if target is None or isinstance(target, _Kind) or not callable(target):
             return
-        if _is_async_only(target):
+        if is_async_only(target):
             misuse = unawaited_use(node, self.parents, self.handed_off)
             if misuse:
                 self._add(
@@ -516,9 +337,9 @@ class _Checker(ast.NodeVisitor):
                     "error",
                     f"{label}() is a coroutine function and {misuse}; write `await {label}(...)` "
                     "inside an async function.",
-                    _sync_twin(target),
+                    sync_twin(target),
                 )
-        sig = _signature(target)
+        sig = signature(target)
         if sig is None:
             return
         self._bind(node, label, target, sig, drop_self)
@@ -542,11 +363,11 @@ class _Checker(ast.NodeVisitor):
         }
         has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
         has_var_pos = any(p.kind is p.VAR_POSITIONAL for p in params)
-        fix = _short_signature(label, sig, drop_self)
+        fix = short_signature(label, sig, drop_self)
         starred = any(isinstance(a, ast.Starred) for a in node.args) or any(
             k.arg is None for k in node.keywords
         )
-        by_name.update(_extra_keywords(target))
+        by_name.update(extra_keywords(target))
         for keyword in node.keywords:
             if keyword.arg is None or has_var_kw or keyword.arg in by_name:
                 continue
@@ -593,7 +414,7 @@ class _Checker(ast.NodeVisitor):
                 errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                 self._add(node, "error", f"{target.__name__} rejects these values: {errors}.")
             return
-        if target in (_resolve(_SYNC_CONCURRENCY), _resolve(_ASYNC_CONCURRENCY)):
+        if target in (resolve(_SYNC_CONCURRENCY), resolve(_ASYNC_CONCURRENCY)):
             for keyword in node.keywords:
                 value = keyword.value.value if isinstance(keyword.value, ast.Constant) else None
                 if keyword.arg == "timeout_seconds" and value == 0:
