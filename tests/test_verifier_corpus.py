@@ -6,6 +6,11 @@ style of Prefect's docs and good answers. `python -m bench.verifier_rates` print
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from bench.verifier_rates import load, measure
 from bot.knowledge.verifier import verify_markdown
 
@@ -38,3 +43,13 @@ def test_each_wrong_snippet_is_caught_for_its_own_mistake_not_for_a_typo():
         errors = verify_markdown(snippet.markdown).errors
         syntax = [e for e in errors if e.message.startswith("SyntaxError")]
         assert not syntax or "syntax error" in snippet.why, (snippet.why, syntax)
+
+
+def test_the_rates_script_prints_both_figures():
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-m", "bench.verifier_rates", "--json"], cwd=root,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["wrong"] == len(load("wrong")) and figures["right"] == len(load("right"))
+    assert figures["detection"] >= 0.95 and figures["false_positive_rate"] <= 0.01
