@@ -300,3 +300,17 @@ def test_await_inside_a_plain_def_is_an_error_but_top_level_and_nested_async_pas
 def test_shapes_from_real_documentation_pass(markdown: str):
     """Each of these was flagged while measuring on Prefect's documentation; each is right."""
     assert errors(markdown) == []
+
+
+def test_a_tag_limit_and_a_gcl_of_the_same_name_together_are_deliberate():
+    answer = fenced("bash", "prefect concurrency-limit create db 2\nprefect gcl create db --limit 2") + fenced(
+        "python", """
+        from prefect import task
+        from prefect.concurrency.sync import concurrency
+
+        @task(tags=["db"])
+        def write():
+            with concurrency("db"):
+                ...
+    """)
+    assert errors(answer) == []

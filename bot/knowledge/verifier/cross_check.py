@@ -109,7 +109,8 @@ def _is_value(tokens: list[str], index: int) -> bool:
 
 def cross_check(uses: Uses) -> list[Finding]:
     findings: list[Finding] = []
-    for name in sorted((uses.slot_names | uses.rate_names) & set(uses.tag_limits)):
+    # A name with both a tag limit and a GCL in the answer is deliberate (tasks and code blocks).
+    for name in sorted((uses.slot_names | uses.rate_names) & set(uses.tag_limits) - set(uses.gcls)):
         call = "rate_limit" if name in uses.rate_names else "concurrency"
         decay = " --slot-decay-per-second 1.0" if call == "rate_limit" else ""
         findings.append(
