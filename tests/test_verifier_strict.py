@@ -314,3 +314,11 @@ def test_a_tag_limit_and_a_gcl_of_the_same_name_together_are_deliberate():
                 ...
     """)
     assert errors(answer) == []
+
+
+def test_what_prefects_own_prefect_yaml_model_rejects_is_an_error():
+    findings, _ = check_yaml("deployments:\n- name: a\n  entrypoint: f.py:f\n  schedule: '@daily'\n")
+    [finding] = findings
+    assert finding.message.startswith("prefect deploy rejects this prefect.yaml and skips all of its deployments: "
+                                      "deployments.0.schedule: ")
+    assert check_yaml("build: ...\npull: ...\ndeployments:\n- name: a\n  entrypoint: f.py:f\n") == ([], True)

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from bot.knowledge.verifier.report import Finding
 
@@ -209,4 +210,35 @@ def check_yaml(text: str, labelled_yaml: bool = True) -> tuple[list[Finding], bo
     findings: list[Finding] = []
     for index, deployment in enumerate(deployments):
         findings.extend(_check_deployment(index, deployment))
+    findings.extend(_model_errors(data))
     return findings, True
+
+
+def _model_errors(data: dict) -> list[Finding]:
+    """What Prefect's own prefect.yaml model rejects; `prefect deploy` then skips the whole file.
+
+    concurrency_limit problems are left to the specific checks above, which say more.
+    """
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    try:
+        PrefectYamlModel.model_validate(data)
+    except ValidationError as exc:
+        first: dict[str, str] = {}  # one message per field; a union reports once per branch
+        for e in exc.errors():
+            if "concurrency_limit" in e["loc"] or e.get("input") in ("...", "…"):  # `build: ...` elides
+                continue
+            where = ".".join(str(p) for p in e["loc"] if isinstance(p, int) or "[" not in p and "(" not in p)
+            first.setdefault(where, e["msg"])
+        problems = [f"{where}: {msg}" for where, msg in first.items()]
+        if problems:
+            return [
+                _error(
+                    problems[0].split(":")[0],
+                    "prefect deploy rejects this prefect.yaml and skips all of its deployments: "
+                    + "; ".join(problems[:5])
+                    + ".",
+                    fix=None,
+                )
+            ]
+    return []
