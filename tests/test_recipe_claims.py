@@ -299,6 +299,26 @@ def test_strict_true_raises_on_missing_limit():
         client.read_global_concurrency_limit_by_name(missing)  # nothing was created
 
 
+def test_gcl_limit_zero_and_timeout_zero():
+    """A limit of 0 fails at once (422); timeout_seconds=0 times out even on a free slot."""
+    name = unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=0))
+    try:
+        with pytest.raises(ConcurrencySlotAcquisitionError, match="greater than the limit"):
+            with concurrency(name, strict=True):
+                pass
+        with get_client(sync_client=True) as client:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1))
+        with pytest.raises(TimeoutError):
+            with concurrency(name, timeout_seconds=0, strict=True):
+                pass
+        assert gcl_slots(name) == 0
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+
+
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -321,8 +341,17 @@ def test_max_retries_gives_up_and_logs_an_error_line():
             with pytest.raises(ConcurrencySlotAcquisitionError, match="423"):
                 with concurrency(name, max_retries=0, strict=True):
                     raise AssertionError("must not enter a busy limit")
-        errors = [r.getMessage() for r in records.records if r.levelno == logging.ERROR]
-        assert any("failed to process item" in m and "ConcurrencySlotAcquisition" in m for m in errors), errors
+            def error_lines() -> list[str]:
+                return [r.getMessage() for r in records.records
+                        if r.levelno == logging.ERROR and "failed to process item" in r.getMessage()]
+
+            lines = wait_for(error_lines, "the ERROR line after max_retries")  # logged by the service thread
+            assert "ConcurrencySlotAcquisition" in lines[0], lines
+            records.records.clear()
+            with pytest.raises(TimeoutError):
+                with concurrency(name, timeout_seconds=1, strict=True):
+                    raise AssertionError("must not enter a busy limit")
+            wait_for(error_lines, "the ERROR line after a timeout")
     finally:
         service_logger.removeHandler(records)
         with get_client(sync_client=True) as client:
@@ -422,6 +451,58 @@ def test_grace_period_slot_lost_during_provisioning():
     finally:
         with get_client(sync_client=True) as client:
             client.delete_deployment(dep_id)
+
+
+def test_grace_period_lapsed_lease_reacquired_when_free():
+    """The same lapsed lease with no competitor: the run gets a new slot at RUNNING and goes on."""
+    dep_id, gcl = make_deployment(limit=1, grace=60)
+    try:
+        slow = new_run(dep_id)
+        pending = propose(slow.id, Pending())
+        with get_client(sync_client=True) as client:
+            client.release_concurrency_slots_with_lease(pending.state_details.deployment_concurrency_lease_id)
+        assert gcl_slots(gcl) == 0
+        assert propose(slow.id, Running()).is_running()
+        assert gcl_slots(gcl) == 1
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_deployment_limit_zero_aborts_pending():
+    dep_id, gcl = make_deployment(limit=1)
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_global_concurrency_limit(gcl, GlobalConcurrencyLimitUpdate(limit=0))
+            run = client.create_flow_run_from_deployment(dep_id)
+            result = client.set_flow_run_state(run.id, Pending())
+            assert result.status.value == "ABORT" and "limit is 0" in result.details.reason
+            assert client.read_flow_run(run.id).state.is_scheduled()
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_gate_order_worker_poll_before_deployment_slot():
+    """The worker's poll ignores the deployment limit; the deployment slot is checked at PENDING."""
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    dep_id, gcl = make_deployment(limit=1, work_pool_name=pool)
+    try:
+        first, second = new_run(dep_id), new_run(dep_id)
+        assert propose(first.id, Pending()).is_pending()
+        assert gcl_slots(gcl) == 1  # the deployment is full...
+        with get_client(sync_client=True) as client:
+            offered = client.get_scheduled_flow_runs_for_work_pool(
+                pool, scheduled_before=now("UTC") + timedelta(seconds=10))
+        assert second.id in {r.flow_run.id for r in offered}  # ...yet the worker is offered its next run
+        waiting = propose(second.id, Pending())  # the worker proposes PENDING; only now the slot is checked
+        assert waiting.is_scheduled() and waiting.name == "AwaitingConcurrencySlot"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+            client.delete_work_pool(pool)
 
 
 @flow
@@ -603,10 +684,21 @@ def nested_two_workers() -> str:
     return outer_step.submit(60).result()
 
 
+@task
+def outer_calls_directly() -> str:
+    return inner_step()  # a task called inside a task runs inline, in this worker's thread
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+def direct_one_worker() -> str:
+    return outer_calls_directly.submit().result()
+
+
 def test_nested_submit_deadlocks_with_one_worker():
     """A task that submits and waits on another task needs a free worker: max_workers=1 never has one."""
     assert nested_one_worker() == "deadlocked"
     assert nested_two_workers() == "inner"
+    assert direct_one_worker() == "inner"
 
 
 def test_process_pool_default_workers():
