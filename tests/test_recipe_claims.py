@@ -37,11 +37,14 @@ from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
-from prefect.states import Cancelled, Cancelling, Pending, Running
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Cancelled, Cancelling, Completed, Crashed, Pending, Running
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.types._datetime import now
 
 from bot.knowledge.recipes import RecipeBook
+from tests.fakes.prefect_server import PrefectServer
+from tests.fakes.processes import wait_until_healthy
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 ROOT = Path(__file__).resolve().parents[1]
@@ -653,6 +656,82 @@ def test_queue_priority_renumbering(prefect_api_url: str):
     finally:
         with get_client(sync_client=True) as client:
             client.delete_work_pool(pool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lease storage across a server restart
+# ---------------------------------------------------------------------------------------------
+
+
+class RestartableServer(PrefectServer):
+    """A server of its own (the session server must not restart) with a chosen lease storage."""
+
+    def __init__(self, lease_storage: str) -> None:
+        super().__init__()
+        self.lease_storage = lease_storage
+
+    def environment(self) -> dict[str, str]:
+        return dict(super().environment(), PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=self.lease_storage)
+
+    def restart(self, timeout: float = 240.0) -> None:
+        """Stop the process and start it again on the same database and PREFECT_HOME."""
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        prefect = Path(sys.executable).with_name("prefect")
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
+            env=self.environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_until_healthy(f"{self.url}/health", self.process, timeout, self.log_path.read_text, "prefect server")
+
+
+def _lease_renews(client, lease_id: uuid.UUID) -> bool:
+    try:
+        client.renew_concurrency_lease(lease_id, lease_duration=300)
+    except httpx.HTTPStatusError as exc:
+        assert exc.response.status_code in (404, 410), exc
+        return False
+    return True
+
+
+@pytest.mark.parametrize("storage", ["memory"])  # "filesystem" passes too (leases survive); ~1 min each
+def test_server_restart_and_lease_storage(storage: str):
+    """In-memory leases die with the server: a running deployment run can no longer renew (the engine
+    then crashes it) and its slot comes back at Crashed, while a GCL slot stays counted for good."""
+    server = RestartableServer(f"prefect.server.concurrency.lease_storage.{storage}").start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.url}):
+            gcl = unique("gcl")
+            with get_client(sync_client=True) as client:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gcl, limit=1))
+                gcl_lease = client.increment_concurrency_slots_with_lease(
+                    names=[gcl], slots=1, mode="concurrency", lease_duration=60).json()["lease_id"]
+            dep_id, dep_gcl = make_deployment(limit=1)
+            run = new_run(dep_id)
+            assert propose(run.id, Pending()).is_pending()
+            running = propose(run.id, Running())
+            run_lease = running.state_details.deployment_concurrency_lease_id
+            assert running.is_running() and run_lease
+
+            server.restart()
+
+            with get_client(sync_client=True) as client:
+                survived = _lease_renews(client, run_lease)
+                assert _lease_renews(client, gcl_lease) is survived
+                client.release_concurrency_slots_with_lease(gcl_lease)  # the holder leaves its block
+                gcl_after = client.read_global_concurrency_limit_by_name(gcl).active_slots
+                client.set_flow_run_state(run.id, Crashed() if not survived else Completed())
+                dep_after = client.read_global_concurrency_limit_by_name(dep_gcl).active_slots
+        if storage == "memory":
+            assert not survived
+            assert gcl_after == 1  # leaked: no lease left to release or expire
+        else:
+            assert survived
+            assert gcl_after == 0
+        assert dep_after == 0  # the run's slot came back (memory: by the fallback decrement)
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------------------------------------
