@@ -34,7 +34,7 @@ from prefect.client.schemas.actions import (
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyOptions
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
+from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -317,6 +317,22 @@ def test_gcl_limit_zero_and_timeout_zero():
             with concurrency(name, timeout_seconds=0, strict=True):
                 pass
         assert gcl_slots(name) == 0
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+
+
+def test_occupy_over_limit_and_rate_limit_without_decay():
+    """occupy > limit fails at once (422); rate_limit on a limit without slot decay raises."""
+    name = unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    try:
+        with pytest.raises(ConcurrencySlotAcquisitionError, match="greater than the limit"):
+            with concurrency(name, occupy=2, strict=True):
+                pass
+        with pytest.raises(ConcurrencySlotAcquisitionError, match="slot decay"):
+            rate_limit(name, strict=True)
     finally:
         with get_client(sync_client=True) as client:
             client.delete_global_concurrency_limit_by_name(name)
@@ -628,6 +644,69 @@ def test_worker_counts_pending_and_running_only(level: str):
         with get_client(sync_client=True) as client:
             client.delete_deployment(dep_id)
             client.delete_work_pool(pool)
+
+
+def test_worker_poll_prefers_higher_priority_queue():
+    """With room for one run, the poll offers the priority-1 queue's run over an older priority-2 run."""
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1))
+        low = client.create_work_queue(name=unique("low"), work_pool_name=pool)  # priority 2
+    low_dep, _ = make_deployment(work_pool_name=pool, work_queue_name=low.name)
+    high_dep, _ = make_deployment(work_pool_name=pool, work_queue_name="default")
+    try:
+        older = new_run(low_dep)
+        newer = new_run(high_dep)
+        assert older.expected_start_time <= newer.expected_start_time
+        with get_client(sync_client=True) as client:
+            offered = client.get_scheduled_flow_runs_for_work_pool(
+                pool, scheduled_before=now("UTC") + timedelta(seconds=10))
+        assert [r.flow_run.id for r in offered] == [newer.id]
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(low_dep)
+            client.delete_deployment(high_dep)
+            client.delete_work_pool(pool)
+
+
+def test_cli_limit_commands(prefect_api_url: str):
+    """The CLI facts the recipes state: the pool limit is positional (`--limit` is unknown there), a
+    queue takes `--limit`, `gcl create` fails on an existing name, `gcl enable` on an enabled one."""
+    pool, queue, gcl = unique("pool"), unique("queue"), unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        client.create_work_queue(name=queue, work_pool_name=pool)
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gcl, limit=1))
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
+    commands = {
+        "pool-flag": ["work-pool", "set-concurrency-limit", pool, "--limit", "5"],
+        "pool-positional": ["work-pool", "set-concurrency-limit", pool, "5"],
+        "queue-flag": ["work-queue", "set-concurrency-limit", queue, "--limit", "2", "--pool", pool],
+        "gcl-create-again": ["gcl", "create", gcl, "--limit", "1"],
+        "gcl-enable-enabled": ["gcl", "enable", gcl],
+        "gcl-update-enable": ["gcl", "update", gcl, "--limit", "2", "--enable"],
+    }
+    procs = {key: subprocess.Popen([prefect, "--no-prompt", *args], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+             for key, args in commands.items()}
+    out = {key: p.communicate(timeout=240)[0] for key, p in procs.items()}
+    code = {key: p.returncode for key, p in procs.items()}
+    try:
+        assert code["pool-flag"] != 0 and "Unknown option" in out["pool-flag"], out["pool-flag"][-2000:]
+        assert code["pool-positional"] == 0, out["pool-positional"][-2000:]
+        assert code["queue-flag"] == 0, out["queue-flag"][-2000:]
+        assert code["gcl-create-again"] == 1 and "already exists" in out["gcl-create-again"]
+        assert code["gcl-enable-enabled"] == 1, out["gcl-enable-enabled"][-2000:]
+        assert code["gcl-update-enable"] == 0, out["gcl-update-enable"][-2000:]
+        with get_client(sync_client=True) as client:
+            assert client.read_work_pool(pool).concurrency_limit == 5
+            assert client.read_work_queue_by_name(queue, work_pool_name=pool).concurrency_limit == 2
+            assert client.read_global_concurrency_limit_by_name(gcl).limit == 2
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_work_pool(pool)
+            client.delete_global_concurrency_limit_by_name(gcl)
 
 
 def test_queue_priority_renumbering(prefect_api_url: str):
