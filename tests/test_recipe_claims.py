@@ -188,7 +188,7 @@ def test_tag_limit_zero_fails_tagged_task():
             client.delete_concurrency_limit_by_tag(tag)
 
 
-@task(retries=1, retry_delay_seconds=5)
+@task(retries=1, retry_delay_seconds=8)
 def fails_once(first_failed: threading.Event, second_started: threading.Event) -> str:
     if not first_failed.is_set():
         first_failed.set()
@@ -388,8 +388,11 @@ def test_gcl_rest_api_for_ci(prefect_api_url: str):
         body = http.get(f"/v2/concurrency_limits/{name}").json()
         assert (body["limit"], body["active"], body["active_slots"]) == (5, False, 0)
         assert http.patch(f"/v2/concurrency_limits/{name}", json={"active_slots": 0}).status_code == 204
-        listed = http.post("/v2/concurrency_limits/filter", json={"limit": 200, "offset": 0}).json()
-        assert name in {limit["name"] for limit in listed}
+        names, offset = set(), 0
+        while page := http.post("/v2/concurrency_limits/filter", json={"limit": 200, "offset": offset}).json():
+            names |= {limit["name"] for limit in page}
+            offset += len(page)
+        assert name in names
         assert http.delete(f"/v2/concurrency_limits/{name}").status_code == 204
         assert http.get(f"/v2/concurrency_limits/{name}").status_code == 404
 
