@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, field_validator
 
-__all__ = ["Recipe", "RecipeBook", "RecipeError", "DEFAULT_RECIPE_DIR"]
+__all__ = ["Claim", "Recipe", "RecipeBook", "RecipeError", "DEFAULT_RECIPE_DIR"]
 
 DEFAULT_RECIPE_DIR = Path(__file__).resolve().parents[2] / "prompts" / "recipes"
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.DOTALL)
@@ -21,6 +21,14 @@ _RUNNABLE = re.compile(r"^```python[ \t]+runnable[^\n]*\n(?P<code>.*?)^```", re.
 
 class RecipeError(ValueError):
     """A recipe file is malformed (no front matter, missing fields)."""
+
+
+class Claim(BaseModel):
+    """A behaviour the recipe states, and the test that makes it happen on a real server."""
+
+    id: str
+    claim: str
+    test: str  # "tests/file.py::test_name"
 
 
 class Recipe(BaseModel):
@@ -32,6 +40,8 @@ class Recipe(BaseModel):
     body: str
     path: Path
     slug: str
+    questions: list[str] = []
+    claims: list[Claim] = []
 
     @field_validator("keywords", mode="before")
     @classmethod
@@ -56,6 +66,8 @@ class Recipe(BaseModel):
             body=match.group("body").strip() + "\n",
             path=path,
             slug=path.stem,
+            questions=meta.get("questions") or [],
+            claims=meta.get("claims") or [],
         )
 
     def runnable_snippets(self) -> list[str]:

@@ -1,0 +1,896 @@
+"""Every behavioural claim in the recipe book, made to happen on the real Prefect server.
+
+Each recipe lists its claims in front matter (`claims:` with an id, the sentence and the test
+that proves it); `test_every_listed_claim_has_its_test` pins that each named test exists here.
+Runs are driven through the client the way the engine and workers drive them, flows and tasks
+run for real in this process, and `prefect deploy` runs as a subprocess. Every wait is a wait for
+a condition, bounded by a deadline.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prefect import flow, get_client, tags, task
+from prefect.client.schemas.actions import (
+    DeploymentUpdate,
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+    WorkPoolCreate,
+)
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyOptions
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+from prefect.concurrency.sync import concurrency, rate_limit
+from prefect.exceptions import ObjectNotFound
+from prefect.flow_engine import run_flow
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Cancelled, Cancelling, Completed, Crashed, Pending, Running
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.types._datetime import now
+
+from bot.knowledge.recipes import RecipeBook
+from tests.fakes.prefect_server import PrefectServer
+from tests.fakes.processes import wait_until_healthy
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def unique(prefix: str) -> str:
+    return f"claim-{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> object:
+    """Poll until `condition()` is truthy; fail with `what` at the deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+def gcl_slots(name: str) -> int:
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name).active_slots
+
+
+@contextmanager
+def slot_held_in_thread(name: str) -> Iterator[threading.Event]:
+    """Another 'run' holds one slot of `name` through concurrency() until the block ends."""
+    held, release, errors = threading.Event(), threading.Event(), []
+
+    def holder() -> None:
+        try:
+            with concurrency(name, strict=True):
+                held.set()
+                release.wait(120)
+        except Exception as exc:  # a revoked lease may fail the release; the test reads the effect
+            errors.append(exc)
+            held.set()
+
+    thread = threading.Thread(target=holder, daemon=True)
+    thread.start()
+    assert held.wait(60), "the holder never got its slot"
+    try:
+        yield release
+    finally:
+        release.set()
+        thread.join(60)
+
+
+def make_deployment(limit: int | None = None, strategy: str = "ENQUEUE", grace: int | None = None,
+                    **kwargs: object) -> tuple[uuid.UUID, str]:
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(unique("flow"))
+        options = ConcurrencyOptions(collision_strategy=strategy, grace_period_seconds=grace) if limit else None
+        dep_id = client.create_deployment(flow_id=flow_id, name=unique("dep"), concurrency_limit=limit,
+                                          concurrency_options=options, **kwargs)
+    return dep_id, f"deployment:{dep_id}"
+
+
+def new_run(dep_id: uuid.UUID, **kwargs: object):
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run_from_deployment(dep_id, **kwargs)
+
+
+def propose(run_id: uuid.UUID, state):
+    """Propose a state as the engine or a worker would (no force); return the state the server kept."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, state)
+        return client.read_flow_run(run_id).state
+
+
+# ---------------------------------------------------------------------------------------------
+# Tag limits
+# ---------------------------------------------------------------------------------------------
+
+
+def test_reset_frees_held_slot():
+    """`prefect gcl update tag:TAG --active-slots 0` frees a counted slot: a new holder gets in."""
+    tag = unique("tag")
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=1)
+    try:
+        with slot_held_in_thread(f"tag:{tag}"):
+            assert gcl_slots(f"tag:{tag}") == 1
+            with pytest.raises(TimeoutError):
+                with concurrency(f"tag:{tag}", timeout_seconds=1, strict=True):
+                    pass
+            with get_client(sync_client=True) as client:
+                client.update_global_concurrency_limit(f"tag:{tag}", GlobalConcurrencyLimitUpdate(active_slots=0))
+            assert gcl_slots(f"tag:{tag}") == 0
+            with concurrency(f"tag:{tag}", timeout_seconds=10, strict=True):
+                assert gcl_slots(f"tag:{tag}") == 1
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(tag)
+
+
+def test_concurrency_limit_reset_leaks_the_slot():
+    """`prefect concurrency-limit reset TAG` revokes the lease but the slot stays counted for good."""
+    tag = unique("tag")
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=1)
+    try:
+        with slot_held_in_thread(f"tag:{tag}"):
+            with get_client(sync_client=True) as client:
+                client.reset_concurrency_limit_by_tag(tag)
+                assert client.read_concurrency_limit_by_tag(tag).active_slots == []
+        # The holder has left its block, yet the V2 counter still shows its slot.
+        assert gcl_slots(f"tag:{tag}") == 1
+        with pytest.raises(TimeoutError):
+            with concurrency(f"tag:{tag}", timeout_seconds=1, strict=True):
+                pass
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(tag)
+
+
+@task
+def tagged_noop() -> int:
+    return 1
+
+
+@flow
+def run_one_task(tag: str) -> str:
+    try:
+        tagged_noop.with_options(tags=[tag])()
+    except ConcurrencySlotAcquisitionError as exc:
+        return f"failed: {exc}"
+    return "ran"
+
+
+def test_tag_limit_zero_fails_tagged_task():
+    tag = unique("tag")
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=0)
+    try:
+        outcome = run_one_task(tag)
+        assert outcome.startswith("failed:") and "greater than the limit" in outcome, outcome
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(tag)
+
+
+@task(retries=1, retry_delay_seconds=8)
+def fails_once(first_failed: threading.Event, second_started: threading.Event) -> str:
+    if not first_failed.is_set():
+        first_failed.set()
+        raise RuntimeError("first attempt fails")
+    second_started.set()
+    return "ok"
+
+
+@flow
+def retrying_flow(tag: str, first_failed: threading.Event, second_started: threading.Event) -> str:
+    return fails_once.with_options(tags=[tag])(first_failed, second_started)
+
+
+def test_tag_slot_kept_across_retry_delay():
+    """Between a failed attempt and its retry (AwaitingRetry), the task keeps its tag slot."""
+    tag = unique("tag")
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=1)
+    first_failed, second_started, result = threading.Event(), threading.Event(), []
+    runner = threading.Thread(target=lambda: result.append(retrying_flow(tag, first_failed, second_started)))
+    runner.start()
+    try:
+        assert first_failed.wait(120)
+        slots_in_delay = gcl_slots(f"tag:{tag}")
+        blocked = False
+        try:
+            with concurrency(f"tag:{tag}", timeout_seconds=1, strict=True):
+                pass
+        except TimeoutError:
+            blocked = True
+        observed_before_retry = not second_started.is_set()
+        runner.join(120)
+        assert result == ["ok"]
+        assert observed_before_retry, "the retry started before the slot was read; lengthen retry_delay_seconds"
+        assert slots_in_delay == 1 and blocked
+        assert gcl_slots(f"tag:{tag}") == 0  # released once the task finished
+    finally:
+        runner.join(120)
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(tag)
+
+
+@task
+def untagged_step() -> str:
+    return "ran"
+
+
+@flow
+def flow_with_untagged_task() -> str:
+    return untagged_step()
+
+
+def test_deployment_and_flow_run_tags_do_not_count():
+    """A run whose deployment and flow run carry TAG runs untagged tasks even under a TAG limit of 0."""
+    dep_tag, run_tag = unique("deptag"), unique("runtag")
+    with get_client(sync_client=True) as client:
+        for tag in (dep_tag, run_tag):
+            client.create_concurrency_limit(tag=tag, concurrency_limit=0)
+        flow_id = client.create_flow_from_name(flow_with_untagged_task.name)
+        dep_id = client.create_deployment(flow_id=flow_id, name=unique("dep"), tags=[dep_tag])
+        flow_run = client.create_flow_run_from_deployment(dep_id, tags=[run_tag])
+    try:
+        assert {dep_tag, run_tag} <= set(flow_run.tags)
+        state = run_flow(flow_with_untagged_task, flow_run=flow_run, return_type="state")
+        assert state.is_completed(), state
+        def task_runs() -> list:
+            with get_client(sync_client=True) as client:
+                return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+
+        mine = wait_for(task_runs, "the task run to be recorded")
+        assert not ({dep_tag, run_tag} & set(mine[0].tags))
+        # The `tags()` context does count: the same task under it fails on the 0 limit.
+        with tags(run_tag):
+            outcome = run_one_task(unique("unused"))
+        assert outcome.startswith("failed:") and "greater than the limit" in outcome, outcome
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+            for tag in (dep_tag, run_tag):
+                client.delete_concurrency_limit_by_tag(tag)
+
+
+# ---------------------------------------------------------------------------------------------
+# Global concurrency limits
+# ---------------------------------------------------------------------------------------------
+
+
+def test_disabled_gcl_does_not_block():
+    name = unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1, active=False))
+    try:
+        with concurrency(name, timeout_seconds=5, strict=True):
+            with concurrency(name, timeout_seconds=5, strict=True):  # a second holder of a limit of 1
+                assert gcl_slots(name) == 0
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+
+
+def test_strict_true_raises_on_missing_limit():
+    missing = unique("missing")
+    ran = []
+    with concurrency(missing):  # strict=False: the body runs, unguarded
+        ran.append("loose")
+    with pytest.raises(ConcurrencySlotAcquisitionError, match="must be created before acquiring slots"):
+        with concurrency(missing, strict=True):
+            ran.append("strict")
+    assert ran == ["loose"]
+    with get_client(sync_client=True) as client, pytest.raises(ObjectNotFound):
+        client.read_global_concurrency_limit_by_name(missing)  # nothing was created
+
+
+def test_gcl_limit_zero_and_timeout_zero():
+    """A limit of 0 fails at once (422); timeout_seconds=0 times out even on a free slot."""
+    name = unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=0))
+    try:
+        with pytest.raises(ConcurrencySlotAcquisitionError, match="greater than the limit"):
+            with concurrency(name, strict=True):
+                pass
+        with get_client(sync_client=True) as client:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1))
+        with pytest.raises(TimeoutError):
+            with concurrency(name, timeout_seconds=0, strict=True):
+                pass
+        assert gcl_slots(name) == 0
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+
+
+def test_occupy_over_limit_and_rate_limit_without_decay():
+    """occupy > limit fails at once (422); rate_limit on a limit without slot decay raises."""
+    name = unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    try:
+        with pytest.raises(ConcurrencySlotAcquisitionError, match="greater than the limit"):
+            with concurrency(name, occupy=2, strict=True):
+                pass
+        with pytest.raises(ConcurrencySlotAcquisitionError, match="slot decay"):
+            rate_limit(name, strict=True)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_max_retries_gives_up_and_logs_an_error_line():
+    """concurrency(max_retries=0) on a busy limit raises at once (423) and Prefect logs an ERROR line."""
+    name = unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    records = _Records()
+    service_logger = logging.getLogger("prefect._internal.concurrency")
+    service_logger.addHandler(records)
+    try:
+        with slot_held_in_thread(name):
+            with pytest.raises(ConcurrencySlotAcquisitionError, match="423"):
+                with concurrency(name, max_retries=0, strict=True):
+                    raise AssertionError("must not enter a busy limit")
+            def error_lines() -> list[str]:
+                return [r.getMessage() for r in records.records
+                        if r.levelno == logging.ERROR and "failed to process item" in r.getMessage()]
+
+            lines = wait_for(error_lines, "the ERROR line after max_retries")  # logged by the service thread
+            assert "ConcurrencySlotAcquisition" in lines[0], lines
+            records.records.clear()
+            with pytest.raises(TimeoutError):
+                with concurrency(name, timeout_seconds=1, strict=True):
+                    raise AssertionError("must not enter a busy limit")
+            wait_for(error_lines, "the ERROR line after a timeout")
+    finally:
+        service_logger.removeHandler(records)
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+
+
+def test_gcl_rest_api_for_ci(prefect_api_url: str):
+    """Create, read, update, list and delete a GCL over plain HTTP, as a CI job with curl would."""
+    name = unique("ci")
+    with httpx.Client(base_url=prefect_api_url, timeout=30) as http:
+        created = http.post("/v2/concurrency_limits/", json={"name": name, "limit": 2})
+        assert created.status_code == 201, created.text
+        assert http.post("/v2/concurrency_limits/", json={"name": name, "limit": 2}).status_code == 409
+        assert http.patch(f"/v2/concurrency_limits/{name}", json={"limit": 5, "active": False}).status_code == 204
+        body = http.get(f"/v2/concurrency_limits/{name}").json()
+        assert (body["limit"], body["active"], body["active_slots"]) == (5, False, 0)
+        assert http.patch(f"/v2/concurrency_limits/{name}", json={"active_slots": 0}).status_code == 204
+        names, offset = set(), 0
+        while page := http.post("/v2/concurrency_limits/filter", json={"limit": 200, "offset": offset}).json():
+            names |= {limit["name"] for limit in page}
+            offset += len(page)
+        assert name in names
+        assert http.delete(f"/v2/concurrency_limits/{name}").status_code == 204
+        assert http.get(f"/v2/concurrency_limits/{name}").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Deployment limits
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["CANCEL_NEW", "ENQUEUE"])
+def test_collision_strategy(strategy: str):
+    dep_id, gcl = make_deployment(limit=1, strategy=strategy)
+    try:
+        first, second = new_run(dep_id), new_run(dep_id)
+        assert propose(first.id, Pending()).is_pending()
+        extra = propose(second.id, Pending())
+        if strategy == "CANCEL_NEW":
+            assert extra.is_cancelled() and extra.message == "Deployment concurrency limit reached."
+        else:
+            assert extra.is_scheduled() and extra.name == "AwaitingConcurrencySlot"
+        assert gcl_slots(gcl) == 1
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_cancelling_holds_deployment_slot():
+    dep_id, gcl = make_deployment(limit=1)
+    try:
+        first, second = new_run(dep_id), new_run(dep_id)
+        assert propose(first.id, Pending()).is_pending()
+        assert propose(first.id, Running()).is_running()
+        assert propose(first.id, Cancelling()).is_cancelling()
+        assert gcl_slots(gcl) == 1
+        waiting = propose(second.id, Pending())
+        assert waiting.is_scheduled() and waiting.name == "AwaitingConcurrencySlot"
+        assert propose(first.id, Cancelled()).is_cancelled()
+        assert gcl_slots(gcl) == 0
+        assert propose(second.id, Pending()).is_pending()
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_disabled_backing_gcl_blocks_deployment_runs():
+    """Disabling `deployment:<id>` does not lift the limit: no run can take a slot at all."""
+    dep_id, gcl = make_deployment(limit=2)
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_global_concurrency_limit(gcl, GlobalConcurrencyLimitUpdate(active=False))
+        run = new_run(dep_id)
+        blocked = propose(run.id, Pending())
+        assert blocked.is_scheduled() and blocked.name == "AwaitingConcurrencySlot"
+        assert gcl_slots(gcl) == 0
+        with get_client(sync_client=True) as client:  # how to lift it: remove the deployment's limit
+            client.update_deployment(dep_id, DeploymentUpdate(concurrency_limit=None))
+        assert propose(run.id, Pending()).is_pending()
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_grace_period_slot_lost_during_provisioning():
+    """A Pending run whose lease lapsed while another run took the slot is Cancelled at RUNNING."""
+    dep_id, gcl = make_deployment(limit=1, grace=60)
+    try:
+        slow, other = new_run(dep_id), new_run(dep_id)
+        pending = propose(slow.id, Pending())
+        lease_id = pending.state_details.deployment_concurrency_lease_id
+        assert pending.is_pending() and lease_id
+        with get_client(sync_client=True) as client:  # what the repossessor does when the lease expires
+            client.release_concurrency_slots_with_lease(lease_id)
+        assert gcl_slots(gcl) == 0
+        assert propose(other.id, Pending()).is_pending()
+        lost = propose(slow.id, Running())
+        assert lost.is_cancelled()
+        assert "Deployment concurrency slot lost during provisioning" in lost.message
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_grace_period_lapsed_lease_reacquired_when_free():
+    """The same lapsed lease with no competitor: the run gets a new slot at RUNNING and goes on."""
+    dep_id, gcl = make_deployment(limit=1, grace=60)
+    try:
+        slow = new_run(dep_id)
+        pending = propose(slow.id, Pending())
+        with get_client(sync_client=True) as client:
+            client.release_concurrency_slots_with_lease(pending.state_details.deployment_concurrency_lease_id)
+        assert gcl_slots(gcl) == 0
+        assert propose(slow.id, Running()).is_running()
+        assert gcl_slots(gcl) == 1
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_deployment_limit_zero_aborts_pending():
+    dep_id, gcl = make_deployment(limit=1)
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_global_concurrency_limit(gcl, GlobalConcurrencyLimitUpdate(limit=0))
+            run = client.create_flow_run_from_deployment(dep_id)
+            result = client.set_flow_run_state(run.id, Pending())
+            assert result.status.value == "ABORT" and "limit is 0" in result.details.reason
+            assert client.read_flow_run(run.id).state.is_scheduled()
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_gate_order_worker_poll_before_deployment_slot():
+    """The worker's poll ignores the deployment limit; the deployment slot is checked at PENDING."""
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    dep_id, gcl = make_deployment(limit=1, work_pool_name=pool)
+    try:
+        first, second = new_run(dep_id), new_run(dep_id)
+        assert propose(first.id, Pending()).is_pending()
+        assert gcl_slots(gcl) == 1  # the deployment is full...
+        with get_client(sync_client=True) as client:
+            offered = client.get_scheduled_flow_runs_for_work_pool(
+                pool, scheduled_before=now("UTC") + timedelta(seconds=10))
+        assert second.id in {r.flow_run.id for r in offered}  # ...yet the worker is offered its next run
+        waiting = propose(second.id, Pending())  # the worker proposes PENDING; only now the slot is checked
+        assert waiting.is_scheduled() and waiting.name == "AwaitingConcurrencySlot"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+            client.delete_work_pool(pool)
+
+
+@flow
+def claims_deployed_flow() -> None:
+    """Deployed (never run) by the redeploy test."""
+
+
+def _deployed_limit(dep_id: uuid.UUID) -> tuple[int | None, str | None]:
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment(dep_id)
+    gcl = dep.global_concurrency_limit
+    options = dep.concurrency_options
+    return (gcl.limit if gcl else None,
+            options.collision_strategy.value if options and options.collision_strategy else None)
+
+
+def test_redeploy_without_limit_removes_it():
+    """`to_deployment(...).apply()` is what `prefect deploy` and `flow.deploy()` call."""
+    name = unique("redeploy")
+    dep_id = claims_deployed_flow.to_deployment(name=name, concurrency_limit=1).apply()
+    try:
+        assert _deployed_limit(dep_id)[0] == 1
+        assert claims_deployed_flow.to_deployment(name=name).apply() == dep_id  # redeploy, no limit
+        assert _deployed_limit(dep_id) == (None, None)
+        with get_client(sync_client=True) as client:
+            with pytest.raises(ObjectNotFound):
+                client.read_global_concurrency_limit_by_name(f"deployment:{dep_id}")
+            client.update_deployment(dep_id, DeploymentUpdate(concurrency_limit=2))  # set through the API
+        assert _deployed_limit(dep_id)[0] == 2
+        claims_deployed_flow.to_deployment(name=name).apply()
+        assert _deployed_limit(dep_id)[0] is None  # the API-set limit is gone too
+        # How to keep it: pass the limit on every deploy.
+        keep = ConcurrencyLimitConfig(limit=1, collision_strategy="CANCEL_NEW")
+        claims_deployed_flow.to_deployment(name=name, concurrency_limit=keep).apply()
+        claims_deployed_flow.to_deployment(name=name, concurrency_limit=keep).apply()
+        assert _deployed_limit(dep_id) == (1, "CANCEL_NEW")
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_mapping_form_without_collision_strategy_is_rejected(prefect_api_url: str, tmp_path: Path):
+    """`prefect deploy` rejects `concurrency_limit: {limit: 1}`; with collision_strategy it deploys."""
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    bad, good = unique("bad"), unique("good")
+    (tmp_path / "flows.py").write_text("from prefect import flow\n\n\n@flow\ndef etl():\n    pass\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "name: claims\nprefect-version: 3.9.1\ndeployments:\n"
+        f"- name: {bad}\n  entrypoint: flows.py:etl\n  work_pool: {{name: {pool}}}\n"
+        "  concurrency_limit: {limit: 1}\n"
+        f"- name: {good}\n  entrypoint: flows.py:etl\n  work_pool: {{name: {pool}}}\n"
+        "  concurrency_limit: {limit: 1, collision_strategy: CANCEL_NEW}\n"
+    )
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
+    procs = {n: subprocess.Popen([prefect, "--no-prompt", "deploy", "--name", n], cwd=tmp_path, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for n in (bad, good)}
+    out = {n: p.communicate(timeout=240)[0] for n, p in procs.items()}
+    try:
+        assert procs[good].returncode == 0, out[good][-3000:]
+        assert procs[bad].returncode != 0, out[bad][-3000:]
+        assert "collision_strategy" in out[bad], out[bad][-3000:]
+        with get_client(sync_client=True) as client:
+            with pytest.raises(ObjectNotFound):
+                client.read_deployment_by_name(f"etl/{bad}")
+            dep = client.read_deployment_by_name(f"etl/{good}")
+        assert dep.global_concurrency_limit.limit == 1
+        assert dep.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    finally:
+        with get_client(sync_client=True) as client:
+            try:
+                client.delete_deployment(client.read_deployment_by_name(f"etl/{good}").id)
+            except ObjectNotFound:
+                pass
+            client.delete_work_pool(pool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Work pools and queues
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["queue", "pool"])
+def test_worker_counts_pending_and_running_only(level: str):
+    """The worker's poll (get_scheduled_flow_runs_for_work_pool) leaves a CANCELLING run's slot free."""
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1 if level == "pool"
+                                               else None))
+        queue = unique("queue")
+        client.create_work_queue(name=queue, work_pool_name=pool, concurrency_limit=1 if level == "queue" else None)
+    dep_id, _ = make_deployment(work_pool_name=pool, work_queue_name=queue)
+
+    def offered() -> int:
+        with get_client(sync_client=True) as client:
+            runs = client.get_scheduled_flow_runs_for_work_pool(
+                pool, work_queue_names=[queue], scheduled_before=now("UTC") + timedelta(seconds=10))
+        return len(runs)
+
+    def queue_slots() -> int:  # what `prefect work-queue slots` shows
+        with get_client(sync_client=True) as client:
+            queue_id = client.read_work_queue_by_name(queue, work_pool_name=pool).id
+            return client.read_work_queue_concurrency_status(queue_id).active_slots
+
+    try:
+        first, _second = new_run(dep_id), new_run(dep_id)
+        assert offered() == 1  # room for one run
+        assert propose(first.id, Pending()).is_pending()
+        assert offered() == 0
+        assert propose(first.id, Running()).is_running()
+        assert offered() == 0
+        assert propose(first.id, Cancelling()).is_cancelling()
+        assert offered() == 1  # the worker no longer counts the CANCELLING run
+        if level == "queue":
+            assert queue_slots() == 1  # ...while `work-queue slots` still does
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+            client.delete_work_pool(pool)
+
+
+def test_worker_poll_prefers_higher_priority_queue():
+    """With room for one run, the poll offers the priority-1 queue's run over an older priority-2 run."""
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1))
+        low = client.create_work_queue(name=unique("low"), work_pool_name=pool)  # priority 2
+    low_dep, _ = make_deployment(work_pool_name=pool, work_queue_name=low.name)
+    high_dep, _ = make_deployment(work_pool_name=pool, work_queue_name="default")
+    try:
+        older = new_run(low_dep)
+        newer = new_run(high_dep)
+        assert older.expected_start_time <= newer.expected_start_time
+        with get_client(sync_client=True) as client:
+            offered = client.get_scheduled_flow_runs_for_work_pool(
+                pool, scheduled_before=now("UTC") + timedelta(seconds=10))
+        assert [r.flow_run.id for r in offered] == [newer.id]
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(low_dep)
+            client.delete_deployment(high_dep)
+            client.delete_work_pool(pool)
+
+
+def test_cli_limit_commands(prefect_api_url: str):
+    """The CLI facts the recipes state: the pool limit is positional (`--limit` is unknown there), a
+    queue takes `--limit`, `gcl create` fails on an existing name, `gcl enable` on an enabled one."""
+    pool, queue, gcl = unique("pool"), unique("queue"), unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        client.create_work_queue(name=queue, work_pool_name=pool)
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gcl, limit=1))
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
+    commands = {
+        "pool-flag": ["work-pool", "set-concurrency-limit", pool, "--limit", "5"],
+        "pool-positional": ["work-pool", "set-concurrency-limit", pool, "5"],
+        "queue-flag": ["work-queue", "set-concurrency-limit", queue, "--limit", "2", "--pool", pool],
+        "gcl-create-again": ["gcl", "create", gcl, "--limit", "1"],
+        "gcl-enable-enabled": ["gcl", "enable", gcl],
+        "gcl-update-enable": ["gcl", "update", gcl, "--limit", "2", "--enable"],
+    }
+    procs = {key: subprocess.Popen([prefect, "--no-prompt", *args], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+             for key, args in commands.items()}
+    out = {key: p.communicate(timeout=240)[0] for key, p in procs.items()}
+    code = {key: p.returncode for key, p in procs.items()}
+    try:
+        assert code["pool-flag"] != 0 and "Unknown option" in out["pool-flag"], out["pool-flag"][-2000:]
+        assert code["pool-positional"] == 0, out["pool-positional"][-2000:]
+        assert code["queue-flag"] == 0, out["queue-flag"][-2000:]
+        assert code["gcl-create-again"] == 1 and "already exists" in out["gcl-create-again"]
+        assert code["gcl-enable-enabled"] == 1, out["gcl-enable-enabled"][-2000:]
+        assert code["gcl-update-enable"] == 0, out["gcl-update-enable"][-2000:]
+        with get_client(sync_client=True) as client:
+            assert client.read_work_pool(pool).concurrency_limit == 5
+            assert client.read_work_queue_by_name(queue, work_pool_name=pool).concurrency_limit == 2
+            assert client.read_global_concurrency_limit_by_name(gcl).limit == 2
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_work_pool(pool)
+            client.delete_global_concurrency_limit_by_name(gcl)
+
+
+def test_queue_priority_renumbering(prefect_api_url: str):
+    """A queue created or moved (pool route) onto a taken priority pushes the others down by one;
+    the legacy `/work_queues/{id}` update (client.update_work_queue) does not renumber."""
+    pool = unique("pool")
+
+    def order() -> dict[str, int]:
+        with get_client(sync_client=True) as client:
+            return {q.name: q.priority for q in client.read_work_queues(work_pool_name=pool)}
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        bulk = client.create_work_queue(name=unique("bulk"), work_pool_name=pool)
+        assert bulk.priority == 2  # the pool's `default` queue holds 1; a new queue takes the next free
+        critical = client.create_work_queue(name=unique("critical"), work_pool_name=pool, priority=1)
+    try:
+        assert order() == {critical.name: 1, "default": 2, bulk.name: 3}
+        with httpx.Client(base_url=prefect_api_url, timeout=30) as http:
+            moved = http.patch(f"/work_pools/{pool}/queues/{bulk.name}", json={"priority": 1})
+        assert moved.status_code == 204, moved.text
+        assert order() == {bulk.name: 1, critical.name: 2, "default": 3}
+        with get_client(sync_client=True) as client:
+            client.update_work_queue(critical.id, priority=1)
+        assert order() == {bulk.name: 1, critical.name: 1, "default": 3}  # a tie: nothing renumbered
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_work_pool(pool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lease storage across a server restart
+# ---------------------------------------------------------------------------------------------
+
+
+class RestartableServer(PrefectServer):
+    """A server of its own (the session server must not restart) with a chosen lease storage."""
+
+    def __init__(self, lease_storage: str) -> None:
+        super().__init__()
+        self.lease_storage = lease_storage
+
+    def environment(self) -> dict[str, str]:
+        return dict(super().environment(), PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=self.lease_storage)
+
+    def restart(self, timeout: float = 240.0) -> None:
+        """Stop the process and start it again on the same database and PREFECT_HOME."""
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        prefect = Path(sys.executable).with_name("prefect")
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
+            env=self.environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_until_healthy(f"{self.url}/health", self.process, timeout, self.log_path.read_text, "prefect server")
+
+
+def _lease_renews(client, lease_id: uuid.UUID) -> bool:
+    try:
+        client.renew_concurrency_lease(lease_id, lease_duration=300)
+    except httpx.HTTPStatusError as exc:
+        assert exc.response.status_code in (404, 410), exc
+        return False
+    return True
+
+
+@pytest.mark.parametrize("storage", ["memory"])  # "filesystem" passes too (leases survive); ~1 min each
+def test_server_restart_and_lease_storage(storage: str):
+    """In-memory leases die with the server: a running deployment run can no longer renew (the engine
+    then crashes it) and its slot comes back at Crashed, while a GCL slot stays counted for good."""
+    server = RestartableServer(f"prefect.server.concurrency.lease_storage.{storage}").start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.url}):
+            gcl = unique("gcl")
+            with get_client(sync_client=True) as client:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gcl, limit=1))
+                gcl_lease = client.increment_concurrency_slots_with_lease(
+                    names=[gcl], slots=1, mode="concurrency", lease_duration=60).json()["lease_id"]
+            dep_id, dep_gcl = make_deployment(limit=1)
+            run = new_run(dep_id)
+            assert propose(run.id, Pending()).is_pending()
+            running = propose(run.id, Running())
+            run_lease = running.state_details.deployment_concurrency_lease_id
+            assert running.is_running() and run_lease
+
+            server.restart()
+
+            with get_client(sync_client=True) as client:
+                survived = _lease_renews(client, run_lease)
+                assert _lease_renews(client, gcl_lease) is survived
+                client.release_concurrency_slots_with_lease(gcl_lease)  # the holder leaves its block
+                gcl_after = client.read_global_concurrency_limit_by_name(gcl).active_slots
+                client.set_flow_run_state(run.id, Crashed() if not survived else Completed())
+                dep_after = client.read_global_concurrency_limit_by_name(dep_gcl).active_slots
+        if storage == "memory":
+            assert not survived
+            assert gcl_after == 1  # leaked: no lease left to release or expire
+        else:
+            assert survived
+            assert gcl_after == 0
+        assert dep_after == 0  # the run's slot came back (memory: by the fallback decrement)
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Task runners
+# ---------------------------------------------------------------------------------------------
+
+
+@task
+def inner_step() -> str:
+    return "inner"
+
+
+@task
+def outer_step(wait_seconds: float) -> str:
+    future = inner_step.submit()
+    try:
+        return future.result(timeout=wait_seconds)
+    except TimeoutError:
+        return "deadlocked"
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+def nested_one_worker() -> str:
+    return outer_step.submit(3).result()
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+def nested_two_workers() -> str:
+    return outer_step.submit(60).result()
+
+
+@task
+def outer_calls_directly() -> str:
+    return inner_step()  # a task called inside a task runs inline, in this worker's thread
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+def direct_one_worker() -> str:
+    return outer_calls_directly.submit().result()
+
+
+def test_nested_submit_deadlocks_with_one_worker():
+    """A task that submits and waits on another task needs a free worker: max_workers=1 never has one."""
+    assert nested_one_worker() == "deadlocked"
+    assert nested_two_workers() == "inner"
+    assert direct_one_worker() == "inner"
+
+
+def test_process_pool_default_workers():
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    assert ProcessPoolTaskRunner()._max_workers == os.cpu_count()
+    assert ProcessPoolTaskRunner(max_workers=2)._max_workers == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The book and its claims
+# ---------------------------------------------------------------------------------------------
+
+
+def _tests_in(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name.startswith("test_")}
+
+
+def test_every_listed_claim_has_its_test():
+    book = RecipeBook.load()
+    ids: set[str] = set()
+    for recipe in book:
+        for claim in recipe.claims:
+            assert claim.id not in ids, f"duplicate claim id {claim.id}"
+            ids.add(claim.id)
+            file, _, name = claim.test.partition("::")
+            assert name and (ROOT / file).is_file(), (recipe.slug, claim.test)
+            assert name in _tests_in(ROOT / file), (recipe.slug, claim.test)
+    required = {"reset-frees-held-slot", "tag-limit-zero-fails", "redeploy-removes-limit", "cancel-new-cancels",
+                "cancelling-holds-deployment-slot", "worker-counts-pending-running", "disabled-gcl-does-not-block",
+                "strict-raises-on-missing", "mapping-form-needs-collision-strategy"}
+    assert required <= ids, required - ids
