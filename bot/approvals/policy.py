@@ -20,7 +20,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-GROUP_ID = re.compile(r"^S[A-Z0-9]{6,}$")
+GROUP_ID = re.compile(r"^S[A-Z0-9]+$")  # handles are lower case
 NOBODY = "nobody can approve changes until BOT_APPROVER_IDS or BOT_APPROVER_GROUP is set"
 
 

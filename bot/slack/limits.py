@@ -32,6 +32,7 @@ MODAL_BUTTON = 24
 MESSAGE_BLOCKS = 50
 VIEW_BLOCKS = 100
 MESSAGE_TEXT = 3000  # the notification fallback: Slack allows more, but nobody reads past this
+TEXT_LIMIT = 40_000  # a message's `text`: longer is refused with msg_too_long
 
 
 def clip(text: str, limit: int) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.limits import MESSAGE_TEXT, clip
+from bot.slack.limits import TEXT_LIMIT, clip
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.turns import Turn
 
@@ -38,7 +38,7 @@ def register_slash_command(app: AsyncApp, engine: Any, command: str = COMMAND) -
             log.exception("slash command failed")
             await respond(text=FAILED.format(text=text[:100], error=type(exc).__name__), response_type="ephemeral")
             return
-        await respond(text=clip(to_mrkdwn(reply.text), MESSAGE_TEXT), response_type="ephemeral")
+        await respond(text=clip(to_mrkdwn(reply.text), TEXT_LIMIT), response_type="ephemeral")
         if reply.proposals and turn.channel and getattr(engine, "approvals", None) is not None:
             await _post_cards(engine.approvals, client, turn.channel, reply.proposals, respond)
 

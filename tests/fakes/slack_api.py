@@ -52,10 +52,14 @@ class FakeSlackAPI(FakeServer):
 
     # --- scripting -------------------------------------------------------------------------
     def fail_next(self, method: str, status: int = 429, retry_after: int | None = 1,
-                  body: Any | None = None, times: int = 1) -> None:
+                  body: Any | None = None, times: int = 1, after_effect: bool = False) -> None:
+        """The next `times` calls fail; with `after_effect` Slack does the work first (a 5xx that
+        comes after the message was posted, which Slack does)."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         error = "ratelimited" if status == 429 else "fatal_error"
         payload = body if body is not None else {"ok": False, "error": error}
+        if after_effect:
+            headers = {**headers, "X-Fake-After-Effect": "1"}
         for _ in range(times):
             self._failures[method].append((status, headers, payload))
 
@@ -133,9 +137,14 @@ class FakeSlackAPI(FakeServer):
                 self.calls.append(SlackCall(api_method, args, headers))
                 failure = self._failures[api_method].pop(0) if self._failures[api_method] else None
             self.changed.notify_all()
-        if failure is not None:
+        if failure is not None and not failure[1].get("X-Fake-After-Effect"):
             return failure
         refusal = self._refusal(api_method, headers, args)
+        if failure is not None:  # the work is done, then the answer fails
+            if refusal is None:
+                self._answer(api_method, args)
+            status, fail_headers, body = failure
+            return status, {k: v for k, v in fail_headers.items() if k != "X-Fake-After-Effect"}, body
         if refusal is not None:
             return 200, {}, refusal
         return 200, {}, self._answer(api_method, args)
