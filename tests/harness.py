@@ -160,8 +160,9 @@ class BotHarness(SlackSender):
                 await server
                 await _cancel_leftovers()
             except BaseException as exc:
-                if not ready.done():
+                if not ready.done():  # startup failed: `start` raises it in the test's thread
                     ready.set_exception(exc)
+                    return
                 raise
 
         def run() -> None:
