@@ -7,8 +7,11 @@ Driven through slack_sdk's own AsyncWebClient, the client the bot uses.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -108,3 +111,32 @@ async def test_replies_come_oldest_first_a_page_at_a_time(fresh_slack):
     first = await web.conversations_replies(channel="C1", ts=thread)
     assert len(first["messages"]) == 60 and not first["has_more"]
     assert json.dumps(first["messages"][0]).count("m0") == 1
+
+
+# --- the manifest asks for what the code uses, and the README says the same ------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+# scope -> something in bot/ that needs it
+SCOPE_USES = {
+    "app_mentions:read": '"app_mention"', "channels:history": "conversations_replies",
+    "groups:history": "conversations_replies", "im:history": "is_direct_message",
+    "mpim:history": "conversations_replies", "chat:write": "chat_postMessage", "reactions:write": "reactions_add",
+    "commands": "app.command", "usergroups:read": "usergroups_list", "users:read": "users_info",
+    "assistant:write": "set_status",
+}
+
+
+def test_manifest_scopes_are_used_and_documented():
+    manifest = yaml.safe_load((ROOT / "manifest.yaml").read_text())
+    scopes = manifest["oauth_config"]["scopes"]["bot"]
+    code = "\n".join(p.read_text() for p in (ROOT / "bot").rglob("*.py"))
+    assert set(scopes) == set(SCOPE_USES), "every scope needs a known use (or drop it from the manifest)"
+    for scope in scopes:
+        assert SCOPE_USES[scope] in code, f"{scope} is asked for but nothing uses it"
+    readme = (ROOT / "README.md").read_text()
+    scope_row = next(line for line in readme.splitlines() if line.startswith("| Bot scopes"))
+    assert set(re.findall(r"`([a-z_]+:[a-z_.]+|commands)`", scope_row)) == set(scopes)
+    header = (ROOT / "manifest.yaml").read_text().split("display_information:")[0]
+    for place in ("event_subscriptions", "interactivity", "slash command"):
+        assert place in header
+    assert manifest["settings"]["socket_mode_enabled"] is True and "Socket Mode is on" in header
