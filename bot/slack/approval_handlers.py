@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.approvals.service import ApprovalService, Decision, ProposalView
 from bot.settings import Settings
 from bot.slack import cards
+from bot.slack.limits import MESSAGE_TEXT, clip
 from bot.slack.membership import Membership, payload_enterprise
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ async def tell(client: AsyncWebClient, channel: str | None, user: str, text: str
     if not channel:
         return
     try:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+        await client.chat_postEphemeral(channel=channel, user=user, text=clip(text, MESSAGE_TEXT),
+                                        thread_ts=thread_ts)
     except SlackApiError as exc:
         log.warning("could not post ephemeral message: %s", exc.response.get("error"))
 
