@@ -15,7 +15,7 @@ from tests.fakes.http_fake import FakeServer
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
-BOT_TOKENS = {"xoxb-test-token-123456", "xoxb-test"}
+BOT_TOKENS = {"xoxb-test-token-123456", "xoxb-test", "xoxb-bench-token-123456"}  # tests, bench/botproc.py
 APP_TOKENS = {"xapp-test-app-token-123456"}
 APP_TOKEN_METHODS = {"apps.connections.open"}
 NO_TOKEN_PATHS = {"response"}  # response_url posts carry no token
