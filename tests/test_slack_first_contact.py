@@ -14,6 +14,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -241,6 +242,31 @@ def test_break6_long_texts_are_trimmed_and_the_home_tab_survives(start, fresh_sl
     live.bot.call(lambda: client.views_open(trigger_id="t", view=long_modal))
     shown = json.dumps(fresh_slack.published["U2"], ensure_ascii=False)
     assert "…" in shown and fresh_slack.refused == []
+
+
+async def test_break6_a_huge_name_leaves_card_and_home_tab_whole(start, fresh_slack):
+    """A 3,100-character work pool name: the card and the Home tab are posted, its text clipped with "…"."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    name = "p" * 3100 + uuid.uuid4().hex[:6]
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=name, type="process", concurrency_limit=1))
+    try:
+        live = start("http")
+        thread = say(live, "raise it", user="UASKER")
+        pid = propose(live, WorkPoolLimitChange(action="set", pool=name, limit=2), thread)
+        assert proposal(live, pid).message_ts, "the card was posted"
+        live.event({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home",
+                    "event_ts": "1700000000.000100"})
+        home = json.dumps(wait_until(lambda: fresh_slack.published.get("U1"), what="home"), ensure_ascii=False)
+        assert "Pending proposals" in home and "…" in home and "ppppp" in home
+        card = json.dumps(fresh_slack.calls_to("chat.postMessage")[-1].args["blocks"], ensure_ascii=False)
+        assert "…" in card and cards.APPROVE in card
+        assert fresh_slack.refused == []
+    finally:
+        async with get_client() as client:
+            await client.delete_work_pool(name)
 
 
 def test_break7_thread_broadcast_in_a_bot_thread_is_answered_once(start, fresh_slack, fresh_model):
