@@ -274,6 +274,7 @@ def test_break7_thread_broadcast_in_a_bot_thread_is_answered_once(start, fresh_s
     fresh_model.script(text("first"), text("broadcast answer"))
     root = say(live, "hi", mention_bot=True)
     wait_until(lambda: answers(fresh_slack, root), what="first answer")
+    live.bot.wait_idle()  # the thread is the bot's once the answer is stored
     say(live, "also for everyone: what about tags?", thread_ts=root, subtype="thread_broadcast")
     wait_until(lambda: len(answers(fresh_slack, root)) == 2, what="broadcast answered")
     live.bot.wait_idle()
@@ -348,3 +349,20 @@ def test_startup_says_nobody_can_approve(start, caplog):
     with caplog.at_level(logging.WARNING, logger="bot.runtime"):
         start("http", bot_approver_ids=[])
     assert any(NOBODY in r.getMessage() for r in caplog.records)
+
+
+async def test_break5_history_pages_to_the_newest_of_a_very_long_thread(fresh_slack):
+    """450 replies are three pages: the bot keeps the opening question and the newest ones."""
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.slack.history import thread_history
+
+    root = "1700000000.000000"
+    fresh_slack.seed_thread("C1", root, [{"ts": root, "user": "U1", "text": "the question"}])
+    fresh_slack.seed_thread("C1", root, [{"ts": f"{1700000001 + i}.000000", "user": "U2", "text": f"reply {i}",
+                                          "thread_ts": root} for i in range(450)])
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=f"{fresh_slack.url}/api/")
+    history = await thread_history(client, "C1", root, "1800000000.000000", "UBOT", BOT_ID, 20)
+    assert [h.text for h in history][:2] == ["the question", "reply 431"]
+    assert history[-1].text == "reply 449" and len(history) == 20
+    assert len(fresh_slack.calls_to("conversations.replies")) == 3

@@ -28,10 +28,16 @@ async def thread_history(client: AsyncWebClient, channel: str, thread_ts: str, c
                          bot_user_id: str | None, bot_id: str | None,
                          max_messages: int) -> list[HistoryMessage]:
     """Earlier messages of the thread, oldest first; the bot's own become assistant turns."""
-    messages = await newest_replies(client, channel, thread_ts, max_messages + 1)
+    if max_messages <= 0:
+        return []
+    messages = [m for m in await newest_replies(client, channel, thread_ts, max_messages + 1)
+                if m.get("ts") != current_ts]
+    if len(messages) > max_messages:  # the bound: the opening message and the newest after it
+        opening = messages[:1] if messages[0].get("ts") == thread_ts else []
+        messages = [*opening, *messages[len(messages) - max_messages + len(opening):]]
     history: list[HistoryMessage] = []
     for message in messages:
-        if message.get("ts") == current_ts or message.get("subtype") in ("message_deleted",):
+        if message.get("subtype") in ("message_deleted",):
             continue
         text = message.get("text") or ""
         is_bot = (bot_id and message.get("bot_id") == bot_id) or (
@@ -40,7 +46,7 @@ async def thread_history(client: AsyncWebClient, channel: str, thread_ts: str, c
             history.append(HistoryMessage("assistant", text))
         elif text:
             history.append(HistoryMessage("user", strip_mention(text, bot_user_id), message.get("user")))
-    return history[-max_messages:]
+    return history
 
 
 async def newest_replies(client: AsyncWebClient, channel: str, thread_ts: str, keep: int) -> list[dict[str, Any]]:
