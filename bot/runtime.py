@@ -52,6 +52,42 @@ class Runtime:
 
         return [asyncio.ensure_future(loop())]
 
+    async def prepare(self) -> None:
+        """Startup checks that need Slack: resolve the approver group (a wrong handle raises
+        ApproverGroupError naming it) and say who can approve."""
+        if self.approvals is None:
+            return
+        from bot.approvals.policy import NOBODY
+
+        policy = self.approvals.policy
+        await policy.resolve_group()
+        if policy.configured:
+            log.info("%s", policy.describe())
+        else:
+            log.warning("%s", NOBODY)
+
+    async def run(self, socket_mode: bool, host: str, port: int, ready: asyncio.Event | None = None,
+                  stop: asyncio.Event | None = None) -> None:
+        """What `serve` runs: startup checks, the maintenance sweep, then Slack (HTTP or Socket Mode)
+        with /healthz and /metrics on `port` either way; closes everything on the way out."""
+        from bot.slack.server import serve_http, serve_socket_mode
+
+        background: list[asyncio.Task] = []
+        try:
+            await self.prepare()
+            background = self.start_background(self.settings.bot_sweep_interval_seconds)
+            if socket_mode:
+                assert self.settings.slack_app_token is not None
+                await serve_socket_mode(self.app, self.settings.slack_app_token.get_secret_value(), stop,
+                                        host=host, port=port, extra_metrics=self.metrics_registry(), ready=ready)
+            else:
+                await serve_http(self.app, host, port, ready, stop, self.metrics_registry())
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self.close()
+
     def metrics_registry(self) -> Any:
         from bot.metrics import store_registry
 
@@ -83,6 +119,8 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     app = build_app(settings, responder, socket_mode=socket_mode, client=client)
     register_approval_handlers(app, approvals, settings)
     register_assistant(app, responder)
-    register_home(app, approvals.pending)
+    from bot.approvals.policy import NOBODY
+
+    register_home(app, approvals.pending, notice=None if approvals.policy.configured else NOBODY)
     register_slash_command(app, pipeline.offline)
     return Runtime(settings, store, pipeline, responder, app, approvals)

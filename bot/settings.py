@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -20,7 +20,9 @@ CommaList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """Settings read from the environment (and an optional `.env` file)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty value (`SLACK_APP_TOKEN=` copied from .env.example) means unset, not "set to nothing".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False,
+                                      env_ignore_empty=True)
 
     # Slack
     slack_bot_token: SecretStr | None = None
@@ -65,6 +67,16 @@ class Settings(BaseSettings):
     bot_interrupted_after_seconds: float = 300.0
     bot_log_json: bool = False
     bot_log_level: str = "INFO"
+    # How often the maintenance sweep (expiry, crash recovery) runs.
+    bot_sweep_interval_seconds: float = 60.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, values: object) -> object:
+        """Blank values passed in directly count as unset too, like blank environment variables."""
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+        return values
 
     @field_validator("bot_approver_ids", "bot_allowed_channels", mode="before")
     @classmethod

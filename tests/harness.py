@@ -130,8 +130,10 @@ class BotHarness(SlackSender):
             slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
             slack_api_url=f"{self.slack_api.url}/api/", bot_database_url=self.database_url,
             bot_model_max_attempts=3, bot_model_retry_max_wait_seconds=1.0,
-            bot_answer_timeout_seconds=60.0, bot_approver_ids=["UAPPROVER"],
+            bot_answer_timeout_seconds=60.0, bot_approver_ids=["UAPPROVER"], bot_sweep_interval_seconds=1.0,
         )
+        if self.socket_mode:
+            values["slack_app_token"] = APP_TOKEN
         if self.model_api is not None:
             values.update(openai_api_key=MODEL_KEY, openai_base_url=self.model_api.base_url,
                           openai_model="fake-model")
@@ -143,26 +145,24 @@ class BotHarness(SlackSender):
 
         async def main() -> None:
             from bot.runtime import build_runtime
-            from bot.slack.server import serve_http, serve_socket_mode
 
-            try:
+            try:  # built and run exactly as `serve` does: startup checks, sweep, health on self.port
                 self.runtime = build_runtime(self.settings(), socket_mode=self.socket_mode)
                 self._stop = asyncio.Event()
                 started = asyncio.Event()
-                if self.socket_mode:
-                    server = asyncio.ensure_future(serve_socket_mode(self.runtime.app, APP_TOKEN, self._stop))
-                    started.set()
-                else:
-                    server = asyncio.ensure_future(serve_http(self.runtime.app, "127.0.0.1", self.port, started,
-                                                              self._stop, self.runtime.metrics_registry()))
-                await started.wait()
+                server = asyncio.ensure_future(self.runtime.run(self.socket_mode, "127.0.0.1", self.port,
+                                                                started, self._stop))
+                await asyncio.wait([server, asyncio.ensure_future(started.wait())],
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if server.done():
+                    server.result()  # raises what stopped startup
                 ready.set_result(True)
                 await server
-                await self.runtime.close()
                 await _cancel_leftovers()
             except BaseException as exc:
-                if not ready.done():
+                if not ready.done():  # startup failed: `start` raises it in the test's thread
                     ready.set_exception(exc)
+                    return
                 raise
 
         def run() -> None:

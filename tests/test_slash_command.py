@@ -13,8 +13,6 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 
-from bot.offline import OfflineEngine
-from bot.slack.slash import register_slash_command
 from tests.harness import BotHarness
 
 pytestmark = pytest.mark.timeout(180)
@@ -23,9 +21,6 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture
 def harness(fresh_slack, tmp_path, prefect_api_url):
     bot = BotHarness(fresh_slack, None, f"sqlite:///{tmp_path / 'slash.db'}").start()
-    runtime = bot.runtime
-    # A no-op when bot/runtime.py already registers the command on its app.
-    register_slash_command(runtime.app, OfflineEngine(runtime.pipeline.search, runtime.approvals))
     yield bot
     bot.stop()
 

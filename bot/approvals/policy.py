@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,13 @@ from pydantic import BaseModel
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+GROUP_ID = re.compile(r"^S[A-Z0-9]+$")  # handles are lower case
+NOBODY = "nobody can approve changes until BOT_APPROVER_IDS or BOT_APPROVER_GROUP is set"
+
+
+class ApproverGroupError(RuntimeError):
+    """BOT_APPROVER_GROUP names no user group Slack knows; the message says what to fix."""
 
 
 class Refusal(BaseModel):
@@ -39,6 +47,49 @@ class ApprovalPolicy:
         self._group_members: set[str] = set()
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
+        self._group_id: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.bot_approver_ids or self.settings.bot_approver_group)
+
+    async def resolve_group(self) -> str | None:
+        """The approver group's ID; a handle (`@ops` or `ops`) is looked up in usergroups.list.
+
+        Run at startup so a wrong handle stops the bot with a clear message instead of silently
+        leaving nobody able to approve."""
+        group = (self.settings.bot_approver_group or "").strip()
+        if not group or self._group_id:
+            return self._group_id
+        if GROUP_ID.match(group):
+            self._group_id = group
+            return group
+        handle = group.lstrip("@")
+        if self.slack_client is None:
+            raise ApproverGroupError(f"BOT_APPROVER_GROUP @{handle} can only be looked up through Slack.")
+        try:
+            response = await self.slack_client.usergroups_list()
+        except Exception as exc:
+            error = getattr(getattr(exc, "response", None), "get", lambda _k: None)("error") or type(exc).__name__
+            raise ApproverGroupError(f"BOT_APPROVER_GROUP @{handle}: could not list user groups ({error}); "
+                                     "the app needs the usergroups:read scope.") from exc
+        for found in response.get("usergroups") or []:
+            if found.get("handle") == handle:
+                self._group_id = str(found["id"])
+                return self._group_id
+        raise ApproverGroupError(f"BOT_APPROVER_GROUP @{handle}: there is no user group with this handle in "
+                                 "the workspace. Use the handle shown in Slack (without @) or the group ID (S…).")
+
+    def describe(self) -> str:
+        """Who can approve, in one line for the startup log."""
+        if not self.configured:
+            return NOBODY
+        parts = []
+        if self.settings.bot_approver_ids:
+            parts.append(f"users {', '.join(self.settings.bot_approver_ids)}")
+        if self.settings.bot_approver_group:
+            parts.append(f"members of user group {self.settings.bot_approver_group} ({self._group_id or '?'})")
+        return "approvers: " + " and ".join(parts)
 
     @property
     def read_only(self) -> bool:
@@ -51,8 +102,12 @@ class ApprovalPolicy:
         return user_id in await self.approvers()
 
     async def _group(self) -> set[str]:
-        group = self.settings.bot_approver_group
-        if not group or self.slack_client is None:
+        if not self.settings.bot_approver_group or self.slack_client is None:
+            return set()
+        try:
+            group = await self.resolve_group()
+        except ApproverGroupError as exc:
+            log.warning("%s", exc)
             return set()
         fresh = self._fetched_at is not None and self._clock() - self._fetched_at < self.cache_seconds
         if fresh:

@@ -29,20 +29,11 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"concurrency-bot serve: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(runtime, socket_mode, args.host, args.port))
+    from bot.approvals.policy import ApproverGroupError
 
-
-async def _serve(runtime, socket_mode: bool, host: str, port: int) -> int:
-    from bot.slack.server import serve_http, serve_socket_mode
-
-    background = runtime.start_background()
     try:
-        if socket_mode:
-            await serve_socket_mode(runtime.app, runtime.settings.slack_app_token.get_secret_value())
-        else:
-            await serve_http(runtime.app, host, port, extra_metrics=runtime.metrics_registry())
-    finally:
-        for task in background:
-            task.cancel()
-        await runtime.close()
+        asyncio.run(runtime.run(socket_mode, args.host, args.port))
+    except ApproverGroupError as exc:
+        print(f"concurrency-bot serve: {exc}", file=sys.stderr)
+        return 2
     return 0

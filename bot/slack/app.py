@@ -26,14 +26,30 @@ class SettingsError(RuntimeError):
     """A setting the chosen mode needs is missing; the message names it."""
 
 
+# A 5xx may come after Slack already posted: retrying these would post the same message twice.
+NOT_IDEMPOTENT = {"chat.postMessage", "chat.postEphemeral", "chat.startStream", "chat.appendStream",
+                  "chat.stopStream", "chat.scheduleMessage"}
+
+
+class IdempotentServerErrorRetryHandler(AsyncServerErrorRetryHandler):
+    """Retries 500/503 only for calls that are safe to repeat; posts are checked by the caller instead."""
+
+    async def _can_retry_async(self, *, state: Any, request: Any, response: Any = None,
+                               error: Exception | None = None) -> bool:
+        if request.url.rstrip("/").rsplit("/", 1)[-1] in NOT_IDEMPOTENT:
+            return False
+        return await super()._can_retry_async(state=state, request=request, response=response, error=error)
+
+
 def web_client(settings: Settings) -> AsyncWebClient:
-    """The Slack Web API client: SLACK_API_URL as base, retrying 429s (Retry-After), 5xx and resets."""
+    """The Slack Web API client: SLACK_API_URL as base, retrying 429s (Retry-After), resets, and 5xx
+    for calls that are safe to repeat."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     base_url = settings.slack_api_url.rstrip("/") + "/"
     return AsyncWebClient(token=token, base_url=base_url, retry_handlers=[
         AsyncConnectionErrorRetryHandler(max_retry_count=1),
         AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        AsyncServerErrorRetryHandler(max_retry_count=2),
+        IdempotentServerErrorRetryHandler(max_retry_count=2),
     ])
 
 
@@ -64,9 +80,12 @@ def register_message_listeners(app: AsyncApp, responder: Responder) -> None:
         responder.spawn(responder.handle(client, event, dict(context)))
 
     async def worth_answering(event: dict[str, Any], context: dict[str, Any]) -> bool:
-        """DMs, and follow-ups in a thread the bot answered (mentions come as app_mention)."""
+        """DMs (mentions too: Slack sends no app_mention in a DM), and follow-ups in a thread the bot
+        answered (a channel mention also comes as app_mention; one key per message answers it once)."""
         bot_user_id = context.get("bot_user_id")
-        if not is_human_message(event, bot_user_id) or mentions(event, bot_user_id):
+        if not is_human_message(event, bot_user_id):
+            return False
+        if mentions(event, bot_user_id) and not is_direct_message(event):
             return False
         return is_direct_message(event) or bool(event.get("thread_ts"))
 

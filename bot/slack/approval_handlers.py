@@ -18,6 +18,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.approvals.service import ApprovalService, Decision, ProposalView
 from bot.settings import Settings
 from bot.slack import cards
+from bot.slack.limits import MESSAGE_TEXT, clip
+from bot.slack.membership import Membership, payload_enterprise
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ async def tell(client: AsyncWebClient, channel: str | None, user: str, text: str
     if not channel:
         return
     try:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+        await client.chat_postEphemeral(channel=channel, user=user, text=clip(text, MESSAGE_TEXT),
+                                        thread_ts=thread_ts)
     except SlackApiError as exc:
         log.warning("could not post ephemeral message: %s", exc.response.get("error"))
 
@@ -98,16 +101,18 @@ def _state_value(view: dict[str, Any], block: str, action: str) -> str | None:
     return (((view.get("state") or {}).get("values") or {}).get(block) or {}).get(action, {}).get("value")
 
 
-def is_guest(body: dict[str, Any], context: Any) -> bool:
-    """A Slack Connect user from another workspace: their team differs from the bot's own."""
-    user_team = (body.get("user") or {}).get("team_id")
-    authorized = getattr(context, "authorize_result", None)  # the bot's own workspace (auth.test)
-    home = getattr(authorized, "team_id", None) or (context.get("team_id") if context else None)
-    return bool(user_team and home and user_team != home)
+async def is_guest(membership: Membership, client: AsyncWebClient, body: dict[str, Any], context: Any) -> bool:
+    """Someone from another organisation (Slack Connect); a sister workspace of the same Grid org is not."""
+    user = body.get("user") or {}
+    return await membership.is_guest(client, user.get("id"), user.get("team_id"), context, payload_enterprise(body))
 
 
 def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings: Settings) -> None:
     """Wire the card's buttons and modals to the service. `settings` is kept for future knobs."""
+    membership = Membership()
+
+    async def guest(body: dict[str, Any], client: AsyncWebClient, context: Any) -> bool:
+        return await is_guest(membership, client, body, context)
 
     @app.action(cards.APPROVE)
     async def on_approve(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
@@ -115,14 +120,14 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
         user = body["user"]["id"]
         channel, thread_ts = _where(body)
         decision = await service.approve(str(body["actions"][0].get("value") or ""), user,
-                                         guest=is_guest(body, context))
+                                         guest=await guest(body, client, context))
         await show_decision(service, client, decision, user, channel, thread_ts)
 
     async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str, context: Any) -> None:
         user = body["user"]["id"]
         channel, thread_ts = _where(body)
         proposal, refused = await service.may_decide(str(body["actions"][0].get("value") or ""), user, what,
-                                                     guest=is_guest(body, context))
+                                                     guest=await guest(body, client, context))
         if refused is not None:
             await show_decision(service, client, refused, user, channel, thread_ts)
             return
@@ -154,7 +159,8 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
             return
         await ack()
         user = body["user"]["id"]
-        decision = await service.edit(str(metadata.get("id") or ""), user, raw or "", guest=is_guest(body, context))
+        decision = await service.edit(str(metadata.get("id") or ""), user, raw or "",
+                                      guest=await guest(body, client, context))
         await show_decision(service, client, decision, user, None, None)
 
     @app.view(cards.REJECT_VIEW)
@@ -164,5 +170,5 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
         user = body["user"]["id"]
         note = _state_value(view, cards.REASON_BLOCK, cards.REASON_ACTION)
         decision = await service.reject(str(_metadata(view).get("id") or ""), user, note,
-                                        guest=is_guest(body, context))
+                                        guest=await guest(body, client, context))
         await show_decision(service, client, decision, user, None, None)

@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.approvals.service import ProposalView
+from bot.slack.limits import MESSAGE_TEXT, clip, fit_blocks, fit_view
 
 APPROVE = "proposal_approve"
 EDIT = "proposal_edit"
@@ -110,19 +111,19 @@ def proposal_card_blocks(proposal: ProposalView) -> list[Block]:
     """The card for any status: buttons while pending; who, when and the result once decided."""
     blocks = _summary(proposal)
     blocks.append(_buttons(proposal) if proposal.status == "pending" else _outcome(proposal))
-    return blocks
+    return fit_blocks(blocks)
 
 
 def proposal_card_text(proposal: ProposalView) -> str:
     """Notification fallback for the card."""
-    return f"Proposed limit change ({proposal.status}): {proposal.diff}"
+    return clip(f"Proposed limit change ({proposal.status}): {proposal.diff}", MESSAGE_TEXT)
 
 
 def edit_modal(proposal: ProposalView) -> View:
     """The Edit value modal, prefilled; `private_metadata` carries the id and the minimum."""
     limit = getattr(proposal.change, "limit", None)
     minimum = proposal.change.min_limit
-    return View(
+    return fit_view(View(
         type="modal", callback_id=EDIT_VIEW, title="Edit proposed limit", submit="Save", close="Cancel",
         private_metadata=json.dumps({"id": proposal.id, "min": minimum}),
         blocks=[
@@ -132,11 +133,11 @@ def edit_modal(proposal: ProposalView) -> View:
                        element=NumberInputElement(action_id=VALUE_ACTION, is_decimal_allowed=False,
                                                   initial_value=str(limit), min_value=str(minimum))),
         ],
-    )
+    ))
 
 
 def reject_modal(proposal: ProposalView) -> View:
-    return View(
+    return fit_view(View(
         type="modal", callback_id=REJECT_VIEW, title="Reject proposal", submit="Reject", close="Cancel",
         private_metadata=json.dumps({"id": proposal.id}),
         blocks=[
@@ -145,7 +146,7 @@ def reject_modal(proposal: ProposalView) -> View:
                        element=PlainTextInputElement(action_id=REASON_ACTION, multiline=True,
                                                      max_length=500)),
         ],
-    )
+    ))
 
 
 def edit_value_error(metadata: dict[str, Any], raw: str | None) -> str | None:

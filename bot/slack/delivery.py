@@ -8,7 +8,9 @@ final answer in pieces rather than raw model tokens.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import (
@@ -20,6 +22,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.history import newest_replies
 from bot.slack.mrkdwn import split_message, to_mrkdwn
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,11 @@ log = logging.getLogger(__name__)
 FEEDBACK_ACTION = "answer_feedback"
 STREAM_PIECE = 600
 SECTION_LIMIT = 2900
+STREAM_COOLDOWN_SECONDS = 900.0  # after Slack refuses streaming for the app, post plainly this long
+# Refusals that say nothing about the app's right to stream: try streaming again next time.
+PASSING_STREAM_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                         "request_timeout", "channel_not_found", "not_in_channel", "is_archived",
+                         "thread_not_found", "msg_too_long"}
 
 
 def feedback_blocks() -> list[Block]:
@@ -46,11 +54,31 @@ class Recipient:
 @dataclass
 class AnswerDelivery:
     streaming: bool = True
+    cooldown_seconds: float = STREAM_COOLDOWN_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _stream_refused_until: float = field(default=0.0, init=False, repr=False)
+
+    @property
+    def stream_available(self) -> bool:
+        return self.streaming and self.clock() >= self._stream_refused_until
+
+    def _note_stream_failure(self, exc: Exception) -> None:
+        """Remember an app-level refusal of chat.startStream, so answers stop paying for it."""
+        if not isinstance(exc, SlackApiError):
+            return
+        if not str(getattr(exc.response, "api_url", "")).endswith("chat.startStream"):
+            return
+        error = exc.response.get("error")
+        if exc.response.status_code >= 500 or error in PASSING_STREAM_ERRORS:
+            return
+        self._stream_refused_until = self.clock() + self.cooldown_seconds
+        log.warning("Slack refused streaming for this app (%s): posting answers plainly for %.0f s",
+                    error, self.cooldown_seconds)
 
     async def deliver(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str,
                       recipient: Recipient, feedback: bool = True) -> str | None:
         """Returns the ts of the (last) answer message, or None when Slack refused every attempt."""
-        if self.streaming and recipient.user_id and recipient.team_id:
+        if self.stream_available and recipient.user_id and recipient.team_id:
             ts = await self._stream(client, channel, thread_ts, markdown, recipient, feedback)
             if ts is not None:
                 return ts
@@ -68,6 +96,7 @@ class AnswerDelivery:
             return stream.ts
         except (SlackApiError, SlackClientError) as exc:
             log.warning("streaming failed, falling back to a plain post: %s", exc)
+            self._note_stream_failure(exc)
             if stream.ts:  # a half-written stream message: replace it with the whole answer, else remove it
                 if await self._update(client, channel, stream.ts, markdown):
                     return stream.ts
@@ -103,7 +132,12 @@ class AnswerDelivery:
                                                          blocks=blocks, unfurl_links=False, unfurl_media=False)
                 ts = response.get("ts")
             except SlackApiError as exc:
-                if blocks is not None:  # blocks refused: the words matter more than the buttons
+                if exc.response.status_code >= 500:  # it may have been posted anyway: look before posting again
+                    landed = await self._landed(client, channel, thread_ts, chunk)
+                    if landed is not None:
+                        ts = landed
+                        continue
+                if blocks is not None or exc.response.status_code >= 500:  # once more: words before buttons
                     try:
                         response = await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
                                                                  text=chunk, unfurl_links=False)
@@ -114,3 +148,10 @@ class AnswerDelivery:
                 log.error("could not post the answer: %s", exc.response.get("error"))
                 return ts
         return ts
+
+    async def _landed(self, client: AsyncWebClient, channel: str, thread_ts: str, text: str) -> str | None:
+        """The ts of a message with exactly this text among the thread's newest, if Slack kept it."""
+        for message in reversed(await newest_replies(client, channel, thread_ts, 20)):
+            if message.get("text") == text and (message.get("bot_id") or message.get("app_id")):
+                return message.get("ts")
+        return None

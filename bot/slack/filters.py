@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Written by a person and worth reading: a file with a comment, a thread reply also sent to the channel.
+HUMAN_SUBTYPES = {"file_share", "thread_broadcast"}
 IGNORED_SUBTYPES = {
     "message_changed", "message_deleted", "channel_join", "channel_leave", "group_join",
-    "group_leave", "bot_message", "me_message", "thread_broadcast", "channel_topic",
+    "group_leave", "bot_message", "me_message", "channel_topic",
     "channel_purpose", "channel_name", "pinned_item", "unpinned_item", "message_replied",
 }
 
@@ -19,7 +21,7 @@ def is_from_a_bot(event: dict[str, Any], bot_user_id: str | None) -> bool:
 def is_human_message(event: dict[str, Any], bot_user_id: str | None) -> bool:
     """A new message written by a person: not an edit, deletion, join, or any bot's post."""
     subtype = event.get("subtype")
-    if subtype in IGNORED_SUBTYPES or (subtype and subtype != "file_share"):
+    if subtype in IGNORED_SUBTYPES or (subtype and subtype not in HUMAN_SUBTYPES):
         return False
     return bool(event.get("user")) and not is_from_a_bot(event, bot_user_id)
 

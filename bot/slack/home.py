@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -20,6 +21,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.limits import fit_view
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +54,13 @@ def limit_line(limit: Any) -> str:
     return f"{'🔴' if limit.full else '🟢'} *{label}* `{limit.name}`: {cap}{suffix}"
 
 
-def home_view(limits_map: Any | None, pending: list[Any], error: str | None = None) -> View:
+def home_view(limits_map: Any | None, pending: list[Any], error: str | None = None,
+              notice: str | None = None) -> View:
     blocks: list[Block] = [HeaderBlock(text="Prefect concurrency"),
                            ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=REFRESH_ACTION,
                                                                 value="refresh")])]
+    if notice:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f":information_source: {notice}")]))
     if error:
         blocks.append(SectionBlock(text=f":warning: {error}"))
     elif limits_map is not None:
@@ -73,10 +79,11 @@ def home_view(limits_map: Any | None, pending: list[Any], error: str | None = No
         where = f" in <#{proposal.channel}>" if proposal.channel else ""
         blocks.append(SectionBlock(text=f"{proposal.diff}\nasked by <@{proposal.requester}>{where}, "
                                         f"expires {proposal.expires_at:%Y-%m-%d %H:%M} UTC"))
-    return View(type="home", blocks=blocks)
+    return fit_view(View(type="home", blocks=blocks))
 
 
-async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader, read_pending: PendingReader) -> None:
+async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader, read_pending: PendingReader,
+                       notice: str | None = None) -> None:
     error = None
     limits_map = None
     try:
@@ -88,16 +95,24 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
     except Exception:
         log.exception("could not read pending proposals")
         pending = []
-    await client.views_publish(user_id=user_id, view=home_view(limits_map, pending, error))
+    try:
+        await client.views_publish(user_id=user_id, view=home_view(limits_map, pending, error, notice))
+    except SlackApiError as exc:  # never leave the tab blank: say what went wrong instead
+        log.error("Slack refused the Home tab (%s); publishing a short one", exc.response.get("error"))
+        await client.views_publish(user_id=user_id, view=home_view(
+            None, [], f"The full view could not be shown ({exc.response.get('error')}).", notice))
 
 
-def register_home(app: AsyncApp, read_pending: PendingReader, read_map: MapReader = read_live_map) -> None:
+def register_home(app: AsyncApp, read_pending: PendingReader, read_map: MapReader = read_live_map,
+                  notice: str | None = None) -> None:
+    """`notice` is a line shown at the top of every Home tab (e.g. that nobody can approve yet)."""
+
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") == "home":
-            await publish_home(client, event["user"], read_map, read_pending)
+            await publish_home(client, event["user"], read_map, read_pending, notice)
 
     @app.action(REFRESH_ACTION)
     async def on_refresh(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await publish_home(client, body["user"]["id"], read_map, read_pending)
+        await publish_home(client, body["user"]["id"], read_map, read_pending, notice)

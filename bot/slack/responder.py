@@ -24,6 +24,7 @@ from bot.settings import Settings
 from bot.slack.delivery import AnswerDelivery, Recipient
 from bot.slack.filters import message_key
 from bot.slack.history import strip_mention, thread_history
+from bot.slack.membership import Membership
 from bot.slack.worker_loop import WorkerLoop
 from bot.store import Store
 from bot.store.inflight import finish_answer, start_answer
@@ -69,6 +70,7 @@ class Responder:
     delivery: AnswerDelivery | None = None
     worker: WorkerLoop | None = None  # None: answer on the caller's loop (terminal, tests of parts)
     tasks: set[asyncio.Task] = field(default_factory=set)
+    membership: Membership = field(default_factory=Membership)
     _worker_client: AsyncWebClient | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -160,7 +162,7 @@ class Responder:
         if event.get("thread_ts"):
             history = await thread_history(client, channel, thread_ts, ts, bot_user_id, context.get("bot_id"),
                                            self.settings.bot_history_max_messages)
-        guest = bool(team and home_team and team != home_team)
+        guest = await self.membership.is_guest(client, user, team, context)
         if guest:  # Slack Connect: answered, but read-only; their clicks are refused by the policy
             log.info("message from Slack Connect user %s of team %s: answering read-only", user, team)
         turn = Turn(text=text, user_id=user, channel=channel, thread_ts=thread_ts, history=history,

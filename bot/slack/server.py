@@ -13,8 +13,9 @@ from slack_bolt.async_app import AsyncApp
 log = logging.getLogger(__name__)
 
 
-def web_application(app: AsyncApp, path: str = "/slack/events",
+def web_application(app: AsyncApp, path: str | None = "/slack/events",
                     extra_metrics: CollectorRegistry | None = None) -> web.Application:
+    """`path=None`: only /healthz and /metrics (Socket Mode gets its events over the WebSocket)."""
     async def slack_events(request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
         bolt_response = await app.async_dispatch(bolt_request)
@@ -30,7 +31,8 @@ def web_application(app: AsyncApp, path: str = "/slack/events",
         return response
 
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
-    web_app.router.add_post(path, slack_events)
+    if path is not None:
+        web_app.router.add_post(path, slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     return web_app
@@ -51,14 +53,29 @@ async def serve_http(app: AsyncApp, host: str, port: int, ready: asyncio.Event |
         await runner.cleanup()
 
 
-async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event | None = None) -> None:
-    """Connect to Slack over a WebSocket (no public URL); Bolt copies Slack's retry_attempt into headers."""
+async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event | None = None,
+                            host: str | None = None, port: int | None = None,
+                            extra_metrics: CollectorRegistry | None = None,
+                            ready: asyncio.Event | None = None) -> None:
+    """Connect to Slack over a WebSocket (no public URL); Bolt copies Slack's retry_attempt into headers.
+
+    With a `port`, /healthz and /metrics are served there too, so health checks work in both modes."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    runner = None
+    if port is not None:
+        runner = web.AppRunner(web_application(app, path=None, extra_metrics=extra_metrics), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host or "0.0.0.0", port).start()
+        log.info("health and metrics on http://%s:%s/healthz", host or "0.0.0.0", port)
     handler = AsyncSocketModeHandler(app, app_token)
-    await handler.connect_async()
-    log.info("connected to Slack in Socket Mode")
     try:
+        await handler.connect_async()
+        log.info("connected to Slack in Socket Mode")
+        if ready is not None:
+            ready.set()
         await (stop.wait() if stop is not None else asyncio.Event().wait())
     finally:
         await handler.close_async()
+        if runner is not None:
+            await runner.cleanup()

@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.slack.limits import TEXT_LIMIT, clip
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.turns import Turn
 
@@ -24,14 +25,7 @@ FAILED = "Sorry, `/concurrency {text}` failed ({error}). Nothing was changed."
 
 
 def register_slash_command(app: AsyncApp, engine: Any, command: str = COMMAND) -> None:
-    """Register `command` on `app`; `engine` is an `OfflineEngine` (with approvals, for `set`).
-
-    Registering twice on one app is a no-op, so a composition root and a test can both call it.
-    """
-    registered: set[str] = app.__dict__.setdefault("_concurrency_slash_commands", set())
-    if command in registered:
-        return
-    registered.add(command)
+    """Register `command` on `app`; `engine` is an `OfflineEngine` (with approvals, for `set`)."""
 
     @app.command(command)
     async def on_command(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
@@ -44,7 +38,7 @@ def register_slash_command(app: AsyncApp, engine: Any, command: str = COMMAND) -
             log.exception("slash command failed")
             await respond(text=FAILED.format(text=text[:100], error=type(exc).__name__), response_type="ephemeral")
             return
-        await respond(text=to_mrkdwn(reply.text), response_type="ephemeral")
+        await respond(text=clip(to_mrkdwn(reply.text), TEXT_LIMIT), response_type="ephemeral")
         if reply.proposals and turn.channel and getattr(engine, "approvals", None) is not None:
             await _post_cards(engine.approvals, client, turn.channel, reply.proposals, respond)
 

@@ -10,10 +10,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from tests.fakes.block_kit import MESSAGE_TEXT, block_problems, view_problems
 from tests.fakes.http_fake import FakeServer
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
+BOT_TOKENS = {"xoxb-test-token-123456", "xoxb-test", "xoxb-bench-token-123456"}  # tests, bench/botproc.py
+APP_TOKENS = {"xapp-test-app-token-123456"}
+APP_TOKEN_METHODS = {"apps.connections.open"}
+NO_TOKEN_PATHS = {"response"}  # response_url posts carry no token
+BLOCK_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral", "chat.stopStream", "chat.scheduleMessage"}
+VIEW_METHODS = {"views.publish", "views.open", "views.update", "views.push"}
+TEXT_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
 
 
 @dataclass
@@ -31,6 +39,12 @@ class FakeSlackAPI(FakeServer):
         self.calls: list[SlackCall] = []
         self.messages: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.usergroup_members: dict[str, list[str]] = {}
+        self.usergroup_handles: dict[str, str] = {}  # handle -> ID, for usergroups.list
+        self.enterprise_id: str | None = None  # the installation's Grid org (auth.test); None: no Grid
+        self.user_enterprises: dict[str, str] = {}  # user -> their Grid org, for users.info
+        self.not_in_channels: set[str] = set()  # posting there answers `not_in_channel`
+        self.published: dict[str, dict[str, Any]] = {}  # user -> the last Home view published
+        self.refused: list[tuple[str, str, list[str]]] = []  # (method, error, why) of every refusal
         self._failures: dict[str, list[tuple[int, dict[str, str], Any]]] = defaultdict(list)
         self._ts = time.time()
         self.socket_url: str | None = None  # what apps.connections.open hands out
@@ -38,10 +52,14 @@ class FakeSlackAPI(FakeServer):
 
     # --- scripting -------------------------------------------------------------------------
     def fail_next(self, method: str, status: int = 429, retry_after: int | None = 1,
-                  body: Any | None = None, times: int = 1) -> None:
+                  body: Any | None = None, times: int = 1, after_effect: bool = False) -> None:
+        """The next `times` calls fail; with `after_effect` Slack does the work first (a 5xx that
+        comes after the message was posted, which Slack does)."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         error = "ratelimited" if status == 429 else "fatal_error"
         payload = body if body is not None else {"ok": False, "error": error}
+        if after_effect:
+            headers = {**headers, "X-Fake-After-Effect": "1"}
         for _ in range(times):
             self._failures[method].append((status, headers, payload))
 
@@ -79,6 +97,13 @@ class FakeSlackAPI(FakeServer):
             self.calls.clear()
             self.messages.clear()
             self._failures.clear()
+            self.usergroup_members.clear()
+            self.usergroup_handles.clear()
+            self.enterprise_id = None
+            self.user_enterprises.clear()
+            self.not_in_channels.clear()
+            self.published.clear()
+            self.refused.clear()
 
     # --- serving ---------------------------------------------------------------------------
     def _next_ts(self) -> str:
@@ -112,15 +137,66 @@ class FakeSlackAPI(FakeServer):
                 self.calls.append(SlackCall(api_method, args, headers))
                 failure = self._failures[api_method].pop(0) if self._failures[api_method] else None
             self.changed.notify_all()
-        if failure is not None:
+        if failure is not None and not failure[1].get("X-Fake-After-Effect"):
             return failure
+        refusal = self._refusal(api_method, headers, args)
+        if failure is not None:  # the work is done, then the answer fails
+            if refusal is None:
+                self._answer(api_method, args)
+            status, fail_headers, body = failure
+            return status, {k: v for k, v in fail_headers.items() if k != "X-Fake-After-Effect"}, body
+        if refusal is not None:
+            return 200, {}, refusal
         return 200, {}, self._answer(api_method, args)
+
+    # --- what Slack refuses ----------------------------------------------------------------
+    def _refuse(self, method: str, error: str, why: list[str] | None = None) -> dict[str, Any]:
+        with self.lock:
+            self.refused.append((method, error, why or []))
+        answer: dict[str, Any] = {"ok": False, "error": error}
+        if why:
+            answer["response_metadata"] = {"messages": [f"[ERROR] {w}" for w in why]}
+        return answer
+
+    def _refusal(self, method: str, headers: dict[str, str], args: dict[str, Any]) -> dict[str, Any] | None:
+        """Slack's own checks, in its order: token, then arguments; None when the call is fine."""
+        if method in NO_TOKEN_PATHS:
+            return None
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else str(args.get("token") or "")
+        if not token:
+            return self._refuse(method, "not_authed")
+        if token not in BOT_TOKENS | APP_TOKENS:
+            return self._refuse(method, "invalid_auth")
+        wants_app = method in APP_TOKEN_METHODS
+        if wants_app != (token in APP_TOKENS):
+            return self._refuse(method, "not_allowed_token_type")
+        if method in BLOCK_METHODS:
+            why = block_problems(args.get("blocks"))
+            if why:
+                return self._refuse(method, "invalid_blocks", why)
+        if method in VIEW_METHODS:
+            why = view_problems(args.get("view"))
+            if why:
+                return self._refuse(method, "invalid_blocks", why)
+        if method in TEXT_METHODS:
+            if not args.get("text") and not args.get("blocks") and method != "chat.update":
+                return self._refuse(method, "no_text")
+            if len(str(args.get("text") or "")) > MESSAGE_TEXT:
+                return self._refuse(method, "msg_too_long")
+        if method.startswith("chat.") and args.get("channel") in self.not_in_channels:
+            return self._refuse(method, "not_in_channel")
+        return None
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "apps.connections.open":
             return {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "not_set"}
         if method == "auth.test":
-            return {"ok": True, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": "T1", "user": "bot"}
+            answer = {"ok": True, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": "T1", "user": "bot",
+                      "is_enterprise_install": False}
+            if self.enterprise_id:
+                answer["enterprise_id"] = self.enterprise_id
+            return answer
         if method in ("chat.postMessage", "chat.startStream"):
             ts = self._next_ts()
             channel = args.get("channel", "C1")
@@ -147,14 +223,52 @@ class FakeSlackAPI(FakeServer):
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "conversations.replies":
-            with self.lock:
-                msgs = list(self.messages.get((args.get("channel", ""), args.get("ts", "")), []))
-            return {"ok": True, "messages": msgs, "has_more": False}
+            return self._replies(args)
         if method == "usergroups.users.list":
-            return {"ok": True, "users": self.usergroup_members.get(args.get("usergroup", ""), [])}
-        if method == "views.open":
-            return {"ok": True, "view": {"id": "V1"}}
+            group = args.get("usergroup", "")
+            if group not in self.usergroup_members:
+                return self._refuse(method, "no_such_subteam")
+            return {"ok": True, "users": self.usergroup_members[group]}
+        if method == "usergroups.list":
+            return {"ok": True, "usergroups": [{"id": gid, "handle": handle, "name": handle, "team_id": "T1"}
+                                               for handle, gid in self.usergroup_handles.items()]}
+        if method == "users.info":
+            return self._user_info(args.get("user", ""))
+        if method == "views.publish":
+            with self.lock:
+                self.published[args.get("user_id", "")] = args["view"]
+            return {"ok": True, "view": {"id": "VHOME", **args["view"]}}
+        if method in ("views.open", "views.update", "views.push"):
+            return {"ok": True, "view": {"id": "V1", **args["view"]}}
         return {"ok": True}
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Oldest first, `limit` per page (Slack's default 1000 when absent), `cursor` to go on."""
+        key = (args.get("channel", ""), args.get("ts", ""))
+        with self.lock:
+            if key not in self.messages:
+                return {"ok": False, "error": "thread_not_found"}
+            msgs = sorted(self.messages[key], key=lambda m: float(m["ts"]))
+        try:
+            limit = max(1, min(int(args.get("limit") or 1000), 1000))
+            start = int(str(args.get("cursor") or "0").removeprefix("bmV4dF90czox"))
+        except ValueError:
+            return {"ok": False, "error": "invalid_cursor"}
+        page = msgs[start:start + limit]
+        has_more = start + limit < len(msgs)
+        answer: dict[str, Any] = {"ok": True, "messages": page, "has_more": has_more}
+        answer["response_metadata"] = {"next_cursor": f"bmV4dF90czox{start + limit}" if has_more else ""}
+        return answer
+
+    def _user_info(self, user: str) -> dict[str, Any]:
+        if not user:
+            return {"ok": False, "error": "user_not_found"}
+        info: dict[str, Any] = {"id": user, "name": user.lower(), "team_id": "T1"}
+        enterprise = self.user_enterprises.get(user, self.enterprise_id)
+        if enterprise:
+            info["enterprise_user"] = {"id": user, "enterprise_id": enterprise, "enterprise_name": enterprise,
+                                       "is_admin": False, "is_owner": False, "teams": []}
+        return {"ok": True, "user": info}
 
 
 def _stream_text(args: dict[str, Any]) -> str:

@@ -70,8 +70,27 @@ class FakeSocketMode:
         envelope = {"envelope_id": envelope_id, "type": "events_api", "accepts_response_payload": False,
                     "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else "",
                     "payload": body}
+        self._send(envelope)
+
+    def send_interactive(self, payload: dict[str, Any], envelope_id: str) -> None:
+        """block_actions, view_submission …: Slack sends them as `interactive` envelopes."""
+        self._send({"envelope_id": envelope_id, "type": "interactive", "payload": payload,
+                    "accepts_response_payload": payload.get("type") == "view_submission"})
+
+    def send_slash_command(self, payload: dict[str, str], envelope_id: str) -> None:
+        """A slash command's form fields arrive as a JSON object in a `slash_commands` envelope."""
+        self._send({"envelope_id": envelope_id, "type": "slash_commands", "payload": payload,
+                    "accepts_response_payload": True})
+
+    def _send(self, envelope: dict[str, Any]) -> None:
         assert self.loop is not None and self._outbox is not None
         self.loop.call_soon_threadsafe(self._outbox.put_nowait, envelope)
+
+    def wait_connected(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.connections == 0:
+            assert time.monotonic() < deadline, "the bot never opened the WebSocket"
+            time.sleep(0.05)
 
     def wait_for_acks(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
