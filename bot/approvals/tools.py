@@ -37,7 +37,11 @@ def build_change_data(kind: str, action: str, name: str, limit: int | None = Non
 
 def proposal_tools(service: ApprovalService, requester: str, channel: str | None,
                    thread_ts: str | None) -> list[Callable[..., Any]]:
-    """Tools bound to one conversation turn: who asked, and where the card will be posted."""
+    """Tools bound to one conversation turn: who asked, and where the card will be posted.
+
+    One turn is one answer, so the count of proposals made here bounds what a single answer (or a
+    prompt injection inside it) can put in front of approvers."""
+    made: list[str] = []
 
     async def propose_change(
         kind: Kind,
@@ -63,12 +67,20 @@ def proposal_tools(service: ApprovalService, requester: str, channel: str | None
         tag_limit (name = the task tag): set (create or update, limit) | reset | delete.
         `reason` is one sentence in the user's terms, shown on the card.
         """
+        cap = service.max_proposals_per_answer
+        if len(made) >= cap:
+            return {"ok": False, "error": f"refused: at most {cap} proposals per answer "
+                                          f"(BOT_MAX_PROPOSALS_PER_ANSWER), and this answer already made "
+                                          f"{len(made)}. Tell the user which further changes you would "
+                                          "propose and let them ask for them in a new message."}
         try:
             change = parse_change(build_change_data(kind, action, name, limit, pool, collision_strategy,
                                                     grace_period_seconds, slot_decay_per_second))
-            proposal = await service.create_proposal(change, requester, reason, channel, thread_ts)
+            proposal = await service.create_proposal(change, requester, reason, channel, thread_ts,
+                                                     origin="model")
         except (ChangeError, ChangeTargetMissing, ProposalRefused) as exc:
             return {"ok": False, "error": str(exc)}
+        made.append(proposal.id)
         return {"ok": True, "proposal_id": proposal.id, "status": "pending approval", "diff": proposal.diff,
                 "expires_at": proposal.expires_at.isoformat(timespec="minutes"),
                 "note": "Nothing has changed yet; an approver must click Approve on the card."}

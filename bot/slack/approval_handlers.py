@@ -114,8 +114,8 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
         await ack()
         user = body["user"]["id"]
         channel, thread_ts = _where(body)
-        decision = await service.approve(str(body["actions"][0].get("value") or ""), user,
-                                         guest=is_guest(body, context))
+        proposal_id, version = cards.parse_approve_value(str(body["actions"][0].get("value") or ""))
+        decision = await service.approve(proposal_id, user, guest=is_guest(body, context), version=version)
         await show_decision(service, client, decision, user, channel, thread_ts)
 
     async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str, context: Any) -> None:
@@ -154,7 +154,9 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
             return
         await ack()
         user = body["user"]["id"]
-        decision = await service.edit(str(metadata.get("id") or ""), user, raw or "", guest=is_guest(body, context))
+        version = metadata.get("version")
+        decision = await service.edit(str(metadata.get("id") or ""), user, raw or "", guest=is_guest(body, context),
+                                      version=version if isinstance(version, int) else None)
         await show_decision(service, client, decision, user, None, None)
 
     @app.view(cards.REJECT_VIEW)
