@@ -297,22 +297,19 @@ def test_edit_then_self_approve_with_second_person_on(four_eyes_bot, fresh_slack
     assert bot.call(lambda: pool_limit(pool)) == 9
 
 
-def test_setting_a_limit_to_zero_is_destructive(four_eyes_bot, fresh_slack, fresh_model):
-    bot = four_eyes_bot
-    pool = bot.call(lambda: make_pool(limit=2))
-    pid, card_ts = _card(bot, WorkPoolLimitChange(action="set", pool=pool, limit=0))
-    card = json.dumps(fresh_slack.calls_to("chat.postMessage")[-1].args["blocks"])
-    view = _view(bot, pid)
-    before = len(fresh_slack.calls_to("chat.postEphemeral"))
-    _click(bot, cards.APPROVE, cards.approve_value(view), ASKER, card_ts)  # the requester approves their own 0
-    note = _note_after(fresh_slack, before)
-    limit = bot.call(lambda: pool_limit(pool))
+async def test_setting_a_limit_to_zero_is_destructive(service):
+    pool = await make_pool(limit=2)
+    svc = service(bot_destructive_require_second_person=True)  # only the destructive rule is on
+    proposal = await svc.create_proposal(WorkPoolLimitChange(action="set", pool=pool, limit=0), ASKER)
+    card = json.dumps([b.to_dict() for b in cards.proposal_card_blocks(proposal)], ensure_ascii=False)
+    decision = await svc.approve(proposal.id, ASKER)  # the requester approves their own 0
+    limit = await pool_limit(pool)
     check("four eyes", "pool limit set to 0, approved by its requester (destructive rule on)",
           "destructive: refused; the card says what 0 does",
-          f"destructive={view.destructive}; {short(note, 40)!r}; limit {limit}; card explains 0: "
-          f"{'no flow run in this pool starts' in card}",
-          view.destructive and "second person" in note and limit == 2
-          and "no flow run in this pool starts" in card and "_destructive_" in card)
+          f"destructive={proposal.destructive}; {decision.outcome}: {short(decision.message, 40)!r}; limit {limit}; "
+          f"card explains 0: {'no flow run in this pool starts' in card}",
+          proposal.destructive and decision.outcome == "refused" and "second person" in decision.message
+          and limit == 2 and "no flow run in this pool starts" in card and "_destructive_" in card)
 
 
 def test_approve_of_a_stale_version_is_refused(four_eyes_bot, fresh_slack, fresh_model):
@@ -326,7 +323,7 @@ def test_approve_of_a_stale_version_is_refused(four_eyes_bot, fresh_slack, fresh
     _click(bot, cards.APPROVE, seen, OTHER, card_ts)
     note = _note_after(fresh_slack, before)
     redrawn = wait_until(lambda: fresh_slack.calls_to("chat.update")[updates_before:], 20, "card refreshed")
-    shown = json.dumps(redrawn[-1].args["blocks"])
+    shown = json.dumps(redrawn[-1].args["blocks"], ensure_ascii=False)
     limit, status = bot.call(lambda: pool_limit(pool)), _view(bot, pid).status
     check("approve what you saw", "Approve clicked on version 1 after an edit to 8",
           "refused with a note, card redrawn with 8, limit unchanged",

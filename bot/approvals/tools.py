@@ -68,19 +68,24 @@ def proposal_tools(service: ApprovalService, requester: str, channel: str | None
         `reason` is one sentence in the user's terms, shown on the card.
         """
         cap = service.max_proposals_per_answer
-        if len(made) >= cap:
+        if len(made) >= cap:  # tool calls of one round run concurrently: a slot is taken before awaiting
             return {"ok": False, "error": f"refused: at most {cap} proposals per answer "
                                           f"(BOT_MAX_PROPOSALS_PER_ANSWER), and this answer already made "
                                           f"{len(made)}. Tell the user which further changes you would "
                                           "propose and let them ask for them in a new message."}
+        made.append("")
         try:
             change = parse_change(build_change_data(kind, action, name, limit, pool, collision_strategy,
                                                     grace_period_seconds, slot_decay_per_second))
             proposal = await service.create_proposal(change, requester, reason, channel, thread_ts,
                                                      origin="model")
         except (ChangeError, ChangeTargetMissing, ProposalRefused) as exc:
+            made.remove("")
             return {"ok": False, "error": str(exc)}
-        made.append(proposal.id)
+        except BaseException:
+            made.remove("")
+            raise
+        made[made.index("")] = proposal.id
         return {"ok": True, "proposal_id": proposal.id, "status": "pending approval", "diff": proposal.diff,
                 "expires_at": proposal.expires_at.isoformat(timespec="minutes"),
                 "note": "Nothing has changed yet; an approver must click Approve on the card."}

@@ -560,7 +560,7 @@ def parse_change(data: dict[str, Any]) -> Change:
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'change'}: {e['msg']}"
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'change'}: {e['msg'].removeprefix('Value error, ')}"
                             for e in exc.errors())
         raise ChangeError(reasons) from exc
 
