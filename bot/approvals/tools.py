@@ -64,8 +64,10 @@ def proposal_tools(service: ApprovalService, requester: str, channel: str | None
         collision_strategy ENQUEUE|CANCEL_NEW, grace_period_seconds 60-86400) | clear.
         global_limit (name = the GCL's name): create (limit, optional slot_decay_per_second) | update
         (limit and/or slot_decay_per_second) | enable | disable | delete | reset (active slots to 0).
-        tag_limit (name = the task tag): set (create or update, limit) | reset | delete.
-        `reason` is one sentence in the user's terms, shown on the card.
+        tag_limit (name = the task tag): set (create or update, limit; holders keep their slots) | reset
+        (active slots to 0 and leases revoked: frees leaked slots) | delete.
+        `reason` is one sentence in the user's terms, shown on the card. At most a few proposals per
+        answer (BOT_MAX_PROPOSALS_PER_ANSWER); names with '/', '?', '#', '%' or '..' are refused.
         """
         cap = service.max_proposals_per_answer
         if len(made) >= cap:  # tool calls of one round run concurrently: a slot is taken before awaiting
