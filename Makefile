@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
 
 faults: $(STAMP)
-	$(BIN)/python -m pytest -q -m faults -s tests/test_faults.py
+	$(BIN)/python -m pytest -q -m faults -s tests/
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

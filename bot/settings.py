@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     bot_approval_require_second_person: bool = False
     bot_destructive_require_second_person: bool = False
     bot_proposal_ttl_seconds: int = 24 * 3600
+    bot_max_proposals_per_answer: int = Field(default=3, ge=0)
     bot_read_only: bool = False
 
     # Where and how the bot answers

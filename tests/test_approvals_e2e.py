@@ -111,8 +111,8 @@ async def test_model_proposes_card_is_posted_and_approval_applies(bot, fresh_sla
     assert f"<@{'U1'}>" in blocks_text(card["blocks"]) and "runs wait for slots" in blocks_text(card["blocks"])
     buttons = [b for b in card["blocks"] if b["type"] == "actions"][0]["elements"]
     assert [b["action_id"] for b in buttons] == [cards.APPROVE, cards.EDIT, cards.REJECT]
-    proposal_id = buttons[0]["value"]
-    assert all(b["value"] == proposal_id for b in buttons) and "confirm" in buttons[0]
+    proposal_id, version = cards.parse_approve_value(buttons[0]["value"])
+    assert version == 1 and all(b["value"] == proposal_id for b in buttons[1:]) and "confirm" in buttons[0]
     assert buttons[0]["style"] == "primary"
     assert await pool_limit(pool) == 3, "nothing changes before the click"
 
@@ -177,7 +177,10 @@ async def test_edit_then_approve_applies_the_edited_value(bot, fresh_slack):
     edited = wait_until(lambda: card_updates(fresh_slack, card_ts(bot, pid)), what="card update")[-1]
     assert "limit 1 → 7" in blocks_text(edited["blocks"]) and cards.APPROVE in blocks_text(edited["blocks"])
     assert await pool_limit(pool) == 1
-    assert click(bot, cards.APPROVE, pid, OTHER).status == 200
+    approve = next(e["value"] for b in edited["blocks"] for e in b.get("elements", [])
+                   if e.get("action_id") == cards.APPROVE)
+    assert approve == f"{pid}:2"  # the redrawn card approves the version it shows
+    assert click(bot, cards.APPROVE, approve, OTHER, ts=card_ts(bot, pid)).status == 200
     wait_status(bot, pid, "applied")
     assert await pool_limit(pool) == 7
 

@@ -147,8 +147,10 @@ async def test_failed_apply_is_recorded_with_the_error(prefect_server, db_url):
         def __getattr__(self, name):
             return getattr(self.real, name)
 
-        async def update_work_pool(self, *args, **kwargs):
-            raise RuntimeError("422 Unprocessable Entity")
+        async def request(self, method, path, *args, **kwargs):  # the pool write goes out as a PATCH
+            if method == "PATCH":
+                raise RuntimeError("422 Unprocessable Entity")
+            return await self.real.request(method, path, *args, **kwargs)
 
     class Factory:
         async def __aenter__(self):

@@ -3,8 +3,8 @@
 Everything runs for real: the bot (in-process over aiohttp, or as a `concurrency-bot serve`
 process that is SIGKILLed), the fake Slack Web API, the scripted OpenAI-protocol server, and the
 shared Prefect server (directly, or through `PrefectProxy` to make it down, slow or failing).
-`make faults` runs only this file; the table is printed in pytest's terminal summary (tests/conftest.py
-imports the hook), in `make test` too.
+`make faults` runs every test marked `faults` (this file and tests/test_faults_writes.py); the table
+is printed in pytest's terminal summary (tests/conftest.py imports the hook), in `make test` too.
 """
 
 from __future__ import annotations

@@ -67,12 +67,13 @@ async def test_a_proposal_clicked_on_both_processes_is_applied_once(replicas, fr
         card = next((c for c in fresh_slack.calls_to("chat.postMessage")
                      if cards.APPROVE in str(c.args.get("blocks"))), None)
         time.sleep(0.1)
-    proposal_id = next(e["value"] for b in card.args["blocks"] for e in b.get("elements", [])
-                       if e.get("action_id") == cards.APPROVE)
+    value = next(e["value"] for b in card.args["blocks"] for e in b.get("elements", [])
+                 if e.get("action_id") == cards.APPROVE)
+    proposal_id = cards.parse_approve_value(value)[0]
     click = {"type": "block_actions", "user": {"id": "UAPPROVER"}, "team": {"id": TEAM},
              "channel": {"id": "C1"}, "message": {"ts": "1", "thread_ts": "1720000000.000200"},
              "container": {"type": "message", "message_ts": "1"}, "trigger_id": "t",
-             "actions": [{"action_id": cards.APPROVE, "type": "button", "value": proposal_id}]}
+             "actions": [{"action_id": cards.APPROVE, "type": "button", "value": value}]}
     senders = [SlackSender.at(p.port) for p in processes]
     all_at_once([lambda s=s: s.post_interaction(click) for s in senders for _ in range(3)])
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -124,10 +124,12 @@ class ApprovalPolicy:
         return self._group_members
 
     async def refusal(self, user_id: str, requester: str, destructive: bool,
-                      guest: bool = False) -> Refusal | None:
+                      guest: bool = False, editors: Iterable[str] = ()) -> Refusal | None:
         """None when `user_id` may approve (or edit); otherwise the reason they may not.
 
-        `guest` marks a Slack Connect user from another workspace: they may ask, never decide."""
+        `guest` marks a Slack Connect user from another workspace: they may ask, never decide.
+        `editors` are everyone who changed the value: under a second-person rule they count as
+        requesters too, or one person could edit a colleague's proposal and approve their own value."""
         if self.read_only:
             return Refusal(code="read_only",
                            message="The bot is in read-only mode: no limit changes are applied.")
@@ -145,4 +147,8 @@ class ApprovalPolicy:
             return Refusal(code="second_person",
                            message="This change needs a second person: someone other than "
                                    "the requester must approve.")
+        if second and user_id in set(editors):
+            return Refusal(code="second_person",
+                           message="This change needs a second person: you edited its value, so "
+                                   "someone who neither asked for it nor edited it must approve.")
         return None

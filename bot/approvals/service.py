@@ -71,6 +71,7 @@ class ProposalView(BaseModel):
     decision_note: str | None = None
     error: str | None = None
     superseded_by: str | None = None
+    origin: str | None = None  # "model" when the model's tool made it, else a person's request
 
     @classmethod
     def from_row(cls, row: db.Proposal) -> ProposalView:
@@ -82,6 +83,7 @@ class ProposalView(BaseModel):
             created_at=from_db_time(row.created_at), expires_at=from_db_time(row.expires_at),
             edited_by=row.edited_by, decided_by=row.decided_by, decided_at=from_db_time(row.decided_at),
             decision_note=row.decision_note, error=row.error, superseded_by=row.superseded_by,
+            origin=row.origin,
         )
 
 
@@ -142,8 +144,10 @@ class ApprovalService:
 
     def __init__(self, store: Store, policy: ApprovalPolicy, ttl_seconds: int = 24 * 3600,
                  client_factory: ClientFactory = _default_client_factory,
-                 clock: Callable[[], datetime] = utcnow, interrupted_after_seconds: float = 300.0) -> None:
+                 clock: Callable[[], datetime] = utcnow, interrupted_after_seconds: float = 300.0,
+                 max_proposals_per_answer: int = 3) -> None:
         self.store = store
+        self.max_proposals_per_answer = max_proposals_per_answer
         self.interrupted_after_seconds = interrupted_after_seconds
         self.policy = policy
         self.ttl = timedelta(seconds=ttl_seconds)
@@ -156,7 +160,8 @@ class ApprovalService:
         """The service as the app runs it: policy from settings, approver group read through Slack."""
         policy = ApprovalPolicy(settings, slack_client)
         return cls(store, policy, ttl_seconds=settings.bot_proposal_ttl_seconds,
-                   interrupted_after_seconds=settings.bot_interrupted_after_seconds)
+                   interrupted_after_seconds=settings.bot_interrupted_after_seconds,
+                   max_proposals_per_answer=settings.bot_max_proposals_per_answer)
 
     # --- small store helpers (sync SQLAlchemy off the event loop) ----------------------------
     async def _db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -181,29 +186,34 @@ class ApprovalService:
 
     # --- creating -----------------------------------------------------------------------------
     async def create_proposal(self, change: Change, requester: str, reason: str = "",
-                              channel: str | None = None, thread_ts: str | None = None) -> ProposalView:
-        """Capture the live value and store a pending proposal; raises ProposalRefused."""
+                              channel: str | None = None, thread_ts: str | None = None,
+                              origin: str = "person") -> ProposalView:
+        """Pin the change to the live object, capture its value and store a pending proposal.
+
+        Raises ProposalRefused. The stored change carries the object's id, so Approve writes to the
+        object the card showed even if another one takes its name later."""
         if self.policy.read_only:
             raise ProposalRefused("the bot is in read-only mode, so it does not propose limit changes")
         try:
             async with self.client_factory() as client:
+                change = await change.resolve(client)
                 before = _normal(await change.read(client))
         except ChangeTargetMissing as exc:
             raise ProposalRefused(str(exc)) from exc
         why_not = nothing_to_do(change, before)
         if why_not:
             raise ProposalRefused(why_not)
-        return await self._insert(change, before, requester, reason, channel, thread_ts)
+        return await self._insert(change, before, requester, reason, channel, thread_ts, origin)
 
     async def _insert(self, change: Change, before: Snapshot, requester: str, reason: str,
-                      channel: str | None, thread_ts: str | None) -> ProposalView:
+                      channel: str | None, thread_ts: str | None, origin: str | None = None) -> ProposalView:
         now = self.clock()
         row = db.Proposal(
             id=uuid.uuid4().hex, status=db.PENDING, version=1, change_json=change_to_json(change),
             before_json=json.dumps(before, sort_keys=True), diff=change.diff(before),
             destructive=int(change.destructive), requester=requester, reason=reason[:2000],
             channel=channel, thread_ts=thread_ts, created_at=db.to_db_time(now),
-            expires_at=db.to_db_time(now + self.ttl),
+            expires_at=db.to_db_time(now + self.ttl), origin=origin,
         )
         await self._db(db.insert_proposal, row)
         view = ProposalView.from_row(row)
@@ -221,12 +231,13 @@ class ApprovalService:
 
     # --- deciding -----------------------------------------------------------------------------
     async def decide(self, proposal_id: str, user: str, action: Literal["approve", "reject", "edit"],
-                     value: str | None = None, note: str | None = None, guest: bool = False) -> Decision:
+                     value: str | None = None, note: str | None = None, guest: bool = False,
+                     version: int | None = None) -> Decision:
         if action == "approve":
-            return await self.approve(proposal_id, user, guest=guest)
+            return await self.approve(proposal_id, user, guest=guest, version=version)
         if action == "reject":
             return await self.reject(proposal_id, user, note, guest=guest)
-        return await self.edit(proposal_id, user, value or "", guest=guest)
+        return await self.edit(proposal_id, user, value or "", guest=guest, version=version)
 
     async def may_decide(self, proposal_id: str, user: str, what: str = "edit",
                          guest: bool = False) -> tuple[ProposalView | None, Decision | None]:
@@ -242,7 +253,9 @@ class ApprovalService:
                               detail=f"{what} of unknown proposal id {proposal_id[:60]!r}")
             return None, Decision(outcome="not_found",
                                   message="That proposal does not exist, so nothing changed.")
-        refusal = await self.policy.refusal(user, proposal.requester, proposal.destructive, guest=guest)
+        editors = await self.editors(proposal.id) if second_person_applies else set()
+        refusal = await self.policy.refusal(user, proposal.requester, proposal.destructive, guest=guest,
+                                            editors=editors)
         if refusal is not None and (refusal.code != "second_person" or second_person_applies):
             await self._audit("refused", user, proposal, result=refusal.code,
                               detail=f"{what}: {refusal.message}")
@@ -264,18 +277,35 @@ class ApprovalService:
         return Decision(outcome="expired", proposal=fresh,
                         message="This proposal has expired, so nothing changed. Ask again for a fresh one.")
 
-    async def approve(self, proposal_id: str, user: str, guest: bool = False) -> Decision:
+    async def editors(self, proposal_id: str) -> set[str]:
+        """Everyone who ever edited the proposal's value (the audit keeps each edit, not just the last)."""
+        rows = await self._db(db.list_audit, proposal_id=proposal_id, action="edited", limit=1000)
+        return {row.actor for row in rows}
+
+    async def approve(self, proposal_id: str, user: str, guest: bool = False,
+                      version: int | None = None) -> Decision:
+        """Apply the proposal if `user` may; `version` is the one the clicker saw (None: the current one)."""
         proposal, refused = await self._gate(proposal_id, user, "approve", second_person_applies=True,
                                              guest=guest)
         if refused is not None:
             return refused
         assert proposal is not None
+        if version is not None and version != proposal.version:
+            return await self._outdated(proposal, user, "approve", version)
         now = self.clock()
         won = await self._db(db.transition, proposal.id, [db.PENDING], db.APPROVED, not_expired_at=now,
                              version=proposal.version, decided_by=user, decided_at=now)
         if not won:
             return await self._lost_race(proposal.id, user, "approve")
         return await self._apply(await self.get(proposal.id), user)
+
+    async def _outdated(self, proposal: ProposalView, user: str, what: str, seen: int) -> Decision:
+        """A click on a card version that was edited since: refused, the card is to be redrawn."""
+        await self._audit("refused", user, proposal, result="changed",
+                          detail=f"{what} of version {seen}; the proposal is at version {proposal.version}")
+        return Decision(outcome="already_decided", proposal=proposal,
+                        message=f"The proposal was edited since you saw it (now: {proposal.diff}); nothing "
+                                "changed. Check the updated card and decide again.")
 
     async def _lost_race(self, proposal_id: str, user: str, what: str) -> Decision:
         current = await self.get(proposal_id)
@@ -307,14 +337,29 @@ class ApprovalService:
         except Exception as exc:  # Prefect said no, or is unreachable: record it, never raise into Slack
             error = f"{type(exc).__name__}: {exc}"[:1000]
             log.warning("applying proposal %s failed: %s", proposal.id, error)
-            await self._db(db.transition, proposal.id, [db.APPROVED], db.FAILED, error=error)
-            await self._audit("failed", user, proposal, result="failed", detail=error)
-            return Decision(outcome="failed", proposal=await self.get(proposal.id),
-                            message=f"Approved, but Prefect refused the change: {error}")
-        await self._db(db.transition, proposal.id, [db.APPROVED], db.APPLIED)
-        await self._audit("applied", user, proposal, result="applied", after=after)
+            if await self._db(db.transition, proposal.id, [db.APPROVED], db.FAILED, error=error):
+                await self._audit("failed", user, proposal, result="failed", detail=error)
+                return Decision(outcome="failed", proposal=await self.get(proposal.id),
+                                message=f"Approved, but Prefect refused the change: {error}")
+            return await self._settled_meanwhile(proposal.id)
+        # The sweeper may have marked this apply interrupted (failed) while Prefect was slow; we are the
+        # only applier (we won the click), so our success is the truth: failed → applied, with its audit row.
+        seen = await self.get(proposal.id)
+        late = seen is not None and seen.status == db.FAILED
+        if not await self._db(db.transition, proposal.id, [db.APPROVED, db.FAILED], db.APPLIED, error=None):
+            return await self._settled_meanwhile(proposal.id)
+        await self._audit("applied", user, proposal, result="applied", after=after,
+                          detail="applied after the sweeper had marked it interrupted" if late else None)
+        note = proposal.change.follow_up()
         return Decision(outcome="applied", proposal=await self.get(proposal.id),
-                        message=f"Applied: {proposal.diff}")
+                        message=f"Applied: {proposal.diff}" + (f"\n{note}" if note else ""))
+
+    async def _settled_meanwhile(self, proposal_id: str) -> Decision:
+        """Another path (the sweeper) recorded the result first; report what the store now says."""
+        current = await self.get(proposal_id)
+        status = current.status if current else "unknown"
+        return Decision(outcome="applied" if status == db.APPLIED else "failed", proposal=current,
+                        message=f"The change was already recorded as {status}.")
 
     async def _stale(self, proposal: ProposalView, user: str, now_text: str,
                      current: Snapshot | None) -> Decision:
@@ -323,7 +368,7 @@ class ApprovalService:
         if current is not None and nothing_to_do(proposal.change, current) is None:
             reason = f"Re-proposed after proposal {proposal.id[:8]} went stale. {proposal.reason}"
             fresh = await self._insert(proposal.change, current, proposal.requester, reason,
-                                       proposal.channel, proposal.thread_ts)
+                                       proposal.channel, proposal.thread_ts, proposal.origin)
         await self._db(db.transition, proposal.id, [db.APPROVED], db.STALE, decision_note=note,
                        superseded_by=fresh.id if fresh else None)
         await self._audit("stale", user, proposal, result="stale", detail=note, after=current)
@@ -344,20 +389,26 @@ class ApprovalService:
         return Decision(outcome="rejected", proposal=await self.get(proposal.id),
                         message="Rejected; nothing changed.")
 
-    async def edit(self, proposal_id: str, user: str, value: str, guest: bool = False) -> Decision:
-        """Replace the proposed limit with a person's value; the proposal stays pending for approval."""
+    async def edit(self, proposal_id: str, user: str, value: str, guest: bool = False,
+                   version: int | None = None) -> Decision:
+        """Replace the proposed limit with a person's value; the proposal stays pending for approval.
+
+        `version` is the one the Edit modal was opened on: an edit over someone else's newer edit is
+        refused rather than silently replacing a value the editor never saw."""
         proposal, refused = await self._gate(proposal_id, user, "edit", second_person_applies=False,
                                              guest=guest)
         if refused is not None:
             return refused
         assert proposal is not None
+        if version is not None and version != proposal.version:
+            return await self._outdated(proposal, user, "edit", version)
         try:
             change = proposal.change.with_limit(value)
         except ChangeError as exc:
             return Decision(outcome="invalid", proposal=proposal, message=str(exc))
         diff = change.diff(proposal.before)
         if not await self._db(db.replace_pending_change, proposal.id, proposal.version,
-                              change_to_json(change), diff, user):
+                              change_to_json(change), diff, user, int(change.destructive)):
             return await self._lost_race(proposal.id, user, "edit")
         await self._audit("edited", user, proposal, result="edited", detail=f"now: {diff}",
                           after=change_to_json(change))

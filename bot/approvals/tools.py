@@ -37,7 +37,11 @@ def build_change_data(kind: str, action: str, name: str, limit: int | None = Non
 
 def proposal_tools(service: ApprovalService, requester: str, channel: str | None,
                    thread_ts: str | None) -> list[Callable[..., Any]]:
-    """Tools bound to one conversation turn: who asked, and where the card will be posted."""
+    """Tools bound to one conversation turn: who asked, and where the card will be posted.
+
+    One turn is one answer, so the count of proposals made here bounds what a single answer (or a
+    prompt injection inside it) can put in front of approvers."""
+    made: list[str] = []
 
     async def propose_change(
         kind: Kind,
@@ -60,15 +64,30 @@ def proposal_tools(service: ApprovalService, requester: str, channel: str | None
         collision_strategy ENQUEUE|CANCEL_NEW, grace_period_seconds 60-86400) | clear.
         global_limit (name = the GCL's name): create (limit, optional slot_decay_per_second) | update
         (limit and/or slot_decay_per_second) | enable | disable | delete | reset (active slots to 0).
-        tag_limit (name = the task tag): set (create or update, limit) | reset | delete.
-        `reason` is one sentence in the user's terms, shown on the card.
+        tag_limit (name = the task tag): set (create or update, limit; holders keep their slots) | reset
+        (active slots to 0 and leases revoked: frees leaked slots) | delete.
+        `reason` is one sentence in the user's terms, shown on the card. At most a few proposals per
+        answer (BOT_MAX_PROPOSALS_PER_ANSWER); names with '/', '?', '#', '%' or '..' are refused.
         """
+        cap = service.max_proposals_per_answer
+        if len(made) >= cap:  # tool calls of one round run concurrently: a slot is taken before awaiting
+            return {"ok": False, "error": f"refused: at most {cap} proposals per answer "
+                                          f"(BOT_MAX_PROPOSALS_PER_ANSWER), and this answer already made "
+                                          f"{len(made)}. Tell the user which further changes you would "
+                                          "propose and let them ask for them in a new message."}
+        made.append("")
         try:
             change = parse_change(build_change_data(kind, action, name, limit, pool, collision_strategy,
                                                     grace_period_seconds, slot_decay_per_second))
-            proposal = await service.create_proposal(change, requester, reason, channel, thread_ts)
+            proposal = await service.create_proposal(change, requester, reason, channel, thread_ts,
+                                                     origin="model")
         except (ChangeError, ChangeTargetMissing, ProposalRefused) as exc:
+            made.remove("")
             return {"ok": False, "error": str(exc)}
+        except BaseException:
+            made.remove("")
+            raise
+        made[made.index("")] = proposal.id
         return {"ok": True, "proposal_id": proposal.id, "status": "pending approval", "diff": proposal.diff,
                 "expires_at": proposal.expires_at.isoformat(timespec="minutes"),
                 "note": "Nothing has changed yet; an approver must click Approve on the card."}

@@ -200,7 +200,8 @@ class OfflineEngine:
             change = await change_from_request(client, parsed)
         why = f"Asked for: “{reason.strip()[:300]}”" if reason.strip() else "Asked for in the offline grammar"
         proposal = await self.approvals.create_proposal(change, requester, why, channel, thread_ts)
-        text = (f"**Proposed:** {proposal.diff}\n\nNothing has changed yet: an approver must approve it "
+        notes = "".join(f"\n\n{note}" for note in (proposal.change.effect(), proposal.change.follow_up()) if note)
+        text = (f"**Proposed:** {proposal.diff}{notes}\n\nNothing has changed yet: an approver must approve it "
                 f"(proposal `{proposal.id[:8]}`).")
         return Reply(text=text, proposals=[proposal.id], offline=True, tool_calls=["propose_change"])
 

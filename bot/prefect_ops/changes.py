@@ -1,24 +1,31 @@
-"""Typed limit changes: each reads its own current value and applies itself through the Prefect client.
+"""Typed limit changes: each resolves its target, reads its own current value and applies itself.
 
 A change is data (a pydantic model, one per limit kind, discriminated by `kind`) so a proposal can
-store it as JSON and rebuild it after a restart. Reading returns a small JSON-able snapshot of only
-the fields the change touches; approvals compare that snapshot before applying (staleness).
-Nothing here knows about Slack, the model or who is allowed to apply.
+store it as JSON and rebuild it after a restart. `resolve` pins the change to the live object (its
+id and exact name) when it is proposed; `read` and `apply` then go to that id, never to a name
+looked up again. Names are checked (`names.unsafe_name_reason`) before any request is built and
+percent-encoded where a path needs them, because Prefect's client would format them in raw.
+Reading returns a small JSON-able snapshot of only the fields the change touches; approvals
+compare that snapshot before applying (staleness). Nothing here knows about Slack, the model or
+who is allowed to apply.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
+from httpx import HTTPStatusError
 from prefect.client.schemas.actions import (
     DeploymentUpdate,
     GlobalConcurrencyLimitCreate,
     GlobalConcurrencyLimitUpdate,
-    WorkPoolUpdate,
 )
 from prefect.client.schemas.objects import ConcurrencyOptions
 from prefect.exceptions import ObjectNotFound
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from bot.prefect_ops.names import path_segment, unsafe_name_reason
 
 Snapshot = dict[str, Any]
 Strategy = Literal["ENQUEUE", "CANCEL_NEW"]
@@ -28,7 +35,6 @@ __all__ = [
     "TagLimitChange", "WorkPoolLimitChange", "WorkQueueLimitChange", "change_from_json", "nothing_to_do",
     "change_to_json", "parse_change",
 ]
-
 
 class ChangeError(ValueError):
     """A change that cannot be built or applied as asked (bad value, wrong action)."""
@@ -42,16 +48,61 @@ def _show(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
+def _safe(name: str, what: str) -> str:
+    """Pydantic validator body: refuse a name that could send a request to another object."""
+    reason = unsafe_name_reason(name, what)
+    if reason:
+        raise ValueError(f"{reason}; refused before anything was sent to Prefect")
+    return name
+
+
+async def _call(client: Any, method: str, path: str, missing: str, **kwargs: Any) -> Any:
+    """One request on an already-encoded path; a 404 becomes ChangeTargetMissing(`missing`)."""
+    try:
+        response = await client.request(method, path, **kwargs)
+    except ObjectNotFound as exc:
+        raise ChangeTargetMissing(missing) from exc
+    except HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            raise ChangeTargetMissing(missing) from exc
+        raise
+    return response.json() if response.content else None
+
+
+def _gcl_path(ident: str) -> str:
+    return f"/v2/concurrency_limits/{path_segment(ident)}"
+
+
 class _BaseChange(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The live object's id, pinned by `resolve` when the change is proposed. Set: every read and
+    # write goes to this id, and a deleted-and-recreated object of the same name is "missing".
+    target_id: str | None = None
+
+    @field_validator("target_id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        return None if value is None else str(UUID(value))
 
     def target(self) -> str:
         raise NotImplementedError
 
     @property
     def destructive(self) -> bool:
-        """Delete, reset and clear lose state an operator may want back."""
-        return getattr(self, "action", "") in ("clear", "delete", "reset")
+        """Delete, reset and clear lose state; a limit of 0 or a disabled GCL stops work outright."""
+        action = getattr(self, "action", "")
+        return action in ("clear", "delete", "reset", "disable") or getattr(self, "limit", None) == 0
+
+    def effect(self) -> str | None:
+        """One line on what the new value does for this kind, when it is not obvious (0, disable)."""
+        if getattr(self, "limit", None) == 0:
+            return "A limit of 0 means nothing under it starts until the limit is raised."
+        return None
+
+    def follow_up(self) -> str | None:
+        """What an operator must do so the change is not undone later (deployment limits only)."""
+        return None
 
     @property
     def editable(self) -> bool:
@@ -80,6 +131,20 @@ class _BaseChange(BaseModel):
     def diff(self, before: Snapshot) -> str:
         raise NotImplementedError
 
+    async def resolve(self, client: Any) -> _BaseChange:
+        """This change pinned to the live object's id and exact name (creates stay unpinned)."""
+        found = await self._find(client)
+        if found is None:
+            return self
+        return self.model_copy(update={"target_id": str(found["id"]), **self._exact_names(found)})
+
+    async def _find(self, client: Any) -> dict[str, Any] | None:
+        """The live object as JSON: by the pinned id if set, else by the (encoded) name."""
+        raise NotImplementedError
+
+    def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
     async def read(self, client: Any) -> Snapshot:
         raise NotImplementedError
 
@@ -102,6 +167,8 @@ class WorkPoolLimitChange(_BaseChange):
     pool: str = Field(min_length=1)
     limit: int | None = Field(default=None, ge=0)
 
+    _pool_name = field_validator("pool")(lambda value: _safe(value, "work pool name"))
+
     @model_validator(mode="after")
     def _valid(self) -> WorkPoolLimitChange:
         _check_set_clear(self.action, self.limit)
@@ -110,15 +177,29 @@ class WorkPoolLimitChange(_BaseChange):
     def target(self) -> str:
         return f"work pool `{self.pool}`"
 
+    def effect(self) -> str | None:
+        if self.limit == 0:
+            return "A work pool limit of 0 means no flow run in this pool starts (running ones go on)."
+        return None
+
+    async def _find(self, client: Any) -> dict[str, Any]:
+        # Pools are addressed by name only; the id check below catches a re-created pool.
+        pool = await _call(client, "GET", f"/work_pools/{path_segment(self.pool)}",
+                           f"no work pool named {self.pool!r}")
+        if self.target_id is not None and str(pool["id"]) != self.target_id:
+            raise ChangeTargetMissing(f"work pool {self.pool!r} was deleted and re-created since the proposal")
+        return pool
+
+    def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
+        return {"pool": found["name"]}
+
     async def read(self, client: Any) -> Snapshot:
-        try:
-            pool = await client.read_work_pool(self.pool)
-        except ObjectNotFound as exc:
-            raise ChangeTargetMissing(f"no work pool named {self.pool!r}") from exc
-        return {"limit": pool.concurrency_limit}
+        return {"limit": (await self._find(client))["concurrency_limit"]}
 
     async def apply(self, client: Any) -> None:
-        await client.update_work_pool(self.pool, WorkPoolUpdate(concurrency_limit=self.limit))
+        await self._find(client)
+        await _call(client, "PATCH", f"/work_pools/{path_segment(self.pool)}",
+                    f"no work pool named {self.pool!r}", json={"concurrency_limit": self.limit})
 
     def diff(self, before: Snapshot) -> str:
         return f"{self.target()}: limit {_show(before.get('limit'))} → {_show(self.limit)}"
@@ -133,6 +214,9 @@ class WorkQueueLimitChange(_BaseChange):
     queue: str = Field(min_length=1)
     limit: int | None = Field(default=None, ge=0)
 
+    _pool_name = field_validator("pool")(lambda value: _safe(value, "work pool name"))
+    _queue_name = field_validator("queue")(lambda value: _safe(value, "work queue name"))
+
     @model_validator(mode="after")
     def _valid(self) -> WorkQueueLimitChange:
         _check_set_clear(self.action, self.limit)
@@ -141,18 +225,28 @@ class WorkQueueLimitChange(_BaseChange):
     def target(self) -> str:
         return f"work queue `{self.queue}` in pool `{self.pool}`"
 
-    async def _queue(self, client: Any) -> Any:
-        try:
-            return await client.read_work_queue_by_name(self.queue, work_pool_name=self.pool)
-        except ObjectNotFound as exc:
-            raise ChangeTargetMissing(f"no work queue {self.queue!r} in pool {self.pool!r}") from exc
+    def effect(self) -> str | None:
+        if self.limit == 0:
+            return "A work queue limit of 0 means no flow run from this queue starts (running ones go on)."
+        return None
+
+    async def _find(self, client: Any) -> dict[str, Any]:
+        missing = f"no work queue {self.queue!r} in pool {self.pool!r}"
+        if self.target_id is not None:
+            return await _call(client, "GET", f"/work_queues/{self.target_id}", missing)
+        return await _call(client, "GET",
+                           f"/work_pools/{path_segment(self.pool)}/queues/{path_segment(self.queue)}", missing)
+
+    def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
+        return {"queue": found["name"], "pool": found.get("work_pool_name") or self.pool}
 
     async def read(self, client: Any) -> Snapshot:
-        return {"limit": (await self._queue(client)).concurrency_limit}
+        return {"limit": (await self._find(client))["concurrency_limit"]}
 
     async def apply(self, client: Any) -> None:
-        queue = await self._queue(client)
-        await client.update_work_queue(queue.id, concurrency_limit=self.limit)
+        queue = await self._find(client)
+        await _call(client, "PATCH", f"/work_queues/{queue['id']}", f"work queue {self.queue!r} is gone",
+                    json={"concurrency_limit": self.limit})
 
     def diff(self, before: Snapshot) -> str:
         return f"{self.target()}: limit {_show(before.get('limit'))} → {_show(self.limit)}"
@@ -168,11 +262,19 @@ class DeploymentLimitChange(_BaseChange):
     collision_strategy: Strategy | None = None
     grace_period_seconds: int | None = Field(default=None, ge=60, le=86400)
 
+    @field_validator("deployment")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        if "/" not in value:
+            raise ValueError("name the deployment as 'flow-name/deployment-name'")
+        flow, name = value.split("/", 1)
+        _safe(flow, "flow name")
+        _safe(name, "deployment name")
+        return value
+
     @model_validator(mode="after")
     def _valid(self) -> DeploymentLimitChange:
         _check_set_clear(self.action, self.limit)
-        if "/" not in self.deployment:
-            raise ValueError("name the deployment as 'flow-name/deployment-name'")
         if self.action == "clear" and (self.collision_strategy or self.grace_period_seconds):
             raise ValueError("clearing a deployment limit takes no strategy or grace period")
         return self
@@ -184,14 +286,29 @@ class DeploymentLimitChange(_BaseChange):
     def target(self) -> str:
         return f"deployment `{self.deployment}`"
 
-    async def _read(self, client: Any) -> Any:
-        try:
-            return await client.read_deployment_by_name(self.deployment)
-        except ObjectNotFound as exc:
-            raise ChangeTargetMissing(f"no deployment named {self.deployment!r}") from exc
+    def follow_up(self) -> str | None:
+        if self.action != "set":
+            return None
+        flow, name = self.deployment.split("/", 1)
+        strategy = self.collision_strategy or "ENQUEUE"
+        return ("The next `prefect deploy`, `flow.deploy()` or `serve()` of this deployment that leaves out "
+                "`concurrency_limit` removes this limit (Prefect sends an explicit null). To keep it, put it "
+                f"in prefect.yaml under the deployment `{name}` of flow `{flow}`:\n"
+                f"```\nconcurrency_limit:\n  limit: {self.limit}\n  collision_strategy: {strategy}\n```")
+
+    async def _find(self, client: Any) -> dict[str, Any]:
+        missing = f"no deployment named {self.deployment!r}"
+        if self.target_id is not None:
+            return await _call(client, "GET", f"/deployments/{self.target_id}", missing)
+        flow, name = self.deployment.split("/", 1)
+        return await _call(client, "GET", f"/deployments/name/{path_segment(flow)}/{path_segment(name)}",
+                           missing)
+
+    def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
+        return {"deployment": f"{self.deployment.split('/', 1)[0]}/{found['name']}"}
 
     async def read(self, client: Any) -> Snapshot:
-        dep = await self._read(client)
+        dep = await client.read_deployment(UUID(str((await self._find(client))["id"])))
         gcl = dep.global_concurrency_limit
         options = dep.concurrency_options
         strategy = getattr(options, "collision_strategy", None)
@@ -202,7 +319,7 @@ class DeploymentLimitChange(_BaseChange):
         }
 
     async def apply(self, client: Any) -> None:
-        dep = await self._read(client)
+        dep = await client.read_deployment(UUID(str((await self._find(client))["id"])))
         if self.action == "clear":
             update = DeploymentUpdate(concurrency_limit=None)
         elif self.collision_strategy or self.grace_period_seconds:
@@ -213,7 +330,7 @@ class DeploymentLimitChange(_BaseChange):
             update = DeploymentUpdate(concurrency_limit=self.limit, concurrency_options=options)
         else:
             update = DeploymentUpdate(concurrency_limit=self.limit)
-        await client.update_deployment(dep.id, update)
+        await client.update_deployment(dep.id, update)  # by id: nothing of the name reaches the path
 
     def diff(self, before: Snapshot) -> str:
         parts = [f"limit {_show(before.get('limit'))} → {_show(self.limit)}"]
@@ -226,6 +343,18 @@ class DeploymentLimitChange(_BaseChange):
         return f"{self.target()}: " + ", ".join(parts)
 
 
+async def _find_gcl(client: Any, change: _BaseChange, name: str, missing: str) -> dict[str, Any]:
+    """A V2 limit by pinned id, else by encoded name; the name it answers to must be exactly `name`."""
+    found = await _call(client, "GET", _gcl_path(change.target_id or name), missing)
+    if found.get("name") != name:  # e.g. a name that is another limit's uuid
+        raise ChangeTargetMissing(f"{missing} (the server answered with limit {found.get('name')!r})")
+    return found
+
+
+async def _zero_slots(client: Any, gcl: dict[str, Any], missing: str) -> None:
+    await _call(client, "PATCH", _gcl_path(str(gcl["id"])), missing, json={"active_slots": 0})
+
+
 class GlobalLimitChange(_BaseChange):
     """Create, update, enable, disable, delete or reset the active slots of a global limit."""
 
@@ -234,6 +363,12 @@ class GlobalLimitChange(_BaseChange):
     name: str = Field(min_length=1)
     limit: int | None = Field(default=None, ge=0)
     slot_decay_per_second: float | None = Field(default=None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _gcl_name(cls, value: str) -> str:
+        # Deployment limits are named `deployment:<id>`: ':' is fine, the rest is checked.
+        return _safe(value, "global limit name")
 
     @model_validator(mode="after")
     def _valid(self) -> GlobalLimitChange:
@@ -253,32 +388,61 @@ class GlobalLimitChange(_BaseChange):
     def target(self) -> str:
         return f"global limit `{self.name}`"
 
+    def effect(self) -> str | None:
+        if self.action == "disable" and self.name.startswith("deployment:"):
+            return ("This is a deployment's own limit: disabling it blocks every run of that deployment "
+                    "(it does not lift the limit).")
+        if self.action == "disable":
+            return "Disabling stops this limit from being enforced; a deployment's own limit would block instead."
+        if self.limit == 0:
+            return "A global limit of 0 means every acquire of it waits: nothing under it runs."
+        if self.action == "reset":
+            return "Reset sets active slots to 0, so holders that are still running no longer count."
+        return None
+
+    def _missing(self) -> str:
+        return f"no global concurrency limit named {self.name!r}"
+
+    async def _find(self, client: Any) -> dict[str, Any] | None:
+        if self.action == "create" and self.target_id is None:
+            try:
+                await _find_gcl(client, self, self.name, self._missing())
+            except ChangeTargetMissing:
+                return None
+            return None  # exists: `read` reports it and the proposal is refused
+        return await _find_gcl(client, self, self.name, self._missing())
+
     async def read(self, client: Any) -> Snapshot:
         try:
-            gcl = await client.read_global_concurrency_limit_by_name(self.name)
-        except ObjectNotFound as exc:
+            gcl = await _find_gcl(client, self, self.name, self._missing())
+        except ChangeTargetMissing:
             if self.action == "create":
                 return {"exists": False}
-            raise ChangeTargetMissing(f"no global concurrency limit named {self.name!r}") from exc
-        return {"exists": True, "limit": gcl.limit, "active": gcl.active,
-                "slot_decay_per_second": gcl.slot_decay_per_second}
+            raise
+        return {"exists": True, "limit": gcl["limit"], "active": gcl["active"],
+                "slot_decay_per_second": gcl["slot_decay_per_second"]}
 
     async def apply(self, client: Any) -> None:
         if self.action == "create":
             await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
                 name=self.name, limit=self.limit, slot_decay_per_second=self.slot_decay_per_second or 0.0))
-        elif self.action == "delete":
-            await client.delete_global_concurrency_limit_by_name(self.name)
+            return
+        gcl = await _find_gcl(client, self, self.name, self._missing())
+        path = _gcl_path(str(gcl["id"]))
+        if self.action == "delete":
+            await _call(client, "DELETE", path, self._missing())
+        elif self.action == "reset":
+            # No API revokes a plain GCL's leases in 3.9.1; zeroing the count is what frees the slots.
+            await _zero_slots(client, gcl, self._missing())
         else:
-            await client.update_global_concurrency_limit(self.name, self._update())
+            await _call(client, "PATCH", path, self._missing(),
+                        json=self._update().model_dump(mode="json", exclude_unset=True))
 
     def _update(self) -> GlobalConcurrencyLimitUpdate:
         if self.action == "enable":
             return GlobalConcurrencyLimitUpdate(active=True)
         if self.action == "disable":
             return GlobalConcurrencyLimitUpdate(active=False)
-        if self.action == "reset":
-            return GlobalConcurrencyLimitUpdate(active_slots=0)
         fields: dict[str, Any] = {}
         if self.limit is not None:
             fields["limit"] = self.limit
@@ -308,12 +472,14 @@ class GlobalLimitChange(_BaseChange):
 
 
 class TagLimitChange(_BaseChange):
-    """Create or update (`set`), reset the slots of, or delete a task tag limit."""
+    """Create or update (`set`), reset the slots of, or delete a task tag limit (the V2 `tag:TAG` limit)."""
 
     kind: Literal["tag_limit"] = "tag_limit"
     action: Literal["set", "reset", "delete"]
     tag: str = Field(min_length=1)
     limit: int | None = Field(default=None, ge=0)
+
+    _tag_name = field_validator("tag")(lambda value: _safe(value, "tag"))
 
     @model_validator(mode="after")
     def _valid(self) -> TagLimitChange:
@@ -326,26 +492,55 @@ class TagLimitChange(_BaseChange):
     def target(self) -> str:
         return f"tag limit `{self.tag}`"
 
+    def effect(self) -> str | None:
+        if self.limit == 0:
+            return "A tag limit of 0 means every task with this tag fails at once (it is aborted, not queued)."
+        if self.action == "reset":
+            return ("Reset revokes the slots' leases and sets active slots to 0, so new tasks with this tag "
+                    "can start at once.")
+        return None
+
+    def _missing(self) -> str:
+        return f"no tag concurrency limit for tag {self.tag!r}"
+
+    async def _find(self, client: Any) -> dict[str, Any] | None:
+        if self.action == "set" and self.target_id is None:
+            try:
+                return await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
+            except ChangeTargetMissing:
+                return None  # a new tag limit: nothing to pin yet
+        return await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
+
     async def read(self, client: Any) -> Snapshot:
         try:
-            limit = await client.read_concurrency_limit_by_tag(self.tag)
-        except ObjectNotFound as exc:
-            if self.action == "set":
+            gcl = await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
+        except ChangeTargetMissing:
+            if self.action == "set" and self.target_id is None:
                 return {"exists": False, "limit": None}
-            raise ChangeTargetMissing(f"no tag concurrency limit for tag {self.tag!r}") from exc
-        return {"exists": True, "limit": limit.concurrency_limit}
+            raise
+        return {"exists": True, "limit": gcl["limit"]}
 
     async def apply(self, client: Any) -> None:
-        if self.action == "set":
-            await client.create_concurrency_limit(tag=self.tag, concurrency_limit=self.limit)
+        if self.action == "set" and self.target_id is None:
+            existing = await self._find(client)
+            if existing is None:  # the tag travels in the body, never in the path
+                await client.create_concurrency_limit(tag=self.tag, concurrency_limit=self.limit)
+                return
+        gcl = await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
+        if self.action == "set":  # only the limit: holders keep their slots
+            await _call(client, "PATCH", _gcl_path(str(gcl["id"])), self._missing(), json={"limit": self.limit})
         elif self.action == "reset":
-            await client.reset_concurrency_limit_by_tag(self.tag)
-        else:
-            await client.delete_concurrency_limit_by_tag(self.tag)
+            # Prefect's tag reset revokes the leases but leaves the count; zeroing it frees the slots.
+            await _call(client, "POST", f"/concurrency_limits/tag/{path_segment(self.tag)}/reset",
+                        self._missing(), json={})
+            await _zero_slots(client, gcl, self._missing())
+        else:  # the v1 delete by id also revokes the limit's leases
+            await _call(client, "DELETE", f"/concurrency_limits/{gcl['id']}", self._missing())
 
     def diff(self, before: Snapshot) -> str:
         if self.action == "reset":
-            return f"{self.target()}: reset active slots (limit {_show(before.get('limit'))})"
+            return f"{self.target()}: reset active slots to 0 and revoke their leases " \
+                   f"(limit {_show(before.get('limit'))})"
         if self.action == "delete":
             return f"{self.target()}: delete (limit {_show(before.get('limit'))})"
         return f"{self.target()}: limit {_show(before.get('limit'))} → {self.limit}"
@@ -365,7 +560,7 @@ def parse_change(data: dict[str, Any]) -> Change:
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'change'}: {e['msg']}"
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'change'}: {e['msg'].removeprefix('Value error, ')}"
                             for e in exc.errors())
         raise ChangeError(reasons) from exc
 

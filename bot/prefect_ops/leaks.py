@@ -18,16 +18,20 @@ DEFAULT_STUCK_AFTER_SECONDS = 6 * 3600
 
 
 def _reset(limit: LimitStatus, holder: Holder | None, why: str) -> ChangeCandidate:
-    if limit.kind == "tag":
+    if limit.kind in ("tag", "global"):
+        # Prefect's own tag reset revokes leases but leaves the count (3.9.1): the slots stay taken and
+        # the repossessor can no longer free them. Zeroing the V2 limit's active slots is what frees them.
+        kind = "tag_limit" if limit.kind == "tag" else "global_limit"
         return ChangeCandidate(
             action="reset_slots",
-            target_kind="tag",
+            target_kind=limit.kind,
             target_name=limit.name,
             current=str(limit.active_slots),
-            proposed="release this holder's slot",
+            proposed="0 (active slots set to 0" + (", leases revoked)" if limit.kind == "tag" else ")"),
             reason=why,
+            propose={"kind": kind, "action": "reset", "name": limit.name},
         )
-    if limit.kind in ("global", "deployment"):
+    if limit.kind == "deployment":
         proposed = str(max(0, limit.active_slots - 1))
         return ChangeCandidate(
             action="reset_slots",

@@ -7,7 +7,7 @@ numbers, holders and waiting runs, not whole Prefect objects.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -106,6 +106,8 @@ class ChangeCandidate(BaseModel):
     current: str | None = None
     proposed: str | None = None
     reason: str
+    # The exact `propose_change` arguments that make this fix a proposal (kind, action, name, limit).
+    propose: dict[str, Any] | None = None
 
 
 class Finding(BaseModel):

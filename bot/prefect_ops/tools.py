@@ -111,6 +111,8 @@ async def find_leaked_slots(stuck_after_hours: float = 6.0) -> list[dict[str, An
 
     Use it when limits look full but nothing seems to run. Pool and queue holders count as stuck
     after `stuck_after_hours` in Pending or Running. Returns reset candidates; nothing is reset.
+    A candidate with `suggested.propose` gives the exact `propose_change` arguments for its fix
+    (for tag and global limits: reset, which sets active slots to 0 and frees them).
     """
     async with get_client() as client:
         leaks = await _leaks.find_leaked_slots(client, stuck_after_hours * 3600)

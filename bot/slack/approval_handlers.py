@@ -119,8 +119,8 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
         await ack()
         user = body["user"]["id"]
         channel, thread_ts = _where(body)
-        decision = await service.approve(str(body["actions"][0].get("value") or ""), user,
-                                         guest=await guest(body, client, context))
+        proposal_id, version = cards.parse_approve_value(str(body["actions"][0].get("value") or ""))
+        decision = await service.approve(proposal_id, user, guest=await guest(body, client, context), version=version)
         await show_decision(service, client, decision, user, channel, thread_ts)
 
     async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str, context: Any) -> None:
@@ -159,8 +159,10 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
             return
         await ack()
         user = body["user"]["id"]
+        version = metadata.get("version")
         decision = await service.edit(str(metadata.get("id") or ""), user, raw or "",
-                                      guest=await guest(body, client, context))
+                                      guest=await guest(body, client, context),
+                                      version=version if isinstance(version, int) else None)
         await show_decision(service, client, decision, user, None, None)
 
     @app.view(cards.REJECT_VIEW)

@@ -1,6 +1,7 @@
 """Block Kit for proposals: the approval card, its decided form, and the Edit / Reject modals.
 
-Button values carry only the proposal id; everything else is looked up server-side on a click.
+Approve's value carries the proposal id and the version the card shows (`id:version`), so a click
+on a card edited since is refused; everything else is looked up server-side on a click.
 Text that came from the model or a person (the reason, a reject note) is escaped so it cannot
 ping `@channel` or forge links.
 """
@@ -60,7 +61,8 @@ def slack_time(moment: datetime) -> str:
 def _summary(p: ProposalView) -> list[Block]:
     warn = "  :warning: _destructive_" if p.destructive else ""
     head = SectionBlock(text=MarkdownTextObject(text=f"*Proposed limit change*{warn}\n{p.diff}"))
-    lines = [f"Asked by <@{p.requester}>"]
+    by_model = p.origin == "model"  # so nobody takes an injected proposal for the asker's own words
+    lines = [f"Proposed by the bot for <@{p.requester}>" if by_model else f"Asked by <@{p.requester}>"]
     if p.edited_by:
         lines.append(f"value edited by <@{p.edited_by}>")
     if p.status == "pending":
@@ -68,12 +70,32 @@ def _summary(p: ProposalView) -> list[Block]:
     context = [MarkdownTextObject(text=" · ".join(lines))]
     if p.reason:
         context.append(MarkdownTextObject(text=f"Reason: {escape(p.reason[:500])}"))
-    return [head, ContextBlock(elements=context)]
+    if p.change.target_id:
+        context.append(MarkdownTextObject(text=f"Prefect object id `{p.change.target_id}`"))
+    blocks: list[Block] = [head, ContextBlock(elements=context)]
+    notes = [n for n in (p.change.effect(), p.change.follow_up() if p.status == "pending" else None) if n]
+    if notes:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(f":information_source: {n}"
+                                                                          for n in notes))))
+    return blocks
+
+
+def approve_value(p: ProposalView) -> str:
+    """The Approve button's value: the id and the version this card shows."""
+    return f"{p.id}:{p.version}"
+
+
+def parse_approve_value(value: str) -> tuple[str, int]:
+    """(id, version) from a button value; a bare id is a card from before versions were shown (1)."""
+    head, _, tail = value.rpartition(":")
+    if head and tail.isdigit():
+        return head, int(tail)
+    return value, 1
 
 
 def _buttons(p: ProposalView) -> ActionsBlock:
     approve = ButtonElement(
-        text="Approve", action_id=APPROVE, value=p.id, style="primary",
+        text="Approve", action_id=APPROVE, value=approve_value(p), style="primary",
         confirm=ConfirmObject(title="Apply this change?", text=f"{p.diff[:250]}\nThis changes Prefect now.",
                               confirm="Apply", deny="Cancel"),
     )
@@ -91,6 +113,9 @@ def _outcome(p: ProposalView) -> Block:
     text = f"{head}{who}{when}"
     if p.status == "applied":
         text += f". Was: {_before(p)}."
+        follow_up = p.change.follow_up()
+        if follow_up:
+            text += f"\n:information_source: {follow_up}"
     elif p.status == "failed" and p.error:
         text += f"\n`{escape(p.error[:300])}`"
     elif p.status in ("stale", "rejected") and p.decision_note:
@@ -125,7 +150,7 @@ def edit_modal(proposal: ProposalView) -> View:
     minimum = proposal.change.min_limit
     return fit_view(View(
         type="modal", callback_id=EDIT_VIEW, title="Edit proposed limit", submit="Save", close="Cancel",
-        private_metadata=json.dumps({"id": proposal.id, "min": minimum}),
+        private_metadata=json.dumps({"id": proposal.id, "min": minimum, "version": proposal.version}),
         blocks=[
             SectionBlock(text=MarkdownTextObject(text=proposal.diff)),
             InputBlock(block_id=VALUE_BLOCK, label="New limit",

@@ -68,6 +68,7 @@ class Proposal(Base):
     decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     superseded_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    origin: Mapped[str | None] = mapped_column(String(16), nullable=True)  # "model" | "person"
 
 
 class AuditEntry(Base):
@@ -120,11 +121,12 @@ def transition(sessions: sessionmaker, proposal_id: str, from_statuses: Iterable
 
 
 def replace_pending_change(sessions: sessionmaker, proposal_id: str, version: int, change_json: str,
-                           diff: str, edited_by: str) -> bool:
+                           diff: str, edited_by: str, destructive: int | None = None) -> bool:
     """Swap a pending proposal's change for an edited one; fails if it was decided or edited meanwhile."""
+    extra = {} if destructive is None else {"destructive": destructive}
     stmt = (update(Proposal)
             .where(Proposal.id == proposal_id, Proposal.status == PENDING, Proposal.version == version)
-            .values(change_json=change_json, diff=diff, edited_by=edited_by, version=version + 1)
+            .values(change_json=change_json, diff=diff, edited_by=edited_by, version=version + 1, **extra)
             .execution_options(synchronize_session=False))
     with sessions() as session:
         result = session.execute(stmt)

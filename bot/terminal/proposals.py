@@ -37,13 +37,14 @@ class ProposalPrompt:
             answer = await self.read_line(f"{CHOICES}: ")
             choice = (answer or "").strip().lower()
             if choice in ("a", "approve", "y", "yes"):
-                decision = await self.approvals.approve(proposal.id, self.user_id)
+                decision = await self.approvals.approve(proposal.id, self.user_id, version=proposal.version)
             elif choice in ("r", "reject", "n", "no"):
                 note = await self.read_line("Reason (optional): ")
                 decision = await self.approvals.reject(proposal.id, self.user_id, (note or "").strip() or None)
             elif choice in ("e", "edit"):
                 value = await self.read_line("New limit: ")
-                decision = await self.approvals.edit(proposal.id, self.user_id, (value or "").strip())
+                decision = await self.approvals.edit(proposal.id, self.user_id, (value or "").strip(),
+                                                     version=proposal.version)
             else:
                 self.renderer.notice(f"Left pending (proposal {proposal.id[:8]}); approvers can still decide in "
                                      "Slack or later here.")
