@@ -207,3 +207,9 @@ def test_bot_prompts_dir_replaces_the_packaged_prompts(installed):
     broken = installed.bot("ask", "anything", BOT_PROMPTS_DIR=str(own))
     assert broken.returncode == 2
     assert f"BOT_PROMPTS_DIR={own} has no system.md" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_eval_without_the_checkout_asks_for_a_questions_file(installed):
+    """The default eval set lives in the repository's tests/, which the wheel does not carry."""
+    result = installed.bot("eval", OPENAI_API_KEY="sk-not-used-offline-0000")
+    assert result.returncode == 2 and "pass --questions FILE" in result.stderr and "Traceback" not in result.stderr
