@@ -24,7 +24,11 @@ class PromptsError(ValueError):
 
 def packaged_root() -> Path:
     """The copy shipped in the package. Wheels install unzipped, so it is a real folder."""
-    root = resources.files(PACKAGE)
+    try:
+        root = resources.files(PACKAGE)
+    except ModuleNotFoundError as exc:  # a build that forgot package data, or a stale editable install
+        raise PromptsError(f"this install has no packaged prompts ({PACKAGE}); reinstall the bot, "
+                           "or set BOT_PROMPTS_DIR") from exc
     if not isinstance(root, Path):
         raise PromptsError(f"the packaged prompts are not a folder on disk ({root!r}); set BOT_PROMPTS_DIR")
     return root
