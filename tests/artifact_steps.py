@@ -11,6 +11,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ INSTALL = ("pip", "install")
 SERVE = ("concurrency-bot", "serve", "--port")
 DEFAULT_PORT = "3000"
 HEALTH_PATH = "/healthz"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def build_wheel(dist: Path) -> Path:

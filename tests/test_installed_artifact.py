@@ -27,6 +27,7 @@ from tests.artifact_steps import (
     HEALTH_PATH,
     ROOT,
     SERVE,
+    VERSION,
     Runner,
     build_wheel,
     fresh_venv,
@@ -136,7 +137,7 @@ def test_version_names_the_bot_and_the_checked_prefect(installed):
     result = installed.bot("--version")
     installed.timings["--version"] = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"concurrency-bot 0.1.0 (checked against Prefect {CHECKED_PREFECT})"
+    assert result.stdout.strip() == f"concurrency-bot {VERSION} (checked against Prefect {CHECKED_PREFECT})"
 
 
 async def test_ask_offline_answers_from_the_packaged_recipes_and_limits_reads_the_server(installed):

@@ -59,7 +59,8 @@ def test_an_incomplete_prompts_dir_is_named_with_what_it_lacks(tmp_path):
 
 def test_the_checked_prefect_is_the_recipes_and_inside_the_pinned_range():
     assert {r.prefect_version for r in RecipeBook.load()} == {CHECKED_PREFECT}
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    [prefect] = [Requirement(d) for d in deps if Requirement(d).name == "prefect"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    [prefect] = [Requirement(d) for d in pyproject["dependencies"] if Requirement(d).name == "prefect"]
     assert CHECKED_PREFECT in prefect.specifier
-    assert version_line().startswith(f"concurrency-bot 0.1.0 (checked against Prefect {CHECKED_PREFECT}")
+    expected = f"concurrency-bot {pyproject['version']} (checked against Prefect {CHECKED_PREFECT}"
+    assert version_line().startswith(expected)
