@@ -35,9 +35,10 @@ from tests.artifact_steps import (
     make_read_only,
     make_writable,
 )
+from tests.fakes.model_api import text, tool_calls
 from tests.fakes.prefect_server import free_port
 from tests.fakes.processes import wait_until_healthy
-from tests.harness import BOT_TOKEN, SIGNING_SECRET
+from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET
 from tests.test_verifier import BROKEN_SKIP_IF_BUSY
 
 pytestmark = [pytest.mark.artifact, pytest.mark.timeout(1200)]
@@ -208,6 +209,27 @@ def test_bot_prompts_dir_replaces_the_packaged_prompts(installed):
     broken = installed.bot("ask", "anything", BOT_PROMPTS_DIR=str(own))
     assert broken.returncode == 2
     assert f"BOT_PROMPTS_DIR={own} has no system.md" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_the_model_gets_the_system_prompt_and_recipes_from_bot_prompts_dir(installed, fresh_model):
+    """Through the real openai client: the first message is our system.md, and the model's
+    search_recipes tool reads our recipes too, not the packaged ones."""
+    own = installed.work / "model-prompts"
+    (own / "recipes").mkdir(parents=True)
+    (own / "system.md").write_text("You answer for the zebra team on Prefect {prefect_version}.\n")
+    (own / "recipes" / "zebra-lanes.md").write_text(
+        "---\ntitle: Zebra lanes for our team\nkeywords: zebra, lanes\nprefect_version: \"3.9.1\"\n---\n"
+        "Use the zebra lane: one run per stripe.\n")
+    fresh_model.script(tool_calls(("search_recipes", {"query": "zebra lanes"})), text("One run per stripe."))
+    asked = installed.bot("ask", "--json", "how do zebra lanes work?", BOT_PROMPTS_DIR=str(own),
+                          OPENAI_API_KEY=MODEL_KEY, OPENAI_BASE_URL=fresh_model.base_url)
+    assert asked.returncode == 0, asked.stderr[-3000:]
+    assert json.loads(asked.stdout)["offline"] is False
+    first, second = fresh_model.requests[:2]
+    assert first["messages"][0] == {"role": "system",
+                                    "content": f"You answer for the zebra team on Prefect {CHECKED_PREFECT}.\n"}
+    tool_result = [m for m in second["messages"] if m["role"] == "tool"]
+    assert tool_result and "zebra-lanes" in tool_result[0]["content"]
 
 
 def test_eval_without_the_checkout_asks_for_a_questions_file(installed):
