@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bot.knowledge.recipes import RecipeBook
+from bot.knowledge.search import RecipeSearch
 from bot.version import CHECKED_PREFECT
 from tests.approvals_support import make_gcl
 from tests.artifact_steps import (
@@ -43,6 +44,7 @@ from tests.test_verifier import BROKEN_SKIP_IF_BUSY
 
 pytestmark = [pytest.mark.artifact, pytest.mark.timeout(1200)]
 
+QUESTION = "how do I allow only one run of a deployment at a time?"
 GOOD_ANSWER = "```bash\nprefect work-pool set-concurrency-limit etl 5\nprefect gcl create nightly --limit 1\n```\n"
 
 
@@ -145,13 +147,13 @@ async def test_ask_offline_answers_from_the_packaged_recipes_and_limits_reads_th
     limit = await make_gcl(limit=3)
 
     started = time.perf_counter()
-    asked = installed.bot("ask", "--json", "how do I allow only one run of a deployment at a time?")
+    asked = installed.bot("ask", "--json", QUESTION)
     installed.timings["ask"] = time.perf_counter() - started
     assert asked.returncode == 0, asked.stderr[-3000:]
     reply = json.loads(asked.stdout)
     assert reply["offline"] is True and reply["failed"] is False
-    titles = [r.title for r in RecipeBook.load()]
-    assert any(f"**{title}**" in reply["answer"] for title in titles), reply["answer"][:500]
+    [best] = RecipeSearch(RecipeBook.load()).search(QUESTION, k=1)  # the checkout's book, same question
+    assert f"**{best.recipe.title}**" in reply["answer"], reply["answer"][:500]
 
     started = time.perf_counter()
     listed = installed.bot("limits", COLUMNS="200")
@@ -169,7 +171,6 @@ def test_verify_flags_the_broken_snippet_and_passes_a_good_one(installed):
 
     good_file = installed.work / "good.md"
     good_file.write_text(GOOD_ANSWER)
-    installed.runner.give(good_file)
     good = installed.bot("verify", str(good_file))
     assert good.returncode == 0, good.stdout + good.stderr
 
@@ -194,13 +195,18 @@ def test_serve_in_http_mode_answers_healthz(installed, fresh_slack):
     assert "Traceback" not in log.read_text()
 
 
-def test_bot_prompts_dir_replaces_the_packaged_prompts(installed):
-    own = installed.work / "our-prompts"
-    (own / "recipes").mkdir(parents=True)
-    (own / "system.md").write_text("You are our team's copilot for Prefect {prefect_version}.\n")
-    (own / "recipes" / "zebra-lanes.md").write_text(
+def team_prompts(folder: Path, system: str) -> Path:
+    """A team's own BOT_PROMPTS_DIR: its system prompt and one recipe the packaged book lacks."""
+    (folder / "recipes").mkdir(parents=True)
+    (folder / "system.md").write_text(system + "\n")
+    (folder / "recipes" / "zebra-lanes.md").write_text(
         "---\ntitle: Zebra lanes for our team\nkeywords: zebra, lanes\nprefect_version: \"3.9.1\"\n---\n"
         "Use the zebra lane: one run per stripe.\n")
+    return folder
+
+
+def test_bot_prompts_dir_replaces_the_packaged_prompts(installed):
+    own = team_prompts(installed.work / "our-prompts", "You are our team's copilot for Prefect {prefect_version}.")
     asked = installed.bot("ask", "--json", "how do zebra lanes work?", BOT_PROMPTS_DIR=str(own))
     assert asked.returncode == 0, asked.stderr[-3000:]
     assert "**Zebra lanes for our team**" in json.loads(asked.stdout)["answer"]
@@ -214,12 +220,7 @@ def test_bot_prompts_dir_replaces_the_packaged_prompts(installed):
 def test_the_model_gets_the_system_prompt_and_recipes_from_bot_prompts_dir(installed, fresh_model):
     """Through the real openai client: the first message is our system.md, and the model's
     search_recipes tool reads our recipes too, not the packaged ones."""
-    own = installed.work / "model-prompts"
-    (own / "recipes").mkdir(parents=True)
-    (own / "system.md").write_text("You answer for the zebra team on Prefect {prefect_version}.\n")
-    (own / "recipes" / "zebra-lanes.md").write_text(
-        "---\ntitle: Zebra lanes for our team\nkeywords: zebra, lanes\nprefect_version: \"3.9.1\"\n---\n"
-        "Use the zebra lane: one run per stripe.\n")
+    own = team_prompts(installed.work / "model-prompts", "You answer for the zebra team on Prefect {prefect_version}.")
     fresh_model.script(tool_calls(("search_recipes", {"query": "zebra lanes"})), text("One run per stripe."))
     asked = installed.bot("ask", "--json", "how do zebra lanes work?", BOT_PROMPTS_DIR=str(own),
                           OPENAI_API_KEY=MODEL_KEY, OPENAI_BASE_URL=fresh_model.base_url)
