@@ -11,6 +11,9 @@ import argparse
 import importlib
 import sys
 
+from bot.knowledge.prompt_files import PromptsError
+from bot.version import version_line
+
 COMMANDS: dict[str, str] = {
     "start": "Start what fits the settings: Slack when tokens are set, else the terminal chat.",
     "serve": "Run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP on --port).",
@@ -36,6 +39,8 @@ def _load(name: str):
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="concurrency-bot", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the bot's version and the Prefect version it was checked against")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     args = sys.argv[1:] if argv is None else argv
     wanted = args[0] if args else None
@@ -62,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(module.run(args) or 0)
+    except PromptsError as exc:  # BOT_PROMPTS_DIR names a folder that is missing or incomplete
+        print(f"concurrency-bot {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -19,13 +19,13 @@ from bot.agent.circuit import CircuitBreaker
 from bot.agent.loop import run_agent
 from bot.agent.model import ModelClient, ModelSettings, ModelUnavailable
 from bot.agent.registry import ToolRegistry
+from bot.knowledge.prompt_files import recipes_dir, system_prompt_path
 from bot.redact import redact
 from bot.settings import Settings
 from bot.turns import HistoryMessage, Reply, Turn
 
 log = logging.getLogger(__name__)
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 APOLOGY = ("Sorry, I couldn't finish an answer just now ({reason}). Nothing was changed. "
            "Please try again in a minute.")
 MIN_RECIPE_SCORE = 1.0  # BM25; below this the match is a word or two in common, not the topic
@@ -54,8 +54,9 @@ def prefect_version() -> str:
     return version("prefect")
 
 
-def load_system_prompt(directory: Path = PROMPTS_DIR) -> str:
-    return (directory / "system.md").read_text().replace("{prefect_version}", prefect_version())
+def load_system_prompt(prompts_dir: Path | None = None) -> str:
+    """system.md from BOT_PROMPTS_DIR when given, else the copy packaged with the bot."""
+    return system_prompt_path(prompts_dir).read_text(encoding="utf-8").replace("{prefect_version}", prefect_version())
 
 
 def trim_message(text: str, limit: int) -> str:
@@ -254,7 +255,7 @@ def build_pipeline(settings: Settings | None = None, approvals: Any | None = Non
     from bot.offline import OfflineEngine
 
     settings = settings or Settings()
-    search = RecipeSearch(RecipeBook.load())
+    search = RecipeSearch(RecipeBook.load(recipes_dir(settings.bot_prompts_dir)))
     return Pipeline(
         settings=settings,
         tools_for_turn=tools_for_turn_factory(approvals),
@@ -262,5 +263,6 @@ def build_pipeline(settings: Settings | None = None, approvals: Any | None = Non
         search=search,
         verify=verify_markdown,
         offline=OfflineEngine(search, approvals),
+        system_prompt=load_system_prompt(settings.bot_prompts_dir),
         breaker=CircuitBreaker(settings.bot_circuit_failure_threshold, settings.bot_circuit_reset_seconds),
     )

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Store and data
     bot_data_dir: Path = Field(default_factory=lambda: Path.home() / ".concurrency-bot")
     bot_database_url: str | None = None
+    # A folder with system.md and recipes/*.md that replaces the prompts packaged with the bot.
+    bot_prompts_dir: Path | None = None
 
     # Approvals
     bot_approver_ids: CommaList = Field(default_factory=list)
@@ -85,6 +87,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("bot_prompts_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @cached_property
     def database_url(self) -> str:

@@ -136,9 +136,11 @@ def test_slack_429_and_5xx_are_retried_without_double_posts(bot, fresh_slack, fr
 
 
 def test_failed_stream_and_update_fall_back_to_a_plain_post(bot, fresh_slack, fresh_model):
+    # A refusal for this answer only; an app-level refusal (remembered for a while) is
+    # tests/test_slack_first_contact.py::test_break9_streaming_refused_is_remembered.
     fresh_model.script(text("fallback answer"))
     fresh_slack.fail_next("chat.startStream", status=200, retry_after=None,
-                          body={"ok": False, "error": "not_allowed_token_type"})
+                          body={"ok": False, "error": "not_in_channel"})
     ts, texts = ask(bot, "q")
     check("slack", "chat.startStream refused", "plain post of the answer", short(str(texts)),
           texts == ["fallback answer"])

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.knowledge.evaluation import load_questions, render_table, run_eval, summarize
+    from bot.knowledge.evaluation import DEFAULT_QUESTIONS, load_questions, render_table, run_eval, summarize
     from bot.pipeline import build_pipeline
     from bot.settings import Settings
 
@@ -31,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
     if not settings.model_configured:
         print("eval: no model configured; set OPENAI_API_KEY (and OPENAI_BASE_URL, OPENAI_MODEL).", file=sys.stderr)
         return 2
-    questions = load_questions(args.questions)
+    source = args.questions or DEFAULT_QUESTIONS
+    if not source.is_file():  # the default set lives in the repository's tests/, not in the wheel
+        print(f"eval: no questions file at {source}; pass --questions FILE.", file=sys.stderr)
+        return 2
+    questions = load_questions(source)
     if args.only:
         questions = [q for q in questions if q.id in set(args.only)]
     if args.limit:

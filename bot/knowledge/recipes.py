@@ -1,5 +1,7 @@
 """The recipe book: one Markdown file per topic in prompts/recipes/, with YAML front matter.
 
+The folder is the packaged copy (bot.prompts) unless BOT_PROMPTS_DIR names another; see prompt_files.
+
 Recipes are data written by us and checked by tests (they pass the verifier, and their
 runnable snippets run against a real Prefect server), so answers built on them start right.
 """
@@ -12,9 +14,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, field_validator
 
-__all__ = ["Claim", "Recipe", "RecipeBook", "RecipeError", "DEFAULT_RECIPE_DIR"]
+from bot.knowledge.prompt_files import recipes_dir
 
-DEFAULT_RECIPE_DIR = Path(__file__).resolve().parents[2] / "prompts" / "recipes"
+__all__ = ["Claim", "Recipe", "RecipeBook", "RecipeError"]
+
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.DOTALL)
 _RUNNABLE = re.compile(r"^```python[ \t]+runnable[^\n]*\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
 
@@ -88,7 +91,8 @@ class RecipeBook:
 
     @classmethod
     def load(cls, directory: Path | None = None) -> RecipeBook:
-        folder = Path(directory) if directory is not None else DEFAULT_RECIPE_DIR
+        """Every recipe in `directory` (a recipes folder); by default the packaged book."""
+        folder = Path(directory) if directory is not None else recipes_dir()
         recipes = [Recipe.parse(p.read_text(encoding="utf-8"), p) for p in sorted(folder.glob("*.md"))]
         return cls(recipes)
 

@@ -15,10 +15,12 @@ __all__ = ["KNOWLEDGE_TOOLS", "cli_help", "search_recipes", "verify_answer"]
 
 @lru_cache(maxsize=1)
 def _search():
+    from bot.knowledge.prompt_files import recipes_dir
     from bot.knowledge.recipes import RecipeBook
     from bot.knowledge.search import RecipeSearch
+    from bot.settings import load_settings
 
-    return RecipeSearch(RecipeBook.load())
+    return RecipeSearch(RecipeBook.load(recipes_dir(load_settings().bot_prompts_dir)))
 
 
 def search_recipes(query: str, k: int = 3) -> list[dict[str, Any]]:
