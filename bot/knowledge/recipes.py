@@ -32,6 +32,8 @@ class Recipe(BaseModel):
     body: str
     path: Path
     slug: str
+    questions: list[str] = []  # phrasings people use for this topic: routing data (issue 17)
+    claims: list[dict] = []  # behavioural claims and the tests that prove them (issue 16)
 
     @field_validator("keywords", mode="before")
     @classmethod
@@ -56,6 +58,8 @@ class Recipe(BaseModel):
             body=match.group("body").strip() + "\n",
             path=path,
             slug=path.stem,
+            questions=[str(q) for q in meta.get("questions") or []],
+            claims=list(meta.get("claims") or []),
         )
 
     def runnable_snippets(self) -> list[str]:
