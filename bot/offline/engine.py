@@ -130,6 +130,8 @@ class OfflineEngine:
     async def _route(self, intent: Intent, turn: Turn) -> Reply:
         if intent.kind == "change" and intent.change is not None:
             return await self._propose_for(turn, intent.change, turn.text)
+        if intent.kind == "natural_change" and intent.natural is not None:
+            return await self._propose_natural(turn, intent.natural)
         if intent.kind == "bad_change":
             return Reply(text="That looks like a change request, but I couldn't read it.\n\n" + GRAMMAR_HELP,
                          offline=True)
@@ -198,11 +200,33 @@ class OfflineEngine:
                          offline=True)
         async with self.client_factory() as client:
             change = await change_from_request(client, parsed)
+        return await self._create(change, requester, channel, thread_ts, reason)
+
+    async def _create(self, change: Any, requester: str, channel: str | None, thread_ts: str | None,
+                      reason: str) -> Reply:
         why = f"Asked for: “{reason.strip()[:300]}”" if reason.strip() else "Asked for in the offline grammar"
         proposal = await self.approvals.create_proposal(change, requester, why, channel, thread_ts)
         text = (f"**Proposed:** {proposal.diff}\n\nNothing has changed yet: an approver must approve it "
                 f"(proposal `{proposal.id[:8]}`).")
         return Reply(text=text, proposals=[proposal.id], offline=True, tool_calls=["propose_change"])
+
+    async def _propose_natural(self, turn: Turn, natural: Any) -> Reply:
+        """A change in everyday words: on the exact object named, else a precise answer about the name."""
+        from bot.offline.grammar import ChangeRequest
+        from bot.offline.natural_targets import resolve_natural
+
+        if not turn.may_propose:
+            return Reply(text=GUEST_NO_PROPOSALS, offline=True)
+        if self.approvals is None:
+            return Reply(text="I can't propose changes here: approvals are not set up in this front end.",
+                         offline=True)
+        async with self.client_factory() as client:
+            target = await resolve_natural(client, natural)
+        if isinstance(target, str):
+            return Reply(text=target, offline=True, tool_calls=["resolve_name"])
+        if isinstance(target, ChangeRequest):
+            return await self.propose(target, turn.user_id, turn.channel, turn.thread_ts, turn.text)
+        return await self._create(target, turn.user_id, turn.channel, turn.thread_ts, turn.text)
 
     # --- knowledge --------------------------------------------------------------------------------
     async def knowledge(self, question: str) -> str:

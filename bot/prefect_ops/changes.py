@@ -25,7 +25,8 @@ Strategy = Literal["ENQUEUE", "CANCEL_NEW"]
 
 __all__ = [
     "Change", "ChangeError", "ChangeTargetMissing", "DeploymentLimitChange", "GlobalLimitChange",
-    "TagLimitChange", "WorkPoolLimitChange", "WorkQueueLimitChange", "change_from_json", "nothing_to_do",
+    "TagLimitChange", "WorkPoolLimitChange", "WorkQueueLimitChange", "WorkQueuePauseChange", "change_from_json",
+    "nothing_to_do",
     "change_to_json", "parse_change",
 ]
 
@@ -156,6 +157,35 @@ class WorkQueueLimitChange(_BaseChange):
 
     def diff(self, before: Snapshot) -> str:
         return f"{self.target()}: limit {_show(before.get('limit'))} → {_show(self.limit)}"
+
+
+class WorkQueuePauseChange(_BaseChange):
+    """Pause or resume a work queue: a paused queue hands no runs to workers (they turn Late)."""
+
+    kind: Literal["work_queue_pause"] = "work_queue_pause"
+    action: Literal["pause", "resume"]
+    pool: str = Field(min_length=1)
+    queue: str = Field(min_length=1)
+
+    def target(self) -> str:
+        return f"work queue `{self.queue}` in pool `{self.pool}`"
+
+    async def _queue(self, client: Any) -> Any:
+        try:
+            return await client.read_work_queue_by_name(self.queue, work_pool_name=self.pool)
+        except ObjectNotFound as exc:
+            raise ChangeTargetMissing(f"no work queue {self.queue!r} in pool {self.pool!r}") from exc
+
+    async def read(self, client: Any) -> Snapshot:
+        return {"paused": bool((await self._queue(client)).is_paused)}
+
+    async def apply(self, client: Any) -> None:
+        queue = await self._queue(client)
+        await client.update_work_queue(queue.id, is_paused=self.action == "pause")
+
+    def diff(self, before: Snapshot) -> str:
+        was = "paused" if before.get("paused") else "running"
+        return f"{self.target()}: {was} → {'paused' if self.action == 'pause' else 'running'}"
 
 
 class DeploymentLimitChange(_BaseChange):
@@ -352,7 +382,8 @@ class TagLimitChange(_BaseChange):
 
 
 Change = Annotated[
-    WorkPoolLimitChange | WorkQueueLimitChange | DeploymentLimitChange | GlobalLimitChange | TagLimitChange,
+    WorkPoolLimitChange | WorkQueueLimitChange | DeploymentLimitChange | GlobalLimitChange | TagLimitChange
+    | WorkQueuePauseChange,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Change] = TypeAdapter(Change)
@@ -383,6 +414,8 @@ def nothing_to_do(change: Change, before: Snapshot) -> str | None:
     action = change.action
     if action == "create" and before.get("exists"):
         return f"{change.target()} already exists; propose an update instead"
+    if action in ("pause", "resume") and bool(before.get("paused")) == (action == "pause"):
+        return f"{change.target()} is already {'paused' if action == 'pause' else 'running'}"
     if action in ("enable", "disable") and bool(before.get("active")) == (action == "enable"):
         return f"{change.target()} is already {action}d"
     if action == "clear" and before.get("limit") is None:
