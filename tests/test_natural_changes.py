@@ -55,6 +55,7 @@ def test_strict_grammar_still_wins_and_questions_stay_questions():
     assert classify("set work pool etl limit to 5").kind == "change"
     assert classify("how do I limit my work pool to 5?").kind == "knowledge"
     assert classify("why is my run stuck").kind != "natural_change"
+    assert classify("only one run of nightly at a time").kind == "knowledge"  # a topic until it says skip/queue
 
 
 def _plain(text: str) -> str:

@@ -68,8 +68,8 @@ def _questions(w: dict[str, str]) -> list[tuple[str, list[str]]]:
         (f"why is run {w['run']} stuck?", [w["run"], "Checks made", "deployment limit"]),
         (f"diagnose {w['run']}", [w["run"], "Checks made"]),
         (f"why is {w['deployment']} not running", [w["deployment"], "Checks made"]),
-        (f"only one run of {w['deployment']} at a time, skip overlapping runs",
-         ["CANCEL_NEW", f"name: {w['dep']}", "--collision-strategy"]),
+        (f"only one run of {w['deployment']} at a time, skip overlapping runs",  # already so: no proposal
+         [f"Deployment `{w['deployment']}` already has limit 1"]),
         (f"how do I put a limit on the {w['pool']} pool?",
          ["Work pool limits", f"set-concurrency-limit {w['pool']}"]),
         ("how do I rate limit calls to an external API?", ["Rate limiting with slot decay", "rate_limit"]),

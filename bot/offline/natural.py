@@ -154,5 +154,8 @@ def parse_natural_change(text: str) -> NaturalChange | None:
             if kind is None and shape == "only":
                 kind = "deployment_limit"  # "only one run of X at a time" is about runs of one deployment
             change = NaturalChange(kind=kind, name=name, limit=_number(groups["limit"]), verb=verb)
-        return _modifiers(body[match.end():], change)
+        change = _modifiers(body[match.end():], change)
+        if shape == "only" and change.collision_strategy is None:
+            return None  # "only one run of X at a time" alone is a topic; with "skip/queue them" it is a request
+        return change
     return None

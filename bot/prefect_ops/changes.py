@@ -421,8 +421,8 @@ def nothing_to_do(change: Change, before: Snapshot) -> str | None:
     if action == "clear" and before.get("limit") is None:
         return f"{change.target()} has no limit to clear"
     if action in ("set", "update") and getattr(change, "limit", None) == before.get("limit"):
-        extras = [getattr(change, f, None) for f in ("collision_strategy", "grace_period_seconds",
-                                                      "slot_decay_per_second")]
-        if all(x is None for x in extras):
+        extras = [(f, getattr(change, f, None)) for f in ("collision_strategy", "grace_period_seconds",
+                                                           "slot_decay_per_second")]
+        if all(value is None or value == before.get(f) for f, value in extras):
             return f"{change.target()} already has limit {change.limit}"
     return None
