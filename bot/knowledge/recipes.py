@@ -16,6 +16,11 @@ __all__ = ["Recipe", "RecipeBook", "RecipeError", "DEFAULT_RECIPE_DIR"]
 
 DEFAULT_RECIPE_DIR = Path(__file__).resolve().parents[2] / "prompts" / "recipes"
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.DOTALL)
+_SHORT = re.compile(r"^## Short answer[ \t]*\n(?P<text>.*?)(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+_FULL_HEADING = re.compile(r"^## Full recipe[ \t]*\n", re.MULTILINE)
+# A self-test block and the line introducing it ("Proof on your server (...):"): tests run them, people never see them.
+_SELF_TEST = re.compile(r"(?:^[^\n]*:[ \t]*\n)?^```python[ \t]+runnable[^\n]*\n.*?^```[ \t]*\n?",
+                        re.DOTALL | re.MULTILINE)
 _RUNNABLE = re.compile(r"^```python[ \t]+runnable[^\n]*\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
 
 
@@ -66,9 +71,21 @@ class Recipe(BaseModel):
         """The Python blocks fenced as ```python runnable: tests execute these."""
         return [m.group("code") for m in _RUNNABLE.finditer(self.body)]
 
+    @property
+    def short_answer(self) -> str:
+        """The `## Short answer` section: what an offline answer shows (the whole body when absent)."""
+        match = _SHORT.search(self.body)
+        return (match.group("text") if match else self.for_people()).strip()
+
+    def for_people(self) -> str:
+        """The full recipe as people read it: no short-answer section, no self-test snippets."""
+        text = _SHORT.sub("", self.body, count=1)
+        text = _FULL_HEADING.sub("", text, count=1)
+        return re.sub(r"\n{3,}", "\n\n", _SELF_TEST.sub("", text)).strip()
+
     def as_context(self) -> str:
         """The recipe as the model sees it in its first call."""
-        return f"## Recipe: {self.title}\n\n{self.body}"
+        return f"## Recipe: {self.title}\n\n{self.for_people()}\n"
 
 
 class RecipeBook:

@@ -46,6 +46,9 @@ CHANGE_VERBS = {"set", "clear", "limit", "create", "enable", "disable", "delete"
                 "change", "update"}
 NO_MATCH = ("I couldn't match that to a recipe. Try *\"one run at a time\"*, *\"rate limit\"*, *\"show limits\"*, "
             "*\"why is run NAME stuck\"* or a change such as *\"set work pool etl limit to 5\"*.")
+MORE = re.compile(r"^(?:(?:show|tell|give)\s+(?:me\s+)?)?(?:more|the\s+full\s+recipe|full\s+recipe)"
+                  r"(?:\s+(?:please|pls))?(?:\s+(?P<slug>[a-z][a-z0-9-]+))?(?:\s+(?:please|pls))?$", re.IGNORECASE)
+OFFERED = re.compile(r"`more (?P<slug>[a-z][a-z0-9-]+)`")
 NAME_LOOKUP_SECONDS = 10.0
 KIND_QUERY = {"work_pool": "work pool limit", "work_queue": "work queue limit", "deployment": "deployment",
               "global": "global concurrency limit", "tag": "tag limit"}
@@ -58,6 +61,12 @@ def _default_client_factory() -> AbstractAsyncContextManager[Any]:
     from prefect import get_client
 
     return get_client()
+
+
+def _plain(text: str) -> str:
+    """The words of a message without a leading Slack mention or closing punctuation."""
+    text = re.sub(r"<@[A-Z0-9]+>", " ", text)
+    return re.sub(r"\s+", " ", text).strip().rstrip("?.!").strip()
 
 
 def _translated(exc: Exception) -> str | None:
@@ -91,6 +100,9 @@ class OfflineEngine:
 
     async def respond(self, turn: Turn) -> Reply:
         """Route by wording and answer; failures the user can act on become short messages."""
+        more = MORE.match(_plain(turn.text))
+        if more:
+            return Reply(text=self.full_recipe(more.group("slug"), turn), offline=True, tool_calls=["search_recipes"])
         intent = classify(turn.text)
         try:
             return await self._route(intent, turn)
@@ -120,6 +132,8 @@ class OfflineEngine:
                 return Reply(text=await self.diagnose(rest), offline=True, tool_calls=["diagnose_run"])
             if verb in CHANGE_VERBS:
                 return await self._propose_for(turn, text, text)
+            if verb == "more":
+                return Reply(text=self.full_recipe(rest or None, turn), offline=True, tool_calls=["search_recipes"])
         except Exception as exc:
             message = _translated(exc)
             if message is None:
@@ -240,13 +254,32 @@ class OfflineEngine:
         hits = self.search.search(query, k=2) if self.search is not None else []
         if not hits:
             return NO_MATCH
-        body = fill_names(hits[0].recipe.body.strip(), objects)
-        parts = [f"**{hits[0].recipe.title}**", body]
+        recipe = hits[0].recipe
+        parts = [f"**{recipe.title}**", fill_names(recipe.short_answer, objects)]
         if live:
             parts.append("**On your server now:**\n\n" + "\n".join(f"- {line}" for line in live))
+        offer = f"_Say “more” for the full recipe (`more {recipe.slug}`)"
         if len(hits) > 1:
-            parts.append(f"_See also: {hits[1].recipe.title}._")
+            offer += f"; see also {hits[1].recipe.title} (`more {hits[1].recipe.slug}`)"
+        parts.append(offer + "._")
         return "\n\n".join(parts)
+
+    def full_recipe(self, slug: str | None, turn: Turn) -> str:
+        """The whole recipe asked for by "more": named, or the one the last offline answer offered."""
+        book = getattr(self.search, "book", None)
+        if book is None:
+            return NO_MATCH
+        if not slug:
+            for item in reversed(turn.history):
+                offered = OFFERED.search(item.text) if item.role == "assistant" else None
+                if offered:
+                    slug = offered.group("slug")
+                    break
+        recipe = book.get(slug.strip().strip("`").lower()) if slug else None
+        if recipe is None:
+            known = ", ".join(f"`{r.slug}`" for r in book)
+            return f"More of which recipe? Ask your question again, or say `more NAME` with one of: {known}."
+        return f"**{recipe.title}**\n\n{recipe.for_people()}"
 
     async def _mentioned(self, question: str) -> tuple[dict[str, str], list[str]]:
         """Objects the question names and a live line for each; nothing when Prefect is unreachable."""
