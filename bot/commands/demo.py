@@ -28,21 +28,25 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-class Progress:
-    """Prints the embedded server's progress as lines, at most one every few seconds (not one per poll)."""
+async def server_is_empty() -> bool:
+    """No limits and no deployments: nothing to show, so the chat offers the demo."""
+    from prefect import get_client
 
-    def __init__(self, every: float = 5.0) -> None:
-        self.every, self.last_kind, self.last_at = every, "", 0.0
+    from bot.prefect_ops.limits import read_all_deployments, read_all_gcls
+    from bot.prefect_ops.runs import paged
 
-    def __call__(self, message: str) -> None:
-        import re
-        import time
+    async with get_client() as client:
+        if await read_all_gcls(client) or await read_all_deployments(client):
+            return False
+        pools = await paged(lambda limit, offset: client.read_work_pools(limit=limit, offset=offset))
+        queues = await paged(lambda limit, offset: client.read_work_queues(limit=limit, offset=offset))
+    return not any(p.concurrency_limit is not None for p in pools) and not any(
+        q.concurrency_limit is not None for q in queues)
 
-        kind = re.sub(r"\d+", "#", message)
-        now = time.monotonic()
-        if kind != self.last_kind or now - self.last_at >= self.every:
-            _say(f"… {message}")
-            self.last_kind, self.last_at = kind, now
+
+DEMO_OFFER = ("This Prefect server has no concurrency limits and no deployments yet. To see what I can do, "
+              "run `concurrency-bot demo` in another terminal: it seeds a realistic situation "
+              "(`demo --clean` removes it).")
 
 
 async def _seed(record_path: Path) -> int:
@@ -100,6 +104,7 @@ async def _clean(record_path: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     from bot.embedded_prefect import PrefectStartError, configured_api_url, prepare_prefect
     from bot.settings import Settings
+    from bot.terminal.progress import ProgressLines
 
     settings = Settings()
     record_path = Path(settings.bot_data_dir) / RECORD
@@ -117,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
              "add --yes to do it anyway.")
         return 2
     try:
-        prepare_prefect(settings.bot_data_dir, progress=Progress())
+        prepare_prefect(settings.bot_data_dir, progress=ProgressLines(_say))
     except PrefectStartError as exc:
         print(f"concurrency-bot demo: {exc}", file=sys.stderr)
         return 1
