@@ -38,10 +38,13 @@ GRAMMAR_HELP = (
     "• `limit deployment FLOW/DEPLOYMENT to N [cancel new|enqueue] [grace 120]` · "
     "`clear deployment FLOW/DEPLOYMENT limit`\n"
     "• `set gcl NAME limit to N [decay 0.5]` · `enable|disable|reset|delete gcl NAME`\n"
-    "• `set tag limit TAG to N` · `reset tag TAG` · `delete tag limit TAG`"
+    "• `set tag limit TAG to N` · `reset tag TAG` · `delete tag limit TAG`\n"
+    "• or in everyday words: `cap the etl pool at 5` · `limit nightly to one run at a time` · "
+    "`only one run of nightly at a time, skip overlaps` · `raise the db tag limit to 10` · `pause the Q queue`"
 )
 COMMAND_HELP = ("`list` (or `list busy`) · `inspect NAME` (a deployment, pool, queue, tag or global limit) · "
-                "`diagnose RUN` (a flow run name or id, or a deployment) · `set …` (a change, see below)")
+                "`diagnose RUN` (a flow run name or id, or a deployment) · `more RECIPE` (a full recipe) · "
+                "`set …` (a change, see below)")
 CHANGE_VERBS = {"set", "clear", "limit", "create", "enable", "disable", "delete", "reset", "remove", "unset",
                 "change", "update"}
 NO_MATCH = ("I couldn't match that to a recipe. Try *\"one run at a time\"*, *\"rate limit\"*, *\"show limits\"*, "
