@@ -124,7 +124,7 @@ async def test_each_request_in_the_terminal_chat(prefect_api_url, tmp_path):
     assert f"work queue {o['queue']} in pool {o['pool']}: running → paused" in out
     assert f"work queue {o['queue']} in pool {o['pool']}: paused → running" in out
     assert f"There is no work pool named {o['pool'][:-2]}" in out and f"did you mean {o['pool']}?" in out
-    assert "I don't understand “starting next tuesday”" in out
+    assert "I don't understand starting next tuesday" in out
     # What was approved landed on the real server; what was left pending did not.
     assert await pool_limit(o["pool"]) == 5
     assert await _deployment_limit(o["deployment"]) == (1, "CANCEL_NEW")
@@ -154,7 +154,9 @@ async def test_each_request_through_slack_with_no_model(slack_bot, fresh_slack):
         "tag": (f"set the {o['tag']} tag limit to 10", f"tag limit `{o['tag']}`: limit none → 10"),
         "pause": (f"pause the {o['queue']} queue", "running → paused"),
         "near": (f"cap the {o['pool'][:-2]} pool at 5", f"did you mean `{o['pool']}`?"),
-        "unread": (f"cap the {o['pool']} pool at 5 on weekdays", "I don't understand “on weekdays”"),
+        "unread": (f"cap the {o['pool']} pool at 5 on weekdays", "I don't understand `on weekdays`"),
+        "ping": (f"cap the {o['pool']} pool at 5 <!channel> see <https://evil.example|the docs>",
+                 "I don't understand `!channel see https://evil.example the docs`"),
     }
     for i, (key, (text, _)) in enumerate(asks.items()):
         ts = f"{int(time.time())}.{i:06d}"
@@ -166,5 +168,7 @@ async def test_each_request_through_slack_with_no_model(slack_bot, fresh_slack):
     pending = slack_bot.call(lambda: slack_bot.runtime.approvals.pending())
     assert len([p for p in pending if o["pool"] in p.diff or o["deployment"] in p.diff or o["tag"] in p.diff
                 or o["queue"] in p.diff]) == 6  # six cards; the near name and the unread modifier made none
+    everything = " ".join(_thread_text(fresh_slack, ts) for _, _, ts in asks.values())  # type: ignore[misc]
+    assert "<!channel>" not in everything and "<https://evil" not in everything  # echoed words never ping or link
     assert await pool_limit(o["pool"]) == 2  # nothing applied without an approver
     assert await _queue_paused(o["pool"], o["queue"]) is False

@@ -8,6 +8,7 @@ one?". Only an exact (or case/separator-insensitive) match becomes a change requ
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot.offline.grammar import ChangeRequest
@@ -24,6 +25,7 @@ _NOUN = {"work_pool": ("work pool", "pools"), "work_queue": ("work queue", "queu
          "tag": ("tag limit", "tag limits")}
 _CREATES = {"cap", "limit", "restrict", "throttle", "set", "make"}  # verbs that may create a tag limit
 SHOWN = 10
+UNREAD_SHOWN = 80
 
 Target = ChangeRequest | Change | str  # a request for the strict path, a ready change, or an answer
 
@@ -51,9 +53,17 @@ def _which(typed: str, matches: list[Named]) -> str:
             "Say it again with the full name.")
 
 
+def _quoted(text: str) -> str:
+    """The user's own words, echoed safely: no Slack ping, link markup or formatting survives (and the
+    caller shows them as code, which Slack never turns into a link)."""
+    text = re.sub(r"[<>&`*_~|\[\]()]", " ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[:UNREAD_SHOWN] + ("…" if len(text) > UNREAD_SHOWN else "")
+
+
 def _unread(change: NaturalChange) -> str | None:
     if change.unread:
-        parts = ", ".join(f"“{u}”" for u in change.unread)
+        parts = ", ".join(f"`{_quoted(u)}`" for u in change.unread)  # code: Slack links nothing inside it
         return (f"I read this as: {change.describe()}, but I don't understand {parts}, so I proposed nothing. "
                 "Say it again without that part, or put it in other words.")
     if (change.collision_strategy or change.grace_period_seconds) and change.kind not in (None, "deployment_limit"):
