@@ -1,8 +1,9 @@
-"""Top-1 routing accuracy of the recipe router on the paraphrase set (issue 17).
+"""Top-1 routing accuracy of the recipe router on the paraphrase set (issue 17), and offline answer length.
 
     .venv/bin/python bench/routing_accuracy.py [--misses]
 
-Prints the accuracy of the BM25 router the bot uses. If `wordllama` happens to be installed it
+Prints the accuracy of the BM25 router the bot uses, and the median and largest length of the
+offline answer to each question (no Prefect server: no live lines). If `wordllama` is installed it
 also prints the accuracy of a semantic matcher (nearest listed question by embedding), so the
 two can be compared on the same set; the bot does not depend on it.
 """
@@ -10,7 +11,10 @@ two can be compared on the same set; the bot does not depend on it.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import statistics
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import yaml
@@ -71,6 +75,19 @@ def accuracy(route, cases: list[tuple[str, str]], show: bool) -> float:
     return right / len(cases)
 
 
+@asynccontextmanager
+async def _no_server():
+    raise ConnectionError("no Prefect server: answers without live lines")
+    yield  # pragma: no cover
+
+
+async def answer_lengths(book: RecipeBook, cases: list[tuple[str, str]]) -> list[int]:
+    from bot.offline import OfflineEngine
+
+    engine = OfflineEngine(RecipeSearch(book), client_factory=_no_server)
+    return [len(await engine.knowledge(question)) for question, _ in cases]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--misses", action="store_true", help="list the questions routed wrong")
@@ -78,6 +95,9 @@ def main() -> int:
     book, cases = RecipeBook.load(), load_set()
     print(f"paraphrase set: {len(cases)} questions, {len(book)} recipes")
     print(f"bm25 (the bot's router): top-1 {accuracy(bm25_route(book), cases, args.misses):.1%}")
+    lengths = asyncio.run(answer_lengths(book, cases))
+    print(f"offline answers: median {statistics.median(lengths):.0f} chars, max {max(lengths)} "
+          f"(full recipes for people: median {statistics.median(len(r.for_people()) for r in book):.0f})")
     try:
         route = wordllama_route(book)
     except ImportError:
