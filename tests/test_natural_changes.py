@@ -156,7 +156,7 @@ async def test_each_request_through_slack_with_no_model(slack_bot, fresh_slack):
         "near": (f"cap the {o['pool'][:-2]} pool at 5", f"did you mean `{o['pool']}`?"),
         "unread": (f"cap the {o['pool']} pool at 5 on weekdays", "I don't understand `on weekdays`"),
         "ping": (f"cap the {o['pool']} pool at 5 <!channel> see <https://evil.example|the docs>",
-                 "I don't understand `!channel see https://evil.example the docs`"),
+                 "so I proposed nothing"),
     }
     for i, (key, (text, _)) in enumerate(asks.items()):
         ts = f"{int(time.time())}.{i:06d}"
