@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "audit": "Print the audit log of proposals and decisions.",
     "eval": "Run the eval questions through the configured model and print a score table.",
     "feedback": "Summarise the thumbs-up/down votes on answers.",
+    "demo": "Seed the Prefect server with a realistic concurrency situation to try (--clean removes it).",
 }
 
 

@@ -96,7 +96,7 @@ class Pipeline:
         hits = [h for h in hits if h.score >= RUNNER_UP_SHARE * hits[0].score] if hits else []
         if not hits:
             return ""
-        parts = [f"### Recipe: {h.recipe.title}\n{h.recipe.body.strip()}" for h in hits]
+        parts = [f"### Recipe: {h.recipe.title}\n{h.recipe.for_people()}" for h in hits]  # no self-tests
         return ("Verified recipes from our book that may answer this (prefer them; adapt names to "
                 "the user's server):\n\n" + "\n\n".join(parts))
 

@@ -68,8 +68,8 @@ def _questions(w: dict[str, str]) -> list[tuple[str, list[str]]]:
         (f"why is run {w['run']} stuck?", [w["run"], "Checks made", "deployment limit"]),
         (f"diagnose {w['run']}", [w["run"], "Checks made"]),
         (f"why is {w['deployment']} not running", [w["deployment"], "Checks made"]),
-        (f"only one run of {w['deployment']} at a time, skip overlapping runs",
-         ["CANCEL_NEW", f"name: {w['dep']}", "--collision-strategy"]),
+        (f"only one run of {w['deployment']} at a time, skip overlapping runs",  # already so: no proposal
+         [f"Deployment `{w['deployment']}` already has limit 1"]),
         (f"how do I put a limit on the {w['pool']} pool?",
          ["Work pool limits", f"set-concurrency-limit {w['pool']}"]),
         ("how do I rate limit calls to an external API?", ["Rate limiting with slot decay", "rate_limit"]),
@@ -78,7 +78,7 @@ def _questions(w: dict[str, str]) -> list[tuple[str, list[str]]]:
         ("limit task concurrency with tags", ["Tag-based task concurrency limits", "concurrency-limit create"]),
         (f"limit tasks tagged {w['tag']} to 2 at once", [f"concurrency-limit create {w['tag']}"]),
         ("what happens to leases with several server replicas?", ["Lease storage", "replicas"]),
-        ("which kind of limit should I choose?", ["choose between the seven limiters", "Work pool limit"]),
+        ("which kind of limit should I choose?", ["choose between the seven limiters", "work pool limit"]),
         ("runs are stuck in AwaitingConcurrencySlot", ["AwaitingConcurrencySlot", "Diagnosing"]),
         ("global concurrency limit with concurrency() in async code", ["Global concurrency limits", "concurrency("]),
         ("is the deployment limit only on Prefect Cloud?", ["Cloud"]),
@@ -112,8 +112,8 @@ async def test_offline_answers_include_their_essentials(world, search, service):
 async def test_real_names_fill_the_recipe(world, search):
     answerer = OfflineAnswerer(search)
     reply = await answerer.answer(Turn(f"only one run of {world['deployment']} at a time", "U1"), "test")
-    assert "work_pool: {name: my-pool}" in reply.text  # the pool is not named in the question
-    assert f"- name: {world['dep']}" in reply.text
+    assert "--pool my-pool" in reply.text  # the pool is not named in the question
+    assert f"--name {world['dep']}" in reply.text and f"- name: {world['dep']}" in reply.text
     assert "On your server now" in reply.text and "0/1 (CANCEL_NEW)" in reply.text
 
 

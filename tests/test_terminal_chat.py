@@ -128,6 +128,9 @@ def test_chat_starts_an_embedded_prefect_when_none_is_configured(tmp_path):
     url = result.stdout.split("Started a local Prefect server at ", 1)[1].split(" ", 1)[0]
     assert url in result.stdout and "The model is off" in result.stdout
     assert "No concurrency limits are set" in result.stdout  # a fresh server, answered live
+    flat = " ".join(result.stdout.split())
+    assert "… Starting a local Prefect server" in flat  # progress while it starts, even when piped
+    assert "run `concurrency-bot demo` in another terminal" in flat  # nothing on the server: the demo is offered
     assert (tmp_path / "data" / "prefect" / "prefect.db").exists()  # its data lives in the bot's folder
     assert not healthy(url) and not (tmp_path / "data" / "prefect" / "server.json").exists()  # stopped on exit
     print(f"chat with a cold embedded Prefect: {elapsed:.1f} s")

@@ -13,7 +13,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", help="who you are in proposals and the audit log (default terminal:<login>)")
 
 
+def _empty_server() -> bool:
+    """Whether to offer the demo; a failed read just means no offer (the chat explains errors itself)."""
+    from bot.commands.demo import server_is_empty
+
+    try:
+        return asyncio.run(server_is_empty())
+    except Exception:  # the offer is a bonus: never stop the chat over it
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
+    from bot.commands.demo import DEMO_OFFER
     from bot.embedded_prefect import PrefectStartError
     from bot.settings import Settings
     from bot.terminal import ChatSession, TerminalRenderer, stdin_reader
@@ -31,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
             session = ChatSession(runtime.pipeline, renderer, stdin_reader(renderer.console), user,
                                   runtime.approvals, runtime.session_id)
             banner = f"Prefect concurrency copilot ({mode}). Type /help for examples, /quit to leave."
+            if _empty_server():
+                banner += "\n\n" + DEMO_OFFER
             return asyncio.run(session.run(banner))
     except PrefectStartError as exc:
         print(f"concurrency-bot chat: {exc}", file=sys.stderr)

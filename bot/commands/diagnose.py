@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 HELP = "Explain why a flow run (or a deployment's runs) is not running."
 
@@ -13,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN_OR_DEPLOYMENT",
         help="a flow run name or id, or a deployment ('flow/deployment' or what you call it)",
     )
+    parser.add_argument("--json", action="store_true", help="print the diagnosis as JSON, for scripts")
 
 
 async def _diagnose(target: str):
@@ -52,6 +54,10 @@ def run(args: argparse.Namespace, console=None) -> int:
     diagnosis = read_or_explain("diagnose", _diagnose(args.target), console)
     if diagnosis is None:
         return 1
-    for line in render(diagnosis):
-        console.print(line, markup=False, highlight=False)
+    if getattr(args, "json", False):
+        console.print(json.dumps(diagnosis.model_dump(mode="json"), indent=2), markup=False, highlight=False,
+                      soft_wrap=True)
+        return 0
+    for line in render(diagnosis):  # soft_wrap: long names are never cut or split by the console
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return 0

@@ -19,6 +19,11 @@ from bot.knowledge.prompt_files import recipes_dir
 __all__ = ["Claim", "Recipe", "RecipeBook", "RecipeError"]
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.DOTALL)
+_SHORT = re.compile(r"^## Short answer[ \t]*\n(?P<text>.*?)(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+_FULL_HEADING = re.compile(r"^## Full recipe[ \t]*\n", re.MULTILINE)
+# A self-test block and the line introducing it ("Proof on your server (...):"): tests run them, people never see them.
+_SELF_TEST = re.compile(r"(?:^[^\n]*:[ \t]*\n)?^```python[ \t]+runnable[^\n]*\n.*?^```[ \t]*\n?",
+                        re.DOTALL | re.MULTILINE)
 _RUNNABLE = re.compile(r"^```python[ \t]+runnable[^\n]*\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
 
 
@@ -43,8 +48,8 @@ class Recipe(BaseModel):
     body: str
     path: Path
     slug: str
-    questions: list[str] = []
-    claims: list[Claim] = []
+    questions: list[str] = []  # phrasings people use for this topic: routing data
+    claims: list[Claim] = []  # behavioural claims and the tests that prove them
 
     @field_validator("keywords", mode="before")
     @classmethod
@@ -69,7 +74,7 @@ class Recipe(BaseModel):
             body=match.group("body").strip() + "\n",
             path=path,
             slug=path.stem,
-            questions=meta.get("questions") or [],
+            questions=[str(q) for q in meta.get("questions") or []],
             claims=meta.get("claims") or [],
         )
 
@@ -77,9 +82,21 @@ class Recipe(BaseModel):
         """The Python blocks fenced as ```python runnable: tests execute these."""
         return [m.group("code") for m in _RUNNABLE.finditer(self.body)]
 
+    @property
+    def short_answer(self) -> str:
+        """The `## Short answer` section: what an offline answer shows (the whole body when absent)."""
+        match = _SHORT.search(self.body)
+        return (match.group("text") if match else self.for_people()).strip()
+
+    def for_people(self) -> str:
+        """The full recipe as people read it: no short-answer section, no self-test snippets."""
+        text = _SHORT.sub("", self.body, count=1)
+        text = _FULL_HEADING.sub("", text, count=1)
+        return re.sub(r"\n{3,}", "\n\n", _SELF_TEST.sub("", text)).strip()
+
     def as_context(self) -> str:
         """The recipe as the model sees it in its first call."""
-        return f"## Recipe: {self.title}\n\n{self.body}"
+        return f"## Recipe: {self.title}\n\n{self.for_people()}\n"
 
 
 class RecipeBook:

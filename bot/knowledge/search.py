@@ -1,7 +1,10 @@
-"""BM25 retrieval over the recipe book: the top recipes go into the model's first call.
+"""BM25 routing over the recipe book: the offline answer and the model's first call both use it.
 
-The index is built once per `RecipeSearch` (a few milliseconds for the book); a query costs
-well under a millisecond, so it runs inline before the first model call.
+Two indexes: one document per recipe (title, keywords, body) and one per question a recipe lists
+in its front matter (how people actually ask). A recipe's score is its document score plus its
+best question score, so a paraphrase of a listed question wins even when the body is long and
+about several things. Measured on tests/data/routing_paraphrases.yaml by bench/routing_accuracy.py.
+The indexes are built once per `RecipeSearch` (milliseconds); a query costs well under a millisecond.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import threading
 from dataclasses import dataclass
 
 import bm25s
+from rapidfuzz import fuzz, process
 
 from bot.knowledge.recipes import Recipe, RecipeBook
 
@@ -23,6 +27,18 @@ _STOPWORDS = frozenset(
 )
 _TITLE_WEIGHT = 3
 _KEYWORD_WEIGHT = 3
+QUESTION_WEIGHT = 0.5  # the best matching listed question counts this much next to the document score
+TYPO_MIN_LENGTH = 5  # shorter words are too easily "corrected" into another word
+TYPO_CUTOFF = 85.0  # rapidfuzz ratio above which an unknown word is read as a known one ("deploymnet")
+
+# Words people use that the book says differently: a query word also counts as these book words.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "twice": ("overlap",), "simultaneou": ("concurrent",), "simultaneously": ("concurrent",),
+    "parallel": ("concurrent",), "instance": ("run",), "overlapp": ("overlap",), "pod": ("replica",),
+    "lb": ("replica",), "balancer": ("replica",), "cap": ("limit",), "throttle": ("rate",),
+    "dropped": ("cancel",), "drop": ("cancel",), "bail": ("skip",),
+    "hang": ("stuck",), "hanging": ("stuck",), "mutex": ("lock",),
+}
 
 
 def _stem(word: str) -> str:
@@ -56,23 +72,47 @@ class RecipeSearch:
         self.book = book
         self._recipes = list(book)
         self._lock = threading.Lock()
+        self._best: dict[int, float] = {}
         self._index = bm25s.BM25()
         corpus = [self._document(r) for r in self._recipes]
         if corpus:
             self._index.index(corpus, show_progress=False)
+        self._vocabulary = sorted({t for doc in corpus for t in doc})
+        self._question_owner = [i for i, r in enumerate(self._recipes) for _ in r.questions]
+        questions = [tokenize(q) or ["_"] for r in self._recipes for q in r.questions]
+        self._vocabulary = sorted(set(self._vocabulary).union(t for q in questions for t in q))
+        self._known = frozenset(self._vocabulary)
+        self._questions = bm25s.BM25() if questions else None
+        if self._questions is not None:
+            self._questions.index(questions, show_progress=False)
 
     @staticmethod
     def _document(recipe: Recipe) -> list[str]:
         keywords = " ".join(recipe.keywords)
         return tokenize(recipe.title) * _TITLE_WEIGHT + tokenize(keywords) * _KEYWORD_WEIGHT + tokenize(recipe.body)
 
+    def _spelled(self, token: str) -> str:
+        """A word the book knows for a misspelt one ("deploymnet" -> "deployment"); else unchanged."""
+        if token in self._known or len(token) < TYPO_MIN_LENGTH or not self._vocabulary:
+            return token
+        best = process.extractOne(token, self._vocabulary, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+        return best[0] if best else token
+
     def search(self, query: str, k: int = 3) -> list[RecipeHit]:
         """The best `k` recipes for `query`, best first; recipes that share no term are left out."""
-        tokens = tokenize(query)
+        tokens = [self._spelled(t) for t in tokenize(query)]
+        tokens += [extra for t in tokens for extra in SYNONYMS.get(t, ()) if extra != t]
         if not tokens or not self._recipes:
             return []
         k = max(1, min(k, len(self._recipes)))
         with self._lock:  # bm25s keeps scratch state while scoring
-            scores = self._index.get_scores(tokens)  # the whole book at once: ~20x cheaper than retrieve()
+            scores = list(self._index.get_scores(tokens))  # the whole book at once: ~20x cheaper than retrieve()
+            if self._questions is not None:
+                for owner, score in zip(self._question_owner, self._questions.get_scores(tokens), strict=True):
+                    best = self._best.get(owner, 0.0)
+                    self._best[owner] = max(best, float(score))
+                for owner, best in self._best.items():
+                    scores[owner] += QUESTION_WEIGHT * best
+                self._best.clear()
         ranked = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
         return [RecipeHit(self._recipes[i], float(scores[i])) for i in ranked if scores[i] > 0]

@@ -31,7 +31,7 @@ def search_recipes(query: str, k: int = 3) -> list[dict[str, Any]]:
     """
     hits = _search().search(query, k=max(1, min(k, 5)))
     return [
-        {"slug": h.recipe.slug, "title": h.recipe.title, "score": round(h.score, 3), "recipe": h.recipe.body}
+        {"slug": h.recipe.slug, "title": h.recipe.title, "score": round(h.score, 3), "recipe": h.recipe.for_people()}
         for h in hits
     ]
 

@@ -38,14 +38,20 @@ GRAMMAR_HELP = (
     "• `limit deployment FLOW/DEPLOYMENT to N [cancel new|enqueue] [grace 120]` · "
     "`clear deployment FLOW/DEPLOYMENT limit`\n"
     "• `set gcl NAME limit to N [decay 0.5]` · `enable|disable|reset|delete gcl NAME`\n"
-    "• `set tag limit TAG to N` · `reset tag TAG` · `delete tag limit TAG`"
+    "• `set tag limit TAG to N` · `reset tag TAG` · `delete tag limit TAG`\n"
+    "• or in everyday words: `cap the etl pool at 5` · `limit nightly to one run at a time` · "
+    "`only one run of nightly at a time, skip overlaps` · `raise the db tag limit to 10` · `pause the Q queue`"
 )
 COMMAND_HELP = ("`list` (or `list busy`) · `inspect NAME` (a deployment, pool, queue, tag or global limit) · "
-                "`diagnose RUN` (a flow run name or id, or a deployment) · `set …` (a change, see below)")
+                "`diagnose RUN` (a flow run name or id, or a deployment) · `more RECIPE` (a full recipe) · "
+                "`set …` (a change, see below)")
 CHANGE_VERBS = {"set", "clear", "limit", "create", "enable", "disable", "delete", "reset", "remove", "unset",
                 "change", "update"}
 NO_MATCH = ("I couldn't match that to a recipe. Try *\"one run at a time\"*, *\"rate limit\"*, *\"show limits\"*, "
             "*\"why is run NAME stuck\"* or a change such as *\"set work pool etl limit to 5\"*.")
+MORE = re.compile(r"^(?:(?:show|tell|give)\s+(?:me\s+)?)?(?:more|the\s+full\s+recipe|full\s+recipe)"
+                  r"(?:\s+(?:please|pls))?(?:\s+(?P<slug>[a-z][a-z0-9-]+))?(?:\s+(?:please|pls))?$", re.IGNORECASE)
+OFFERED = re.compile(r"`more (?P<slug>[a-z][a-z0-9-]+)`")
 NAME_LOOKUP_SECONDS = 10.0
 KIND_QUERY = {"work_pool": "work pool limit", "work_queue": "work queue limit", "deployment": "deployment",
               "global": "global concurrency limit", "tag": "tag limit"}
@@ -58,6 +64,12 @@ def _default_client_factory() -> AbstractAsyncContextManager[Any]:
     from prefect import get_client
 
     return get_client()
+
+
+def _plain(text: str) -> str:
+    """The words of a message without a leading Slack mention or closing punctuation."""
+    text = re.sub(r"<@[A-Z0-9]+>", " ", text)
+    return re.sub(r"\s+", " ", text).strip().rstrip("?.!").strip()
 
 
 def _translated(exc: Exception) -> str | None:
@@ -91,6 +103,9 @@ class OfflineEngine:
 
     async def respond(self, turn: Turn) -> Reply:
         """Route by wording and answer; failures the user can act on become short messages."""
+        more = MORE.match(_plain(turn.text))
+        if more:
+            return Reply(text=self.full_recipe(more.group("slug"), turn), offline=True, tool_calls=["search_recipes"])
         intent = classify(turn.text)
         try:
             return await self._route(intent, turn)
@@ -120,6 +135,8 @@ class OfflineEngine:
                 return Reply(text=await self.diagnose(rest), offline=True, tool_calls=["diagnose_run"])
             if verb in CHANGE_VERBS:
                 return await self._propose_for(turn, text, text)
+            if verb == "more":
+                return Reply(text=self.full_recipe(rest or None, turn), offline=True, tool_calls=["search_recipes"])
         except Exception as exc:
             message = _translated(exc)
             if message is None:
@@ -130,6 +147,8 @@ class OfflineEngine:
     async def _route(self, intent: Intent, turn: Turn) -> Reply:
         if intent.kind == "change" and intent.change is not None:
             return await self._propose_for(turn, intent.change, turn.text)
+        if intent.kind == "natural_change" and intent.natural is not None:
+            return await self._propose_natural(turn, intent.natural)
         if intent.kind == "bad_change":
             return Reply(text="That looks like a change request, but I couldn't read it.\n\n" + GRAMMAR_HELP,
                          offline=True)
@@ -198,12 +217,34 @@ class OfflineEngine:
                          offline=True)
         async with self.client_factory() as client:
             change = await change_from_request(client, parsed)
+        return await self._create(change, requester, channel, thread_ts, reason)
+
+    async def _create(self, change: Any, requester: str, channel: str | None, thread_ts: str | None,
+                      reason: str) -> Reply:
         why = f"Asked for: “{reason.strip()[:300]}”" if reason.strip() else "Asked for in the offline grammar"
         proposal = await self.approvals.create_proposal(change, requester, why, channel, thread_ts)
         notes = "".join(f"\n\n{note}" for note in (proposal.change.effect(), proposal.change.follow_up()) if note)
         text = (f"**Proposed:** {proposal.diff}{notes}\n\nNothing has changed yet: an approver must approve it "
                 f"(proposal `{proposal.id[:8]}`).")
         return Reply(text=text, proposals=[proposal.id], offline=True, tool_calls=["propose_change"])
+
+    async def _propose_natural(self, turn: Turn, natural: Any) -> Reply:
+        """A change in everyday words: on the exact object named, else a precise answer about the name."""
+        from bot.offline.grammar import ChangeRequest
+        from bot.offline.natural_targets import resolve_natural
+
+        if not turn.may_propose:
+            return Reply(text=GUEST_NO_PROPOSALS, offline=True)
+        if self.approvals is None:
+            return Reply(text="I can't propose changes here: approvals are not set up in this front end.",
+                         offline=True)
+        async with self.client_factory() as client:
+            target = await resolve_natural(client, natural)
+        if isinstance(target, str):
+            return Reply(text=target, offline=True, tool_calls=["resolve_name"])
+        if isinstance(target, ChangeRequest):
+            return await self.propose(target, turn.user_id, turn.channel, turn.thread_ts, turn.text)
+        return await self._create(target, turn.user_id, turn.channel, turn.thread_ts, turn.text)
 
     # --- knowledge --------------------------------------------------------------------------------
     async def knowledge(self, question: str) -> str:
@@ -217,13 +258,32 @@ class OfflineEngine:
         hits = self.search.search(query, k=2) if self.search is not None else []
         if not hits:
             return NO_MATCH
-        body = fill_names(hits[0].recipe.body.strip(), objects)
-        parts = [f"**{hits[0].recipe.title}**", body]
+        recipe = hits[0].recipe
+        parts = [f"**{recipe.title}**", fill_names(recipe.short_answer, objects)]
         if live:
             parts.append("**On your server now:**\n\n" + "\n".join(f"- {line}" for line in live))
+        offer = f"_Say “more” for the full recipe (`more {recipe.slug}`)"
         if len(hits) > 1:
-            parts.append(f"_See also: {hits[1].recipe.title}._")
+            offer += f"; see also {hits[1].recipe.title} (`more {hits[1].recipe.slug}`)"
+        parts.append(offer + "._")
         return "\n\n".join(parts)
+
+    def full_recipe(self, slug: str | None, turn: Turn) -> str:
+        """The whole recipe asked for by "more": named, or the one the last offline answer offered."""
+        book = getattr(self.search, "book", None)
+        if book is None:
+            return NO_MATCH
+        if not slug:
+            for item in reversed(turn.history):
+                offered = OFFERED.search(item.text) if item.role == "assistant" else None
+                if offered:
+                    slug = offered.group("slug")
+                    break
+        recipe = book.get(slug.strip().strip("`").lower()) if slug else None
+        if recipe is None:
+            known = ", ".join(f"`{r.slug}`" for r in book)
+            return f"More of which recipe? Ask your question again, or say `more NAME` with one of: {known}."
+        return f"**{recipe.title}**\n\n{recipe.for_people()}"
 
     async def _mentioned(self, question: str) -> tuple[dict[str, str], list[str]]:
         """Objects the question names and a live line for each; nothing when Prefect is unreachable."""

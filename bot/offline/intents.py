@@ -12,10 +12,11 @@ from typing import Literal
 from pydantic import BaseModel
 
 from bot.offline.grammar import ChangeRequest, looks_like_change_request, parse_change_request
+from bot.offline.natural import NaturalChange, parse_natural_change
 
 __all__ = ["Intent", "classify"]
 
-IntentKind = Literal["change", "bad_change", "diagnose", "list", "inspect", "knowledge"]
+IntentKind = Literal["change", "natural_change", "bad_change", "diagnose", "list", "inspect", "knowledge"]
 
 _SUBJECT = r"(?:(?:run|flow run|deployment|flow)\s+)?[`'\"]?(?P<subject>[\w./:@+-]+?)[`'\"]?"
 _DIAGNOSE = [
@@ -49,6 +50,7 @@ class Intent(BaseModel):
     subject: str | None = None  # run / deployment / limit name as typed
     limit_kind: str | None = None  # "pool", "queue", … as typed, for inspect
     change: ChangeRequest | None = None
+    natural: NaturalChange | None = None  # a change in everyday words ("cap the etl pool at 5")
 
 
 def _tidy(text: str) -> str:
@@ -68,6 +70,9 @@ def classify(text: str) -> Intent:
     change = parse_change_request(text)
     if change is not None:
         return Intent(kind="change", change=change)
+    natural = parse_natural_change(text)
+    if natural is not None:
+        return Intent(kind="natural_change", natural=natural)
     tidy = _tidy(text)
     if _near_miss(tidy):
         return Intent(kind="bad_change")

@@ -32,9 +32,10 @@ Strategy = Literal["ENQUEUE", "CANCEL_NEW"]
 
 __all__ = [
     "Change", "ChangeError", "ChangeTargetMissing", "DeploymentLimitChange", "GlobalLimitChange",
-    "TagLimitChange", "WorkPoolLimitChange", "WorkQueueLimitChange", "change_from_json", "nothing_to_do",
-    "change_to_json", "parse_change",
+    "TagLimitChange", "WorkPoolLimitChange", "WorkQueueLimitChange", "WorkQueuePauseChange", "change_from_json",
+    "change_to_json", "nothing_to_do", "parse_change",
 ]
+
 
 class ChangeError(ValueError):
     """A change that cannot be built or applied as asked (bad value, wrong action)."""
@@ -92,7 +93,7 @@ class _BaseChange(BaseModel):
     def destructive(self) -> bool:
         """Delete, reset and clear lose state; a limit of 0 or a disabled GCL stops work outright."""
         action = getattr(self, "action", "")
-        return action in ("clear", "delete", "reset", "disable") or getattr(self, "limit", None) == 0
+        return action in ("clear", "delete", "reset", "disable", "pause") or getattr(self, "limit", None) == 0
 
     def effect(self) -> str | None:
         """One line on what the new value does for this kind, when it is not obvious (0, disable)."""
@@ -250,6 +251,48 @@ class WorkQueueLimitChange(_BaseChange):
 
     def diff(self, before: Snapshot) -> str:
         return f"{self.target()}: limit {_show(before.get('limit'))} → {_show(self.limit)}"
+
+
+class WorkQueuePauseChange(_BaseChange):
+    """Pause or resume a work queue: a paused queue hands no runs to workers (they turn Late)."""
+
+    kind: Literal["work_queue_pause"] = "work_queue_pause"
+    action: Literal["pause", "resume"]
+    pool: str = Field(min_length=1)
+    queue: str = Field(min_length=1)
+
+    _pool_name = field_validator("pool")(lambda value: _safe(value, "work pool name"))
+    _queue_name = field_validator("queue")(lambda value: _safe(value, "work queue name"))
+
+    def target(self) -> str:
+        return f"work queue `{self.queue}` in pool `{self.pool}`"
+
+    def effect(self) -> str | None:
+        if self.action == "pause":
+            return "A paused queue hands no runs to workers: its scheduled runs turn Late until it is resumed."
+        return None
+
+    async def _find(self, client: Any) -> dict[str, Any]:
+        missing = f"no work queue {self.queue!r} in pool {self.pool!r}"
+        if self.target_id is not None:
+            return await _call(client, "GET", f"/work_queues/{self.target_id}", missing)
+        return await _call(client, "GET",
+                           f"/work_pools/{path_segment(self.pool)}/queues/{path_segment(self.queue)}", missing)
+
+    def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
+        return {"queue": found["name"], "pool": found.get("work_pool_name") or self.pool}
+
+    async def read(self, client: Any) -> Snapshot:
+        return {"paused": bool((await self._find(client)).get("is_paused"))}
+
+    async def apply(self, client: Any) -> None:
+        queue = await self._find(client)
+        await _call(client, "PATCH", f"/work_queues/{queue['id']}", f"work queue {self.queue!r} is gone",
+                    json={"is_paused": self.action == "pause"})
+
+    def diff(self, before: Snapshot) -> str:
+        was = "paused" if before.get("paused") else "running"
+        return f"{self.target()}: {was} → {'paused' if self.action == 'pause' else 'running'}"
 
 
 class DeploymentLimitChange(_BaseChange):
@@ -547,7 +590,8 @@ class TagLimitChange(_BaseChange):
 
 
 Change = Annotated[
-    WorkPoolLimitChange | WorkQueueLimitChange | DeploymentLimitChange | GlobalLimitChange | TagLimitChange,
+    WorkPoolLimitChange | WorkQueueLimitChange | DeploymentLimitChange | GlobalLimitChange | TagLimitChange
+    | WorkQueuePauseChange,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Change] = TypeAdapter(Change)
@@ -578,13 +622,15 @@ def nothing_to_do(change: Change, before: Snapshot) -> str | None:
     action = change.action
     if action == "create" and before.get("exists"):
         return f"{change.target()} already exists; propose an update instead"
+    if action in ("pause", "resume") and bool(before.get("paused")) == (action == "pause"):
+        return f"{change.target()} is already {'paused' if action == 'pause' else 'running'}"
     if action in ("enable", "disable") and bool(before.get("active")) == (action == "enable"):
         return f"{change.target()} is already {action}d"
     if action == "clear" and before.get("limit") is None:
         return f"{change.target()} has no limit to clear"
     if action in ("set", "update") and getattr(change, "limit", None) == before.get("limit"):
-        extras = [getattr(change, f, None) for f in ("collision_strategy", "grace_period_seconds",
-                                                      "slot_decay_per_second")]
-        if all(x is None for x in extras):
+        extras = [(f, getattr(change, f, None)) for f in ("collision_strategy", "grace_period_seconds",
+                                                           "slot_decay_per_second")]
+        if all(value is None or value == before.get(f) for f, value in extras):
             return f"{change.target()} already has limit {change.limit}"
     return None

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bot.settings import Settings
+from bot.terminal.progress import ProgressLines
 from bot.terminal.render import TerminalRenderer
 from bot.terminal.setup import TerminalRuntime, build_terminal_runtime
 
@@ -19,7 +20,9 @@ def terminal_runtime(settings: Settings, renderer: TerminalRenderer,
     from bot.embedded_prefect import prepare_prefect
 
     with renderer.working("Looking for a Prefect server…") as status:
-        embedded = prepare_prefect(settings.bot_data_dir, progress=status.update)
+        # No spinner when output is not a terminal: say the progress in lines, so a cold start is not blank.
+        progress = status.update if renderer.console.is_terminal else ProgressLines(renderer.notice)
+        embedded = prepare_prefect(settings.bot_data_dir, progress=progress)
     try:
         if embedded is not None and announce:
             verb = "Reusing" if embedded.reused else "Started"
