@@ -20,6 +20,8 @@ from prefect.client.schemas.objects import ConcurrencyOptions
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from bot.safe_text import tick
+
 Snapshot = dict[str, Any]
 Strategy = Literal["ENQUEUE", "CANCEL_NEW"]
 
@@ -108,7 +110,7 @@ class WorkPoolLimitChange(_BaseChange):
         return self
 
     def target(self) -> str:
-        return f"work pool `{self.pool}`"
+        return f"work pool {tick(self.pool)}"
 
     async def read(self, client: Any) -> Snapshot:
         try:
@@ -139,7 +141,7 @@ class WorkQueueLimitChange(_BaseChange):
         return self
 
     def target(self) -> str:
-        return f"work queue `{self.queue}` in pool `{self.pool}`"
+        return f"work queue {tick(self.queue)} in pool {tick(self.pool)}"
 
     async def _queue(self, client: Any) -> Any:
         try:
@@ -182,7 +184,7 @@ class DeploymentLimitChange(_BaseChange):
         return 1  # a deployment limit of 0 makes every run's transition abort
 
     def target(self) -> str:
-        return f"deployment `{self.deployment}`"
+        return f"deployment {tick(self.deployment)}"
 
     async def _read(self, client: Any) -> Any:
         try:
@@ -251,7 +253,7 @@ class GlobalLimitChange(_BaseChange):
         return self.action in ("create", "update") and self.limit is not None
 
     def target(self) -> str:
-        return f"global limit `{self.name}`"
+        return f"global limit {tick(self.name)}"
 
     async def read(self, client: Any) -> Snapshot:
         try:
@@ -324,7 +326,7 @@ class TagLimitChange(_BaseChange):
         return self
 
     def target(self) -> str:
-        return f"tag limit `{self.tag}`"
+        return f"tag limit {tick(self.tag)}"
 
     async def read(self, client: Any) -> Snapshot:
         try:

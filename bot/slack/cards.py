@@ -1,8 +1,9 @@
 """Block Kit for proposals: the approval card, its decided form, and the Edit / Reject modals.
 
 Button values carry only the proposal id; everything else is looked up server-side on a click.
-Text that came from the model or a person (the reason, a reject note) is escaped so it cannot
-ping `@channel` or forge links.
+Every piece of text that came from Prefect, the model or a person (the diff with its names, the
+reason, a reject note, an error) goes through `bot.safe_text` and `bot.redact`, so it cannot ping
+`@channel`, forge a link or show a secret; only ids the bot read from Slack become mentions.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.approvals.service import ProposalView
+from bot.redact import redact
+from bot.safe_text import clean, code, mention
 
 APPROVE = "proposal_approve"
 EDIT = "proposal_edit"
@@ -46,8 +49,13 @@ _OUTCOME = {
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters, so untrusted text renders as text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Untrusted text as Slack text: secrets redacted, control sequences escaped (bot.safe_text)."""
+    return clean(redact(text))
+
+
+def shown_diff(p: ProposalView, limit: int | None = None) -> str:
+    """The proposal's diff (names in code spans by `changes`), escaped and redacted for Slack."""
+    return escape(p.diff if limit is None else p.diff[:limit])
 
 
 def slack_time(moment: datetime) -> str:
@@ -58,10 +66,10 @@ def slack_time(moment: datetime) -> str:
 
 def _summary(p: ProposalView) -> list[Block]:
     warn = "  :warning: _destructive_" if p.destructive else ""
-    head = SectionBlock(text=MarkdownTextObject(text=f"*Proposed limit change*{warn}\n{p.diff}"))
-    lines = [f"Asked by <@{p.requester}>"]
+    head = SectionBlock(text=MarkdownTextObject(text=f"*Proposed limit change*{warn}\n{shown_diff(p)}"))
+    lines = [f"Asked by {mention(p.requester)}"]
     if p.edited_by:
-        lines.append(f"value edited by <@{p.edited_by}>")
+        lines.append(f"value edited by {mention(p.edited_by)}")
     if p.status == "pending":
         lines.append(f"expires {slack_time(p.expires_at)}")
     context = [MarkdownTextObject(text=" · ".join(lines))]
@@ -73,7 +81,7 @@ def _summary(p: ProposalView) -> list[Block]:
 def _buttons(p: ProposalView) -> ActionsBlock:
     approve = ButtonElement(
         text="Approve", action_id=APPROVE, value=p.id, style="primary",
-        confirm=ConfirmObject(title="Apply this change?", text=f"{p.diff[:250]}\nThis changes Prefect now.",
+        confirm=ConfirmObject(title="Apply this change?", text=f"{shown_diff(p, 250)}\nThis changes Prefect now.",
                               confirm="Apply", deny="Cancel"),
     )
     elements = [approve]
@@ -85,13 +93,13 @@ def _buttons(p: ProposalView) -> ActionsBlock:
 
 def _outcome(p: ProposalView) -> Block:
     head = _OUTCOME.get(p.status, f"*{p.status}*")
-    who = f" by <@{p.decided_by}>" if p.decided_by else ""
+    who = f" by {mention(p.decided_by)}" if p.decided_by else ""
     when = f" at {slack_time(p.decided_at)}" if p.decided_at else ""
     text = f"{head}{who}{when}"
     if p.status == "applied":
-        text += f". Was: {_before(p)}."
+        text += f". Was: {escape(_before(p))}."
     elif p.status == "failed" and p.error:
-        text += f"\n`{escape(p.error[:300])}`"
+        text += f"\n{code(redact(p.error), 300)}"
     elif p.status in ("stale", "rejected") and p.decision_note:
         text += f"\n{escape(p.decision_note[:500])}"
     if p.status == "stale" and p.superseded_by:
@@ -115,7 +123,7 @@ def proposal_card_blocks(proposal: ProposalView) -> list[Block]:
 
 def proposal_card_text(proposal: ProposalView) -> str:
     """Notification fallback for the card."""
-    return f"Proposed limit change ({proposal.status}): {proposal.diff}"
+    return f"Proposed limit change ({proposal.status}): {shown_diff(proposal)}"
 
 
 def edit_modal(proposal: ProposalView) -> View:
@@ -126,7 +134,7 @@ def edit_modal(proposal: ProposalView) -> View:
         type="modal", callback_id=EDIT_VIEW, title="Edit proposed limit", submit="Save", close="Cancel",
         private_metadata=json.dumps({"id": proposal.id, "min": minimum}),
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=proposal.diff)),
+            SectionBlock(text=MarkdownTextObject(text=shown_diff(proposal))),
             InputBlock(block_id=VALUE_BLOCK, label="New limit",
                        hint="A whole number. The proposal stays pending until someone approves it.",
                        element=NumberInputElement(action_id=VALUE_ACTION, is_decimal_allowed=False,
@@ -140,7 +148,7 @@ def reject_modal(proposal: ProposalView) -> View:
         type="modal", callback_id=REJECT_VIEW, title="Reject proposal", submit="Reject", close="Cancel",
         private_metadata=json.dumps({"id": proposal.id}),
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=proposal.diff)),
+            SectionBlock(text=MarkdownTextObject(text=shown_diff(proposal))),
             InputBlock(block_id=REASON_BLOCK, label="Reason (optional)", optional=True,
                        element=PlainTextInputElement(action_id=REASON_ACTION, multiline=True,
                                                      max_length=500)),

@@ -31,6 +31,7 @@ class FakeSlackAPI(FakeServer):
         self.calls: list[SlackCall] = []
         self.messages: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.usergroup_members: dict[str, list[str]] = {}
+        self.private_channels: set[str] = set()  # C… ids answered as private by conversations.info
         self._failures: dict[str, list[tuple[int, dict[str, str], Any]]] = defaultdict(list)
         self._ts = time.time()
         self.socket_url: str | None = None  # what apps.connections.open hands out
@@ -150,6 +151,8 @@ class FakeSlackAPI(FakeServer):
             with self.lock:
                 msgs = list(self.messages.get((args.get("channel", ""), args.get("ts", "")), []))
             return {"ok": True, "messages": msgs, "has_more": False}
+        if method == "conversations.info":
+            return _channel_info(args.get("channel", ""), self.private_channels)
         if method == "usergroups.users.list":
             return {"ok": True, "users": self.usergroup_members.get(args.get("usergroup", ""), [])}
         if method == "views.open":
@@ -166,3 +169,14 @@ def _stream_text(args: dict[str, Any]) -> str:
         if chunk.get("type") == "markdown_text":
             text += chunk.get("text", "")
     return text
+
+
+def _channel_info(channel: str, private: set[str]) -> dict[str, Any]:
+    """Like Slack: C… public unless marked private, G… private, D… a DM; anything else not found."""
+    if not channel or channel[0] not in "CGD":
+        return {"ok": False, "error": "channel_not_found"}
+    is_im = channel.startswith("D")
+    is_private = channel.startswith("G") or channel in private or is_im
+    return {"ok": True, "channel": {"id": channel, "is_channel": not is_im and not is_private,
+                                    "is_group": channel.startswith("G"), "is_im": is_im, "is_mpim": False,
+                                    "is_private": is_private}}
