@@ -154,7 +154,8 @@ class BotHarness(SlackSender):
                     started.set()
                 else:
                     server = asyncio.ensure_future(serve_http(self.runtime.app, "127.0.0.1", self.port, started,
-                                                              self._stop, self.runtime.metrics_registry()))
+                                                              self._stop, self.runtime.metrics_registry(),
+                                                              self.runtime.metrics_token))
                 await started.wait()
                 ready.set_result(True)
                 await server

@@ -40,7 +40,8 @@ async def _serve(runtime, socket_mode: bool, host: str, port: int) -> int:
         if socket_mode:
             await serve_socket_mode(runtime.app, runtime.settings.slack_app_token.get_secret_value())
         else:
-            await serve_http(runtime.app, host, port, extra_metrics=runtime.metrics_registry())
+            await serve_http(runtime.app, host, port, extra_metrics=runtime.metrics_registry(),
+                             metrics_token=runtime.metrics_token)
     finally:
         for task in background:
             task.cancel()

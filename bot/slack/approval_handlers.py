@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.approvals.service import ApprovalService, Decision, ProposalView
 from bot.settings import Settings
 from bot.slack import cards
+from bot.slack.gate import Gate
 
 log = logging.getLogger(__name__)
 
@@ -106,25 +107,40 @@ def is_guest(body: dict[str, Any], context: Any) -> bool:
     return bool(user_team and home and user_team != home)
 
 
-def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings: Settings) -> None:
-    """Wire the card's buttons and modals to the service. `settings` is kept for future knobs."""
+def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings: Settings,
+                               gate: Gate | None = None) -> None:
+    """Wire the card's buttons and modals to the service. With a `gate`, refused clicks are rate-limited:
+    past BOT_USER_RATE_LIMIT_PER_MINUTE refusals a minute, further clicks are dropped without a reply."""
+
+    async def throttled(user: str) -> bool:
+        return gate is not None and not await gate.click_allowed(user)
+
+    async def answer(client: AsyncWebClient, decision: Decision, user: str, channel: str | None,
+                     thread_ts: str | None) -> None:
+        if decision.outcome == "refused" and gate is not None and not await gate.count_refusal(user):
+            return
+        await show_decision(service, client, decision, user, channel, thread_ts)
 
     @app.action(cards.APPROVE)
     async def on_approve(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
         user = body["user"]["id"]
+        if await throttled(user):
+            return
         channel, thread_ts = _where(body)
         decision = await service.approve(str(body["actions"][0].get("value") or ""), user,
                                          guest=is_guest(body, context))
-        await show_decision(service, client, decision, user, channel, thread_ts)
+        await answer(client, decision, user, channel, thread_ts)
 
     async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str, context: Any) -> None:
         user = body["user"]["id"]
+        if await throttled(user):
+            return
         channel, thread_ts = _where(body)
         proposal, refused = await service.may_decide(str(body["actions"][0].get("value") or ""), user, what,
                                                      guest=is_guest(body, context))
         if refused is not None:
-            await show_decision(service, client, refused, user, channel, thread_ts)
+            await answer(client, refused, user, channel, thread_ts)
             return
         assert proposal is not None
         if what == "edit" and not proposal.change.editable:

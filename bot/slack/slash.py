@@ -3,15 +3,21 @@
 It needs no model, so it works when the model provider is down. The listener acks at once (Slack
 wants an answer within 3 s) and answers through the command's `response_url`. A `set …` creates
 a proposal through the approvals service and posts its card in the channel for an approver.
+The same rules as a mention apply (bot.slack.gate): BOT_ALLOWED_CHANNELS, the per-user rate limit,
+and Slack Connect guests are read-only. Untrusted text in the answer is escaped (bot.safe_text).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.redact import redact
+from bot.safe_text import PREFECT_DOCS_HOSTS, code
+from bot.slack.gate import NOT_HERE, RATE_LIMITED, Gate, home_team, is_guest_team
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.turns import Turn
 
@@ -20,11 +26,13 @@ log = logging.getLogger(__name__)
 __all__ = ["register_slash_command", "COMMAND"]
 
 COMMAND = "/concurrency"
-FAILED = "Sorry, `/concurrency {text}` failed ({error}). Nothing was changed."
+FAILED = "Sorry, `/concurrency` {text} failed ({error}). Nothing was changed."
 
 
-def register_slash_command(app: AsyncApp, engine: Any, command: str = COMMAND) -> None:
-    """Register `command` on `app`; `engine` is an `OfflineEngine` (with approvals, for `set`).
+def register_slash_command(app: AsyncApp, engine: Any, command: str = COMMAND, gate: Gate | None = None,
+                           link_hosts: Iterable[str] = PREFECT_DOCS_HOSTS) -> None:
+    """Register `command` on `app`; `engine` is an `OfflineEngine` (with approvals, for `set`);
+    `gate` applies the channel, guest and rate rules (the composition root always passes one).
 
     Registering twice on one app is a no-op, so a composition root and a test can both call it.
     """
@@ -34,17 +42,27 @@ def register_slash_command(app: AsyncApp, engine: Any, command: str = COMMAND) -
     registered.add(command)
 
     @app.command(command)
-    async def on_command(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
+    async def on_command(ack: Any, body: dict[str, Any], respond: Any, client: Any, context: Any) -> None:
         await ack()
         text = (body.get("text") or "").strip()
-        turn = Turn(text=text, user_id=body.get("user_id", ""), channel=body.get("channel_id"), source="slash")
+        user, channel = body.get("user_id", ""), body.get("channel_id")
+        if gate is not None and not gate.channel_allowed(channel):
+            log.info("slash command in channel %s refused (not in BOT_ALLOWED_CHANNELS)", channel)
+            await respond(text=NOT_HERE, response_type="ephemeral")
+            return
+        if gate is not None and not await gate.allow(user):
+            await respond(text=RATE_LIMITED, response_type="ephemeral")
+            return
+        guest = is_guest_team(body.get("user_team_id") or body.get("team_id"), home_team(context))
+        turn = Turn(text=text, user_id=user, channel=channel, source="slash", may_propose=not guest)
         try:
             reply = await engine.command(text, turn)
         except Exception as exc:
             log.exception("slash command failed")
-            await respond(text=FAILED.format(text=text[:100], error=type(exc).__name__), response_type="ephemeral")
+            await respond(text=FAILED.format(text=code(text, 100), error=type(exc).__name__),
+                          response_type="ephemeral")
             return
-        await respond(text=to_mrkdwn(reply.text), response_type="ephemeral")
+        await respond(text=to_mrkdwn(redact(reply.text), link_hosts), response_type="ephemeral")
         if reply.proposals and turn.channel and getattr(engine, "approvals", None) is not None:
             await _post_cards(engine.approvals, client, turn.channel, reply.proposals, respond)
 

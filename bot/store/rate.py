@@ -40,3 +40,15 @@ def take_slot(engine: Engine, user_id: str, per_minute: int, now: float | None =
             connection.execute(delete(table).where(table.c.id == row_id))
             return False
     return True
+
+
+def has_room(engine: Engine, user_id: str, per_minute: int, now: float | None = None) -> bool:
+    """Whether `take_slot` would allow a request now, without counting one (a cheap pre-check)."""
+    if per_minute <= 0:
+        return True
+    since = (time.time() if now is None else now) - WINDOW_SECONDS
+    table = UserRequest.__table__
+    with engine.connect() as connection:
+        used = connection.execute(select(func.count()).select_from(table).where(
+            table.c.user_id == user_id, table.c.at > since)).scalar_one()
+    return used < per_minute
