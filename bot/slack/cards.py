@@ -9,6 +9,7 @@ reason, a reject note, an error) goes through `bot.safe_text` and `bot.redact`, 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -49,13 +50,18 @@ _OUTCOME = {
 
 
 def escape(text: str) -> str:
-    """Untrusted text as Slack text: secrets redacted, control sequences escaped (bot.safe_text)."""
-    return clean(redact(text))
+    """Untrusted free text (a reason, a note) as Slack text: secrets redacted, control sequences escaped
+    (bot.safe_text), and backticks swapped so it cannot open a code span that swallows the card's own text."""
+    return clean(redact(text)).replace("`", "\u02cb")
 
 
 def shown_diff(p: ProposalView, limit: int | None = None) -> str:
-    """The proposal's diff (names in code spans by `changes`), escaped and redacted for Slack."""
-    return escape(p.diff if limit is None else p.diff[:limit])
+    """The proposal's diff (names already in safe code spans, made by `changes`), escaped and redacted."""
+    shown = clean(redact(p.diff))
+    if limit is None or len(shown) <= limit:
+        return shown
+    cut = re.sub(r"&[a-z]{0,3}$", "", shown[:limit - 2])  # never cut an entity in half
+    return cut + ("…`" if cut.count("`") % 2 else "…")  # nor leave a code span open
 
 
 def slack_time(moment: datetime) -> str:
