@@ -269,3 +269,60 @@ async def test_home_tab_hides_exception_text_and_caches_prefect_reads(fresh_slac
         await publish_home(client, "UVIEWER", cached, no_pending)
     check("home", "Home tab opened 5 times within the cache window", "Prefect read once", f"{ok_reads} read(s)",
           ok_reads == 1)
+
+
+# --- refused clicks are throttled ---------------------------------------------------------------
+async def test_refused_clicks_are_rate_limited(gated_bot, fresh_slack):
+    from bot.slack import cards
+    from bot.slack.approval_handlers import post_proposal_cards
+
+    service = gated_bot.runtime.approvals
+    pool = await make_pool(limit=2)
+    change = WorkPoolLimitChange(action="set", pool=pool, limit=9)
+    proposal = await asyncio.to_thread(gated_bot.call, lambda: service.create_proposal(change, "UASKER", "r",
+                                                                                       "C1", "1.0"))
+    await asyncio.to_thread(gated_bot.call, lambda: post_proposal_cards(service, gated_bot.runtime.app.client, "C1",
+                                                                        "1.0", [proposal.id]))
+    card = await asyncio.to_thread(gated_bot.call, lambda: service.get(proposal.id))
+    stranger = f"USTR{uuid.uuid4().hex[:4]}"
+
+    def click(user: str) -> None:
+        payload = {
+            "type": "block_actions", "token": "legacy", "api_app_id": "A1", "trigger_id": f"t{time.time_ns()}",
+            "user": {"id": user, "username": "s", "team_id": "T1"}, "team": {"id": "T1", "domain": "t"},
+            "container": {"type": "message", "message_ts": card.message_ts, "channel_id": "C1"},
+            "channel": {"id": "C1", "name": "ops"},
+            "message": {"type": "message", "ts": card.message_ts, "text": "Proposed limit change"},
+            "response_url": "https://hooks.invalid/response",
+            "actions": [{"type": "button", "action_id": cards.APPROVE, "block_id": "proposal:x",
+                         "value": proposal.id, "action_ts": f"{time.time():.6f}"}],
+        }
+        assert gated_bot.post_interaction(payload).status == 200
+
+    def notes(user: str) -> list:
+        return [c for c in fresh_slack.calls_to("chat.postEphemeral") if c.args.get("user") == user]
+
+    for count in (1, 2):  # the first two refusals are told, one after the other
+        await asyncio.to_thread(click, stranger)
+        await asyncio.to_thread(_wait_for, lambda c=count: len(notes(stranger)) >= c)
+    for _ in range(3):
+        await asyncio.to_thread(click, stranger)
+    # A probe from another person takes the longer path (check, decide, tell) and starts later: once its
+    # note is in, the three throttled clicks (one store read each) have been handled.
+    probe = f"UPRB{uuid.uuid4().hex[:4]}"
+    await asyncio.to_thread(click, probe)
+    probed = await asyncio.to_thread(_wait_for, lambda: len(notes(probe)) >= 1)
+    status = (await asyncio.to_thread(gated_bot.call, lambda: service.get(proposal.id))).status
+    check("security", "a non-approver clicks Approve 5 times (limit 2/min)",
+          "2 refusals told, then clicks dropped unanswered; still pending",
+          f"notes {len(notes(stranger))}, probe answered {probed}, {status}",
+          probed and len(notes(stranger)) == 2 and status == "pending")
+
+
+def _wait_for(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
