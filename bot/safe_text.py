@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 __all__ = ["escape", "clean", "code", "tick", "mention", "channel_ref", "safe_markdown", "link_allowed",
-           "PREFECT_DOCS_HOSTS", "NAME_SHOWN_CHARS"]
+           "PREFECT_DOCS_HOSTS", "NAME_SHOWN_CHARS", "BLANK_NAME"]
 
 PREFECT_DOCS_HOSTS = frozenset({"docs.prefect.io", "docs-3.prefect.io", "prefect.io", "www.prefect.io"})
 NAME_SHOWN_CHARS = 120  # a name is shown, not archived: 10,000 characters of it help no reader

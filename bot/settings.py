@@ -15,6 +15,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.safe_text import PREFECT_DOCS_HOSTS
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -111,8 +113,6 @@ class Settings(BaseSettings):
     def link_hosts(self) -> frozenset[str]:
         """Hosts whose links survive in model answers: Prefect's docs, the configured Prefect UI/API,
         and BOT_ALLOWED_LINK_HOSTS."""
-        from bot.safe_text import PREFECT_DOCS_HOSTS
-
         hosts = set(PREFECT_DOCS_HOSTS) | {h.lower() for h in self.bot_allowed_link_hosts}
         for url in (os.environ.get("PREFECT_UI_URL"), self.prefect_api_url):
             host = urlsplit(url or "").hostname

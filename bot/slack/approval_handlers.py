@@ -16,6 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals.service import ApprovalService, Decision, ProposalView
+from bot.redact import redact
+from bot.safe_text import clean
 from bot.settings import Settings
 from bot.slack import cards
 from bot.slack.gate import Gate
@@ -56,11 +58,13 @@ async def update_card(client: AsyncWebClient, proposal: ProposalView) -> None:
 
 async def tell(client: AsyncWebClient, channel: str | None, user: str, text: str,
                thread_ts: str | None = None) -> None:
-    """A private note to the person who clicked."""
+    """A private note to the person who clicked; its text (decisions quote diffs and Prefect errors) is
+    redacted and escaped (bot.safe_text); names in it already sit in safe code spans."""
     if not channel:
         return
     try:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+        await client.chat_postEphemeral(channel=channel, user=user, text=clean(redact(text)),
+                                        thread_ts=thread_ts)
     except SlackApiError as exc:
         log.warning("could not post ephemeral message: %s", exc.response.get("error"))
 
