@@ -23,8 +23,8 @@ BLANK_NAME = "(blank name)"
 # Bidi embeddings/overrides/isolates, zero-width characters and the BOM: invisible, and able to make
 # `evil` read as `live`. They are removed from what is shown.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{1,30}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,30}$")
 # Markdown links and autolinks in model output: [label](url), <url>, <url|label>.
 _MD_LINK = re.compile(r"\[([^\]\n]{0,300})\]\((\S{1,2000}?)\)")
 _ANGLE_LINK = re.compile(r"<((?:https?|mailto):[^>|\s]{1,2000})(?:\|([^>\n]{0,300}))?>")
