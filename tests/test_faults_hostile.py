@@ -178,6 +178,11 @@ async def test_slash_command_guest_channel_and_rate_limit(gated_bot, fresh_slack
     check("slash", "`/concurrency list` from a channel outside BOT_ALLOWED_CHANNELS", "refused, nothing read",
           short(answer, 60), answer == NOT_HERE)
 
+    answer = await asyncio.to_thread(_command, gated_bot, f"inspect {PNB_KEY}", "UPASTE")
+    check("redaction", "`/concurrency inspect <a pnb_ key>`: the offline answer quotes it back",
+          "the key is [redacted] in the Slack answer", short(answer, 60),
+          PNB_KEY not in answer and "[redacted]" in answer)
+
     user = f"URATE{uuid.uuid4().hex[:4]}"
     answers = [await asyncio.to_thread(_command, gated_bot, "help", user) for _ in range(3)]
     check("slash", "`/concurrency` 3 times at 2/min", "3rd refused: 'asking faster'", short(answers[2], 50),

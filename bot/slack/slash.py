@@ -15,7 +15,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.redact import redact
 from bot.safe_text import PREFECT_DOCS_HOSTS, code
 from bot.slack.gate import NOT_HERE, RATE_LIMITED, Gate, home_team, is_guest_team
 from bot.slack.mrkdwn import to_mrkdwn
@@ -62,7 +61,7 @@ def register_slash_command(app: AsyncApp, engine: Any, command: str = COMMAND, g
             await respond(text=FAILED.format(text=code(text, 100), error=type(exc).__name__),
                           response_type="ephemeral")
             return
-        await respond(text=to_mrkdwn(redact(reply.text), link_hosts), response_type="ephemeral")
+        await respond(text=to_mrkdwn(reply.text, link_hosts), response_type="ephemeral")  # redacts too
         if reply.proposals and turn.channel and getattr(engine, "approvals", None) is not None:
             await _post_cards(engine.approvals, client, turn.channel, reply.proposals, respond)
 
