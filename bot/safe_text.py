@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from bot.redact import redact
+
 __all__ = ["escape", "clean", "code", "tick", "mention", "channel_ref", "safe_markdown", "link_allowed",
            "PREFECT_DOCS_HOSTS", "NAME_SHOWN_CHARS", "BLANK_NAME"]
 
@@ -86,8 +88,9 @@ def link_allowed(url: str, hosts: Iterable[str]) -> bool:
 
 
 def safe_markdown(markdown: str, hosts: Iterable[str]) -> str:
-    """Model or offline Markdown made safe for Slack: control sequences escaped everywhere, links kept
-    only for allowed hosts, any other link shown as its plain URL next to its label.
+    """Model or offline Markdown made safe for Slack: secrets redacted (bot.redact), control sequences
+    escaped everywhere, links kept only for allowed hosts, any other link shown as its plain URL next
+    to its label.
 
     The result is still Markdown (the mrkdwn converter and Slack's own `markdown_text` read it);
     allowed links come out as Markdown links, which the converter turns into `<url|label>`.
@@ -105,7 +108,7 @@ def safe_markdown(markdown: str, hosts: Iterable[str]) -> str:
         kept.append(shown)
         return f"\x00{len(kept) - 1}\x00"
 
-    text = _INVISIBLE.sub("", markdown).replace("\x00", "")
+    text = _INVISIBLE.sub("", redact(markdown)).replace("\x00", "")
     text = _ANGLE_LINK.sub(lambda m: keep(m.group(2) or "", m.group(1)), text)
     text = _MD_LINK.sub(lambda m: keep(m.group(1), m.group(2)), text)
     text = escape(text)
