@@ -90,22 +90,31 @@ def home_view(limits_map: Any | None, pending: list[Any], error: str | None = No
 
 
 class CachedMap:
-    """`read_map` behind a short cache; concurrent opens share one read in flight."""
+    """`read_map` behind a short cache; concurrent opens share one read in flight. A failed read is
+    remembered too (for a third of the window), so an outage is not probed on every open."""
 
     def __init__(self, read_map: MapReader, seconds: float = MAP_CACHE_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.read_map, self.seconds, self.clock = read_map, seconds, clock
         self._value: Any = None
+        self._error: Exception | None = None
         self._at = float("-inf")
         self._lock = asyncio.Lock()
         self.reads = 0
 
     async def __call__(self) -> Any:
         async with self._lock:
-            if self.clock() - self._at >= self.seconds:
+            age = self.clock() - self._at
+            fresh = age < (self.seconds / 3 if self._error is not None else self.seconds)
+            if not fresh:
                 self.reads += 1
-                self._value = await asyncio.wait_for(self.read_map(), timeout=20)
+                try:
+                    self._value, self._error = await asyncio.wait_for(self.read_map(), timeout=20), None
+                except Exception as exc:
+                    self._value, self._error = None, exc
                 self._at = self.clock()
+            if self._error is not None:
+                raise self._error
             return self._value
 
 
