@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,6 +23,21 @@ VERIFIER = Counter("bot_verifier_outcomes_total", "Verifier outcomes on answers 
 EVENTS_DEDUPED = Counter("bot_events_deduplicated_total", "Slack deliveries dropped as already handled")
 
 
+MAX_TOOL_LABELS = 64  # the registry has ~30 tools; anything beyond is a model inventing names
+_TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_tool_labels: set[str] = set()
+
+
+def tool_label(name: str) -> str:
+    """A bounded label: a tool name the loop recognised, else `unknown` (the model may invent any name)."""
+    if name in _tool_labels:
+        return name
+    if not _TOOL_NAME.match(name) or len(_tool_labels) >= MAX_TOOL_LABELS:
+        return "unknown"
+    _tool_labels.add(name)
+    return name
+
+
 def observe_reply(reply, seconds: float) -> None:  # reply: bot.turns.Reply
     mode = "failed" if reply.failed else ("offline" if reply.offline else "model")
     ANSWERS.labels(mode).inc()
@@ -30,7 +46,7 @@ def observe_reply(reply, seconds: float) -> None:  # reply: bot.turns.Reply
     MODEL_TOKENS.labels("completion").inc(reply.completion_tokens)
     MODEL_ROUNDS.inc(reply.model_rounds)
     for tool in reply.tool_calls:
-        TOOL_CALLS.labels(tool).inc()
+        TOOL_CALLS.labels(tool_label(tool)).inc()
     for _ in reply.proposals:
         PROPOSALS.labels("created").inc()
 

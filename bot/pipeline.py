@@ -159,7 +159,8 @@ class Pipeline:
             registry = ToolRegistry({n: t for n, t in registry.tools.items() if not t.changes_prefect})
             messages.insert(1, {"role": "system", "content": READ_ONLY_NOTE})
         result = await run_agent(self.model, messages, registry, self.settings.bot_max_tool_rounds,
-                                 deadline, self.settings.bot_tool_result_max_chars)
+                                 deadline, self.settings.bot_tool_result_max_chars,
+                                 self.settings.bot_max_tool_calls_per_round, self._clean)
         reply = Reply(text=result.text, proposals=proposals, model_rounds=result.rounds,
                       prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                       tool_calls=list(result.tool_calls),
@@ -186,7 +187,8 @@ class Pipeline:
             start = time.perf_counter()
             try:
                 fixed = await run_agent(self.model, messages, registry, 1, deadline,
-                                        self.settings.bot_tool_result_max_chars)
+                                        self.settings.bot_tool_result_max_chars,
+                                        self.settings.bot_max_tool_calls_per_round, self._clean)
             except ModelUnavailable:
                 fixed = None
             reply.timings["model"] = reply.timings.get("model", 0) + time.perf_counter() - start
@@ -242,7 +244,8 @@ def model_from_settings(settings: Settings) -> ModelClient | None:
         settings.openai_api_key.get_secret_value(), settings.openai_base_url,
         ModelSettings(model=settings.openai_model, max_attempts=settings.bot_model_max_attempts,
                       request_timeout=settings.bot_model_timeout_seconds,
-                      max_wait=settings.bot_model_retry_max_wait_seconds),
+                      max_wait=settings.bot_model_retry_max_wait_seconds,
+                      max_tokens=settings.bot_model_max_tokens or None),
     )
 
 

@@ -10,9 +10,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.pipeline import Pipeline, build_pipeline
+from bot.redact import remember
 from bot.settings import Settings
 from bot.slack.app import build_app, web_client
 from bot.slack.assistant import register_assistant
+from bot.slack.gate import Gate
 from bot.slack.home import register_home
 from bot.slack.responder import Responder
 from bot.slack.slash import register_slash_command
@@ -79,14 +81,21 @@ class Runtime:
             if socket_mode:
                 assert self.settings.slack_app_token is not None
                 await serve_socket_mode(self.app, self.settings.slack_app_token.get_secret_value(), stop,
-                                        host=host, port=port, extra_metrics=self.metrics_registry(), ready=ready)
+                                        host=host, port=port, extra_metrics=self.metrics_registry(), ready=ready,
+                                        metrics_token=self.metrics_token)
             else:
-                await serve_http(self.app, host, port, ready, stop, self.metrics_registry())
+                await serve_http(self.app, host, port, ready, stop, self.metrics_registry(), self.metrics_token)
         finally:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self.close()
+
+    @property
+    def metrics_token(self) -> str | None:
+        """BOT_METRICS_TOKEN: when set, /metrics wants `Authorization: Bearer <token>`."""
+        token = self.settings.bot_metrics_token
+        return token.get_secret_value() if token is not None and token.get_secret_value() else None
 
     def metrics_registry(self) -> Any:
         from bot.metrics import store_registry
@@ -108,19 +117,21 @@ def build_approvals(settings: Settings, store: Store, client: Any) -> Any:
 
 
 def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
+    remember(settings.secret_values())  # every redact() in this process scrubs these too
     store = Store.open(settings.database_url)
+    gate = Gate(settings, store)
     client = web_client(settings)
     approvals = build_approvals(settings, store, client)
     pipeline = build_pipeline(settings, approvals)
     from bot.slack.approval_handlers import post_proposal_cards, register_approval_handlers
 
     responder = Responder(settings, store, pipeline, post_cards=lambda c, ch, ts, ids: post_proposal_cards(
-        approvals, c, ch, ts, ids), worker=WorkerLoop())
+        approvals, c, ch, ts, ids), worker=WorkerLoop(), gate=gate)
     app = build_app(settings, responder, socket_mode=socket_mode, client=client)
-    register_approval_handlers(app, approvals, settings)
+    register_approval_handlers(app, approvals, settings, gate)
     register_assistant(app, responder)
     from bot.approvals.policy import NOBODY
 
     register_home(app, approvals.pending, notice=None if approvals.policy.configured else NOBODY)
-    register_slash_command(app, pipeline.offline)
+    register_slash_command(app, pipeline.offline, gate=gate, link_hosts=settings.link_hosts)
     return Runtime(settings, store, pipeline, responder, app, approvals)

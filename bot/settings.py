@@ -10,9 +10,12 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.safe_text import PREFECT_DOCS_HOSTS
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -69,6 +72,11 @@ class Settings(BaseSettings):
     # crash or restart; the maintenance sweep reconciles it. Keep it above the answer timeout.
     bot_interrupted_after_seconds: float = 300.0
     bot_log_json: bool = False
+    # Security and fair use (README "Security")
+    bot_allowed_link_hosts: CommaList = Field(default_factory=list)
+    bot_metrics_token: SecretStr | None = None
+    bot_model_max_tokens: int = 1500
+    bot_max_tool_calls_per_round: int = 8
     bot_log_level: str = "INFO"
     # How often the maintenance sweep (expiry, crash recovery) runs.
     bot_sweep_interval_seconds: float = 60.0
@@ -81,7 +89,7 @@ class Settings(BaseSettings):
             return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
         return values
 
-    @field_validator("bot_approver_ids", "bot_allowed_channels", mode="before")
+    @field_validator("bot_approver_ids", "bot_allowed_channels", "bot_allowed_link_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -110,13 +118,53 @@ class Settings(BaseSettings):
         return os.environ.get("PREFECT_API_URL") or None
 
     def secret_values(self) -> list[str]:
-        """Every secret we hold, so logs and model context can be scrubbed of them."""
-        secrets = [self.slack_bot_token, self.slack_app_token, self.slack_signing_secret, self.openai_api_key]
+        """Every secret we hold, so logs, Slack messages and model context can be scrubbed of them:
+        Slack and OpenAI secrets, the metrics token, the store's database password, and Prefect's key
+        and auth string from the environment or the active Prefect profile."""
+        secrets = [self.slack_bot_token, self.slack_app_token, self.slack_signing_secret, self.openai_api_key,
+                   self.bot_metrics_token]
         values = [s.get_secret_value() for s in secrets if s is not None]
-        prefect_key = os.environ.get("PREFECT_API_KEY")
-        if prefect_key:
-            values.append(prefect_key)
-        return [v for v in values if len(v) >= 6]
+        values += [os.environ.get(name) or "" for name in PREFECT_SECRET_ENV]
+        values += prefect_profile_secrets()
+        values.append(url_password(self.bot_database_url or ""))
+        return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
+
+    @property
+    def link_hosts(self) -> frozenset[str]:
+        """Hosts whose links survive in model answers: Prefect's docs, the configured Prefect UI/API,
+        and BOT_ALLOWED_LINK_HOSTS."""
+        hosts = set(PREFECT_DOCS_HOSTS) | {h.lower() for h in self.bot_allowed_link_hosts}
+        for url in (os.environ.get("PREFECT_UI_URL"), self.prefect_api_url):
+            host = urlsplit(url or "").hostname
+            if host:
+                hosts.add(host.lower())
+        return frozenset(hosts)
+
+
+PREFECT_SECRET_ENV = ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_SERVER_API_AUTH_STRING")
+
+
+def url_password(url: str) -> str:
+    """The password inside a database URL (`postgresql://user:PASSWORD@host/db`), or ''."""
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:
+        return ""
+
+
+def prefect_profile_secrets() -> list[str]:
+    """Prefect's API key and auth strings as Prefect itself resolves them (env, .env, active profile)."""
+    try:
+        from prefect.settings import get_current_settings
+
+        current = get_current_settings()
+        found = [current.api.key, current.api.auth_string, current.server.api.auth_string,
+                 current.server.database.password, current.server.database.connection_url]
+        values = [s.get_secret_value() if hasattr(s, "get_secret_value") else s for s in found]
+        values.append(url_password(values.pop() or ""))
+        return [v for v in values if isinstance(v, str) and v]
+    except Exception:  # an unreadable profile must not stop the bot; env values are still covered
+        return []
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,7 +1,8 @@
 """The model loop: ask, run the tools it calls (concurrently), feed results back, repeat.
 
-Bounded by a round cap and the answer's deadline. Tool failures, unknown tools and malformed
-arguments go back to the model as tool errors; they never escape the loop.
+Bounded by a round cap, a cap on tool calls per round and the answer's deadline. Tool failures,
+unknown tools, calls over the cap and malformed arguments go back to the model as tool errors;
+they never escape the loop. Tool results are scrubbed (`clean`) before the model sees them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,9 @@ from bot.agent.registry import ToolRegistry, to_jsonable
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_TOOL = "unknown"  # what an invented tool name is recorded as (bounded metric labels)
+TOOL_CAP_ERROR = ("too many tool calls in one round: this one was not run (at most {cap} per round). "
+                  "Use the results you have, or ask again next round for what matters most.")
 ROUND_CAP_NOTE = ("You have used all your tool rounds. Answer now with what you have, and say "
                   "briefly what you could not check.")
 
@@ -40,8 +45,13 @@ def truncate(text: str, limit: int) -> str:
     return text[:limit] + f"\n…[truncated {len(text) - limit} characters]"
 
 
-async def run_tool_call(registry: ToolRegistry, call: Any, max_chars: int) -> dict[str, Any]:
-    """One tool call → one `tool` message. Errors are results, not exceptions."""
+def _keep(text: str) -> str:
+    return text
+
+
+async def run_tool_call(registry: ToolRegistry, call: Any, max_chars: int,
+                        clean: Callable[[str], str] = _keep) -> dict[str, Any]:
+    """One tool call → one `tool` message, scrubbed by `clean`. Errors are results, not exceptions."""
     name = call.function.name
     tool = registry.get(name)
     if tool is None:
@@ -53,7 +63,7 @@ async def run_tool_call(registry: ToolRegistry, call: Any, max_chars: int) -> di
             log.info("tool %s failed: %s", name, exc)
             content = {"error": f"{type(exc).__name__}: {exc}"}
     text = content if isinstance(content, str) else json.dumps(content, default=str, ensure_ascii=False)
-    return {"role": "tool", "tool_call_id": call.id, "content": truncate(text, max_chars)}
+    return {"role": "tool", "tool_call_id": call.id, "content": truncate(clean(text), max_chars)}
 
 
 def _assistant_message(message: Any) -> dict[str, Any]:
@@ -68,8 +78,11 @@ def _assistant_message(message: Any) -> dict[str, Any]:
 
 
 async def run_agent(model: ModelClient, messages: list[dict[str, Any]], registry: ToolRegistry,
-                    max_rounds: int, deadline: float, tool_result_max_chars: int = 12_000) -> AgentResult:
-    """Run until the model answers without tools, the round cap, or the deadline."""
+                    max_rounds: int, deadline: float, tool_result_max_chars: int = 12_000,
+                    max_tool_calls: int = 0, clean: Callable[[str], str] = _keep) -> AgentResult:
+    """Run until the model answers without tools, the round cap, or the deadline.
+
+    `max_tool_calls` (0: no cap) bounds the calls run per round; `clean` scrubs every tool result."""
     result = AgentResult(text="")
     schemas = registry.schemas()
     while True:
@@ -89,23 +102,32 @@ async def run_agent(model: ModelClient, messages: list[dict[str, Any]], registry
             result.text = (message.content or "").strip()
             return result
         messages.append(_assistant_message(message))
-        result.tool_calls.extend(c.function.name for c in message.tool_calls)
+        result.tool_calls.extend(c.function.name if registry.get(c.function.name) else UNKNOWN_TOOL
+                                 for c in message.tool_calls)
         started = time.perf_counter()
-        messages.extend(await _run_round(registry, message.tool_calls, tool_result_max_chars, deadline))
+        messages.extend(await _run_round(registry, message.tool_calls, tool_result_max_chars, deadline,
+                                         max_tool_calls, clean))
         result.tool_seconds += time.perf_counter() - started
 
 
-async def _run_round(registry: ToolRegistry, calls: list[Any], max_chars: int,
-                     deadline: float) -> list[dict[str, Any]]:
-    """Run one round's tool calls concurrently; calls still running at the deadline become errors."""
-    tasks = [asyncio.create_task(run_tool_call(registry, c, max_chars)) for c in calls]
-    await asyncio.wait(tasks, timeout=max(1.0, deadline - time.monotonic()))
+async def _run_round(registry: ToolRegistry, calls: list[Any], max_chars: int, deadline: float,
+                     max_calls: int = 0, clean: Callable[[str], str] = _keep) -> list[dict[str, Any]]:
+    """Run one round's tool calls concurrently; calls over the cap are refused, calls still running at
+    the deadline become errors. Every call gets its answer, as the protocol requires."""
+    run, refused = (calls[:max_calls], calls[max_calls:]) if max_calls > 0 else (calls, [])
+    tasks = [asyncio.create_task(run_tool_call(registry, c, max_chars, clean)) for c in run]
+    if tasks:
+        await asyncio.wait(tasks, timeout=max(1.0, deadline - time.monotonic()))
     out = []
-    for call, task in zip(calls, tasks, strict=True):
+    if refused:
+        log.info("%d tool call(s) refused: over the cap of %d per round", len(refused), max_calls)
+    for call, task in zip(run, tasks, strict=True):
         if task.done():
             out.append(task.result())
         else:
             task.cancel()
             out.append({"role": "tool", "tool_call_id": call.id,
                         "content": json.dumps({"error": "the tool ran out of time"})})
+    out += [{"role": "tool", "tool_call_id": call.id,
+             "content": json.dumps({"error": TOOL_CAP_ERROR.format(cap=max_calls)})} for call in refused]
     return out

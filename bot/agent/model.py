@@ -57,6 +57,7 @@ class ModelSettings:
     max_attempts: int = 4
     request_timeout: float = 60.0
     max_wait: float = 20.0
+    max_tokens: int | None = 1500  # sent on every request: one long generation cannot hog the provider
 
 
 class ModelClient:
@@ -103,6 +104,8 @@ class ModelClient:
             reraise=True,
         )
         kwargs: dict[str, Any] = {"model": self.settings.model, "messages": messages}
+        if self.settings.max_tokens:
+            kwargs["max_tokens"] = self.settings.max_tokens
         if tools:
             kwargs["tools"] = tools
             if tool_choice:

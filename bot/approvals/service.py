@@ -30,6 +30,7 @@ from bot.prefect_ops.changes import (
     change_to_json,
     nothing_to_do,
 )
+from bot.redact import redact
 from bot.settings import Settings
 from bot.store import Store
 from bot.store import proposals as db
@@ -180,7 +181,7 @@ class ApprovalService:
             diff=proposal.diff if proposal else None,
             before_json=json.dumps(proposal.before, default=str) if proposal else None,
             after_json=after if isinstance(after, str) or after is None else json.dumps(after, default=str),
-            result=result, detail=(detail or "")[:2000] or None,
+            result=result, detail=redact(detail or "")[:2000] or None,  # Prefect errors may carry secrets
         )
         await self._db(db.add_audit, entry)
 
@@ -335,7 +336,7 @@ class ApprovalService:
                 await change.apply(client)
                 after = _normal(await change.read(client)) if change.action != "delete" else {"deleted": True}
         except Exception as exc:  # Prefect said no, or is unreachable: record it, never raise into Slack
-            error = f"{type(exc).__name__}: {exc}"[:1000]
+            error = redact(f"{type(exc).__name__}: {exc}")[:1000]  # shown on the card and in the audit log
             log.warning("applying proposal %s failed: %s", proposal.id, error)
             if await self._db(db.transition, proposal.id, [db.APPROVED], db.FAILED, error=error):
                 await self._audit("failed", user, proposal, result="failed", detail=error)
@@ -382,7 +383,7 @@ class ApprovalService:
         assert proposal is not None
         now = self.clock()
         won = await self._db(db.transition, proposal.id, [db.PENDING], db.REJECTED, not_expired_at=now,
-                             decided_by=user, decided_at=now, decision_note=(note or "")[:1000] or None)
+                             decided_by=user, decided_at=now, decision_note=redact(note or "")[:1000] or None)
         if not won:
             return await self._lost_race(proposal.id, user, "reject")
         await self._audit("rejected", user, proposal, result="rejected", detail=note)

@@ -20,6 +20,7 @@ from bot.offline import render
 from bot.offline.fill import fill_names, mentioned_objects
 from bot.offline.grammar import ChangeRequest, parse_change_request
 from bot.offline.intents import Intent, classify
+from bot.safe_text import tick
 from bot.turns import Reply, Turn
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class OfflineEngine:
         try:
             return Reply(text=await self.diagnose(subject), offline=True, tool_calls=["diagnose_run"])
         except NotFound as exc:
-            text = (f"I found no flow run or deployment called `{subject}` ({exc}).\n\n"
+            text = (f"I found no flow run or deployment called {tick(subject)} ({exc}).\n\n"
                     + await self.knowledge(question))
             return Reply(text=text, offline=True, tool_calls=["diagnose_run", "search_recipes"])
 
@@ -298,7 +299,7 @@ class OfflineEngine:
                     objects = mentioned_objects(question, await known_names(client))
                     for kind, name in list(objects.items())[:LIVE_LINES]:
                         status = await read_limit(client, kind, name)  # type: ignore[arg-type]
-                        live.append(f"{render.KIND_NOUN[kind]} `{name}`: {render.occupancy(status)}")
+                        live.append(f"{render.KIND_NOUN[kind]} {tick(name)}: {render.occupancy(status)}")
         except Exception as exc:  # names are a bonus: the recipe alone is still a good answer
             log.info("could not read names for an offline answer: %s", type(exc).__name__)
         return objects, live

@@ -6,6 +6,7 @@ Plain Markdown, so every front end converts it the same way (Slack mrkdwn, rich 
 from __future__ import annotations
 
 from bot.prefect_ops.models import ConcurrencyMap, Diagnosis, Holder, LimitStatus
+from bot.safe_text import tick
 
 __all__ = ["limits_table", "limit_detail", "diagnosis_text", "KIND_TITLES"]
 
@@ -25,7 +26,7 @@ def _age(seconds: float | None) -> str:
 
 
 def holder_text(holder: Holder) -> str:
-    return f"`{holder.name or holder.id}` ({holder.state or 'gone'}{_age(holder.seconds_in_state)})"
+    return f"{tick(holder.name or holder.id)} ({holder.state or 'gone'}{_age(holder.seconds_in_state)})"
 
 
 def occupancy(limit: LimitStatus) -> str:
@@ -51,7 +52,7 @@ def limits_table(cmap: ConcurrencyMap, busy_only: bool = False) -> str:
             continue
         lines = [f"**{title}**", ""]
         for row in rows:
-            line = f"- `{row.name}`: {occupancy(row)}"
+            line = f"- {tick(row.name)}: {occupancy(row)}"
             if row.waiting:
                 line += f", {row.waiting} waiting"
             if row.holders:
@@ -59,15 +60,15 @@ def limits_table(cmap: ConcurrencyMap, busy_only: bool = False) -> str:
             lines.append(line)
         sections.append("\n".join(lines))
     if not sections:
-        return f"No concurrency limits are set on `{cmap.api_url}` yet."
+        return f"No concurrency limits are set on {tick(cmap.api_url)} yet."
     return "\n\n".join(sections)
 
 
 def limit_detail(limit: LimitStatus) -> str:
     """One limit: setting, occupancy, holders, waiting runs."""
-    lines = [f"**{KIND_NOUN[limit.kind]} `{limit.name}`**: {occupancy(limit)}"]
+    lines = [f"**{KIND_NOUN[limit.kind]} {tick(limit.name)}**: {occupancy(limit)}"]
     if limit.gcl_name and limit.gcl_name != limit.name:
-        lines.append(f"Backed by the global limit `{limit.gcl_name}`.")
+        lines.append(f"Backed by the global limit {tick(limit.gcl_name)}.")
     if limit.grace_period_seconds:
         lines.append(f"Grace period: {limit.grace_period_seconds}s.")
     if limit.holders:
@@ -77,7 +78,7 @@ def limit_detail(limit: LimitStatus) -> str:
     elif limit.active_slots and not limit.holders_known:
         lines.append("Prefect does not record who holds these slots (taken by `concurrency()` outside a run).")
     if limit.waiting:
-        names = ", ".join(f"`{w.name}`" for w in limit.waiting_runs[:HOLDERS_SHOWN])
+        names = ", ".join(f"{tick(w.name)}" for w in limit.waiting_runs[:HOLDERS_SHOWN])
         lines.append(f"Waiting: {limit.waiting} run(s)" + (f": {names}" if names else "") + ".")
     if limit.limit is None:
         lines.append("No limit is set.")
@@ -86,7 +87,7 @@ def limit_detail(limit: LimitStatus) -> str:
 
 def diagnosis_text(diagnosis: Diagnosis) -> str:
     """The blocking finding first (with evidence and the suggested change), then every check made."""
-    run = f"run `{diagnosis.run_name}`" if diagnosis.run_name else f"`{diagnosis.subject}`"
+    run = f"run {tick(diagnosis.run_name)}" if diagnosis.run_name else f"{tick(diagnosis.subject)}"
     state = f" ({diagnosis.run_state})" if diagnosis.run_state else ""
     lines = [f"**Why {run}{state} is not running:** {diagnosis.summary}"]
     blocker = diagnosis.blocker
@@ -96,7 +97,7 @@ def diagnosis_text(diagnosis: Diagnosis) -> str:
             fix = blocker.fix
             change = f" ({fix.current or 'none'} → {fix.proposed})" if fix.proposed else ""
             lines.append(f"\n**Suggested:** {fix.action.replace('_', ' ')} on {fix.target_kind.replace('_', ' ')} "
-                         f"`{fix.target_name}`{change}: {fix.reason}")
+                         f"{tick(fix.target_name)}{change}: {fix.reason}")
     lines.append("\n_Checks made:_\n")
     lines += [f"- {'⛔' if f.blocking else '✓'} {f.check.replace('_', ' ')}: {f.summary}" for f in diagnosis.findings]
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from typing import Any
 from bot.offline.grammar import ChangeRequest
 from bot.prefect_ops.changes import Change, ChangeError, parse_change
 from bot.prefect_ops.resolve import Named, known_names, require_match, resolve_among
+from bot.safe_text import tick
 
 __all__ = ["change_from_request"]
 
@@ -72,5 +73,5 @@ async def change_from_request(client: Any, request: ChangeRequest) -> Change:
     names = await known_names(client)
     data = _data(request, names)
     if data.get("kind") == "global_limit" and data["action"] == "create" and data.get("limit") is None:
-        raise ChangeError(f"there is no global limit named `{request.name}` to {request.action}")
+        raise ChangeError(f"there is no global limit named {tick(request.name)} to {request.action}")
     return parse_change(data)

@@ -26,6 +26,7 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from bot.prefect_ops.names import path_segment, unsafe_name_reason
+from bot.safe_text import tick
 
 Snapshot = dict[str, Any]
 Strategy = Literal["ENQUEUE", "CANCEL_NEW"]
@@ -176,7 +177,7 @@ class WorkPoolLimitChange(_BaseChange):
         return self
 
     def target(self) -> str:
-        return f"work pool `{self.pool}`"
+        return f"work pool {tick(self.pool)}"
 
     def effect(self) -> str | None:
         if self.limit == 0:
@@ -224,7 +225,7 @@ class WorkQueueLimitChange(_BaseChange):
         return self
 
     def target(self) -> str:
-        return f"work queue `{self.queue}` in pool `{self.pool}`"
+        return f"work queue {tick(self.queue)} in pool {tick(self.pool)}"
 
     def effect(self) -> str | None:
         if self.limit == 0:
@@ -265,7 +266,7 @@ class WorkQueuePauseChange(_BaseChange):
     _queue_name = field_validator("queue")(lambda value: _safe(value, "work queue name"))
 
     def target(self) -> str:
-        return f"work queue `{self.queue}` in pool `{self.pool}`"
+        return f"work queue {tick(self.queue)} in pool {tick(self.pool)}"
 
     def effect(self) -> str | None:
         if self.action == "pause":
@@ -327,7 +328,7 @@ class DeploymentLimitChange(_BaseChange):
         return 1  # a deployment limit of 0 makes every run's transition abort
 
     def target(self) -> str:
-        return f"deployment `{self.deployment}`"
+        return f"deployment {tick(self.deployment)}"
 
     def follow_up(self) -> str | None:
         if self.action != "set":
@@ -429,7 +430,7 @@ class GlobalLimitChange(_BaseChange):
         return self.action in ("create", "update") and self.limit is not None
 
     def target(self) -> str:
-        return f"global limit `{self.name}`"
+        return f"global limit {tick(self.name)}"
 
     def effect(self) -> str | None:
         if self.action == "disable" and self.name.startswith("deployment:"):
@@ -533,7 +534,7 @@ class TagLimitChange(_BaseChange):
         return self
 
     def target(self) -> str:
-        return f"tag limit `{self.tag}`"
+        return f"tag limit {tick(self.tag)}"
 
     def effect(self) -> str | None:
         if self.limit == 0:

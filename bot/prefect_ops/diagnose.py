@@ -33,6 +33,7 @@ from bot.prefect_ops.limits import AWAITING_SLOT, _runs_of_deployments
 from bot.prefect_ops.models import ChangeCandidate, Diagnosis, Finding, Holder
 from bot.prefect_ops.resolve import known_names, resolve_among
 from bot.prefect_ops.runs import flow_run_holder, slot_summary_holder, task_run_holder, utcnow
+from bot.safe_text import tick
 
 HOLDERS_SHOWN = 3
 
@@ -41,7 +42,7 @@ def _describe(holders: list[Holder]) -> str:
     parts = []
     for h in holders[:HOLDERS_SHOWN]:
         age = f" {_duration(h.seconds_in_state)}" if h.seconds_in_state is not None else ""
-        parts.append(f"`{h.name or h.id}` ({h.state or 'gone'}{age})")
+        parts.append(f"{tick(h.name or h.id)} ({h.state or 'gone'}{age})")
     more = f" and {len(holders) - HOLDERS_SHOWN} more" if len(holders) > HOLDERS_SHOWN else ""
     return ", ".join(parts) + more if parts else "no run we can name"
 
@@ -96,7 +97,7 @@ def _check_state(run: FlowRun | None, subject: str) -> Finding:
             blocking=False,
             object_kind="deployment",
             object_name=subject,
-            summary=f"deployment `{subject}` has no run waiting to start",
+            summary=f"deployment {tick(subject)} has no run waiting to start",
         )
     state = run.state
     name = state.name if state else "unknown"
@@ -107,32 +108,32 @@ def _check_state(run: FlowRun | None, subject: str) -> Finding:
         evidence.append(f"in this state for {_duration((utcnow() - state.timestamp).total_seconds())}")
     kind = state.type if state else None
     if kind == StateType.RUNNING:
-        summary = f"run `{run.name}` is running"
+        summary = f"run {tick(run.name)} is running"
     elif kind in (StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
-        summary = f"run `{run.name}` already ended: {name}" + (f" ({state.message})" if state.message else "")
+        summary = f"run {tick(run.name)} already ended: {name}" + (f" ({state.message})" if state.message else "")
     elif kind == StateType.PAUSED:
         return Finding(
             check="run_state",
             blocking=True,
             object_kind="flow_run",
             object_name=run.name,
-            summary=f"run `{run.name}` is paused, waiting to be resumed",
+            summary=f"run {tick(run.name)} is paused, waiting to be resumed",
             evidence=evidence,
         )
     elif name == AWAITING_SLOT:
-        summary = f"run `{run.name}` is waiting for a deployment concurrency slot"
+        summary = f"run {tick(run.name)} is waiting for a deployment concurrency slot"
     elif kind == StateType.SCHEDULED and (run.next_scheduled_start_time or utcnow()) > utcnow():
         return Finding(
             check="run_state",
             blocking=True,
             object_kind="flow_run",
             object_name=run.name,
-            summary=f"run `{run.name}` is scheduled for later "
+            summary=f"run {tick(run.name)} is scheduled for later "
             f"({run.next_scheduled_start_time:%Y-%m-%d %H:%M} UTC); nothing blocks it yet",
             evidence=evidence,
         )
     else:
-        summary = f"run `{run.name}` is {name}"
+        summary = f"run {tick(run.name)} is {name}"
     return Finding(
         check="run_state",
         blocking=False,
@@ -155,7 +156,7 @@ async def _check_deployment(
             blocking=False,
             object_kind="deployment",
             object_name=dep_name,
-            summary=f"deployment `{dep_name}` has no concurrency limit",
+            summary=f"deployment {tick(dep_name)} has no concurrency limit",
         )
     strategy = dep.concurrency_options.collision_strategy.value if dep.concurrency_options else "ENQUEUE"
     holding = await _runs_of_deployments(
@@ -183,7 +184,7 @@ async def _check_deployment(
             blocking=False,
             object_kind="deployment",
             object_name=dep_name,
-            summary=f"deployment `{dep_name}` limit {gcl.limit} has room ({gcl.active_slots} in use)",
+            summary=f"deployment {tick(dep_name)} limit {gcl.limit} has room ({gcl.active_slots} in use)",
             evidence=evidence,
         )
     verb = "cancelled new runs (CANCEL_NEW)" if strategy == "CANCEL_NEW" else "queues new runs (ENQUEUE)"
@@ -192,7 +193,7 @@ async def _check_deployment(
         blocking=True,
         object_kind="deployment",
         object_name=dep_name,
-        summary=f"deployment `{dep_name}` has limit {gcl.limit} and it is full: "
+        summary=f"deployment {tick(dep_name)} has limit {gcl.limit} and it is full: "
         f"held by {_describe(holders)}; "
         f"it {verb}",
         evidence=evidence,
@@ -221,8 +222,8 @@ def _raise_limit(kind: Literal["work_queue", "work_pool", "tag"], name: str, lim
 def _paused(kind: PlaceKind, name: str) -> Finding:
     """A paused pool or queue: no worker picks up its runs until it is resumed."""
     label = PLACE_LABEL[kind]
-    summary = (f"work queue `{name}` is paused, so no worker picks up its runs" if kind == "work_queue"
-               else f"work pool `{name}` is paused")
+    summary = (f"work queue {tick(name)} is paused, so no worker picks up its runs" if kind == "work_queue"
+               else f"work pool {tick(name)} is paused")
     return Finding(check=kind, blocking=True, object_kind=kind, object_name=name, summary=summary,
                    evidence=["is_paused: true"],
                    fix=ChangeCandidate(action="resume", target_kind=kind, target_name=name, current="paused",
@@ -259,9 +260,9 @@ async def _check_queue(client: PrefectClient, run: FlowRun | None) -> Finding | 
         and _is_waiting(run)
     ):
         return _full("work_queue", name, queue.concurrency_limit,
-                     f"work queue `{name}` has limit {queue.concurrency_limit} and {_describe(holders)} "
+                     f"work queue {tick(name)} has limit {queue.concurrency_limit} and {_describe(holders)} "
                      f"{'holds' if len(holders) == 1 else 'hold'} it", evidence)
-    return _not_blocking("work_queue", name, f"work queue `{name}` is not blocking", evidence)
+    return _not_blocking("work_queue", name, f"work queue {tick(name)} is not blocking", evidence)
 
 
 async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | None:
@@ -281,9 +282,10 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
     ]
     if limit is not None and status.active_slots >= limit and waiting:
         return _full("work_pool", name, limit,
-                     f"work pool `{name}` has limit {limit} and it is full: held by {_describe(holders)}", evidence)
+                     f"work pool {tick(name)} has limit {limit} and it is full: held by {_describe(holders)}", evidence)
     if pool.type.endswith((":push", ":managed")):
-        return _not_blocking("work_pool", name, f"work pool `{name}` is not blocking (it needs no worker)", evidence)
+        return _not_blocking("work_pool", name, f"work pool {tick(name)} is not blocking (it needs no worker)",
+                             evidence)
     workers = await client.read_workers_for_work_pool(name)
     online = [w for w in workers if w.status == WorkerStatus.ONLINE]
     last = max((w.last_heartbeat_time for w in workers if w.last_heartbeat_time), default=None)
@@ -297,7 +299,7 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
             blocking=True,
             object_kind="work_pool",
             object_name=name,
-            summary=f"work pool `{name}` has no online worker"
+            summary=f"work pool {tick(name)} has no online worker"
             + (
                 f" (last heartbeat {_duration((utcnow() - last).total_seconds())} ago)"
                 if last
@@ -317,7 +319,7 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
         blocking=False,
         object_kind="work_pool",
         object_name=name,
-        summary=f"work pool `{name}` is not blocking",
+        summary=f"work pool {tick(name)} is not blocking",
         evidence=evidence,
     )
 
@@ -351,7 +353,7 @@ async def _check_tags(client: PrefectClient, run: FlowRun | None) -> list[Findin
                 blocking=True,
                 object_kind="tag",
                 object_name=tag,
-                summary=f"tag limit `{tag}` ({limit.concurrency_limit}) is full: "
+                summary=f"tag limit {tick(tag)} ({limit.concurrency_limit}) is full: "
                 f"held by {_describe(holders)}; "
                 f"{len(blocked)} task run(s) of this run wait for it",
                 evidence=[
@@ -378,7 +380,7 @@ async def _check_backlog(client: PrefectClient, run: FlowRun | None, blocked: bo
     is_late = run.state is not None and run.state.name == "Late"
     if late == 0 and not is_late:
         return None
-    summary = f"work pool `{run.work_pool_name}` has a backlog of {late} Late run(s)"
+    summary = f"work pool {tick(run.work_pool_name)} has a backlog of {late} Late run(s)"
     if is_late and not blocked:
         summary += (
             "; no server-side limit holds this run, so its worker is likely at its own --limit "

@@ -16,8 +16,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals.service import ApprovalService, Decision, ProposalView
+from bot.redact import redact
+from bot.safe_text import clean
 from bot.settings import Settings
 from bot.slack import cards
+from bot.slack.gate import Gate
 from bot.slack.limits import MESSAGE_TEXT, clip
 from bot.slack.membership import Membership, payload_enterprise
 
@@ -57,11 +60,12 @@ async def update_card(client: AsyncWebClient, proposal: ProposalView) -> None:
 
 async def tell(client: AsyncWebClient, channel: str | None, user: str, text: str,
                thread_ts: str | None = None) -> None:
-    """A private note to the person who clicked."""
+    """A private note to the person who clicked; its text (decisions quote diffs and Prefect errors) is
+    redacted and escaped (bot.safe_text); names in it already sit in safe code spans."""
     if not channel:
         return
     try:
-        await client.chat_postEphemeral(channel=channel, user=user, text=clip(text, MESSAGE_TEXT),
+        await client.chat_postEphemeral(channel=channel, user=user, text=clip(clean(redact(text)), MESSAGE_TEXT),
                                         thread_ts=thread_ts)
     except SlackApiError as exc:
         log.warning("could not post ephemeral message: %s", exc.response.get("error"))
@@ -107,8 +111,20 @@ async def is_guest(membership: Membership, client: AsyncWebClient, body: dict[st
     return await membership.is_guest(client, user.get("id"), user.get("team_id"), context, payload_enterprise(body))
 
 
-def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings: Settings) -> None:
-    """Wire the card's buttons and modals to the service. `settings` is kept for future knobs."""
+def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings: Settings,
+                               gate: Gate | None = None) -> None:
+    """Wire the card's buttons and modals to the service. With a `gate`, refused clicks are rate-limited:
+    past BOT_USER_RATE_LIMIT_PER_MINUTE refusals a minute, further clicks are dropped without a reply."""
+
+    async def throttled(user: str) -> bool:
+        return gate is not None and not await gate.click_allowed(user)
+
+    async def answer(client: AsyncWebClient, decision: Decision, user: str, channel: str | None,
+                     thread_ts: str | None) -> None:
+        if decision.outcome == "refused" and gate is not None and not await gate.count_refusal(user):
+            return
+        await show_decision(service, client, decision, user, channel, thread_ts)
+
     membership = Membership()
 
     async def guest(body: dict[str, Any], client: AsyncWebClient, context: Any) -> bool:
@@ -118,18 +134,22 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
     async def on_approve(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
         user = body["user"]["id"]
+        if await throttled(user):
+            return
         channel, thread_ts = _where(body)
         proposal_id, version = cards.parse_approve_value(str(body["actions"][0].get("value") or ""))
         decision = await service.approve(proposal_id, user, guest=await guest(body, client, context), version=version)
-        await show_decision(service, client, decision, user, channel, thread_ts)
+        await answer(client, decision, user, channel, thread_ts)
 
     async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str, context: Any) -> None:
         user = body["user"]["id"]
+        if await throttled(user):
+            return
         channel, thread_ts = _where(body)
         proposal, refused = await service.may_decide(str(body["actions"][0].get("value") or ""), user, what,
                                                      guest=await guest(body, client, context))
         if refused is not None:
-            await show_decision(service, client, refused, user, channel, thread_ts)
+            await answer(client, refused, user, channel, thread_ts)
             return
         assert proposal is not None
         if what == "edit" and not proposal.change.editable:

@@ -2,13 +2,16 @@
 
 Approve's value carries the proposal id and the version the card shows (`id:version`), so a click
 on a card edited since is refused; everything else is looked up server-side on a click.
-Text that came from the model or a person (the reason, a reject note) is escaped so it cannot
-ping `@channel` or forge links.
+Every piece of text that came from Prefect, the model or a person (the diff with its names, the
+reason, a reject note, an error) goes through `bot.safe_text` and `bot.redact`, so it cannot ping
+`@channel`, forge a link or show a secret; only ids the bot read from Slack become mentions.
+Everything is clipped to Slack's length limits (`bot.slack.limits`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +30,8 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.approvals.service import ProposalView
+from bot.redact import redact
+from bot.safe_text import clean, code, mention
 from bot.slack.limits import MESSAGE_TEXT, clip, fit_blocks, fit_view
 
 APPROVE = "proposal_approve"
@@ -48,8 +53,18 @@ _OUTCOME = {
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters, so untrusted text renders as text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Untrusted free text (a reason, a note) as Slack text: secrets redacted, control sequences escaped
+    (bot.safe_text), and backticks swapped so it cannot open a code span that swallows the card's own text."""
+    return clean(redact(text)).replace("`", "\u02cb")
+
+
+def shown_diff(p: ProposalView, limit: int | None = None) -> str:
+    """The proposal's diff (names already in safe code spans, made by `changes`), escaped and redacted."""
+    shown = clean(redact(p.diff))
+    if limit is None or len(shown) <= limit:
+        return shown
+    cut = re.sub(r"&[a-z]{0,3}$", "", shown[:limit - 2])  # never cut an entity in half
+    return cut + ("…`" if cut.count("`") % 2 else "…")  # nor leave a code span open
 
 
 def slack_time(moment: datetime) -> str:
@@ -60,11 +75,11 @@ def slack_time(moment: datetime) -> str:
 
 def _summary(p: ProposalView) -> list[Block]:
     warn = "  :warning: _destructive_" if p.destructive else ""
-    head = SectionBlock(text=MarkdownTextObject(text=f"*Proposed limit change*{warn}\n{p.diff}"))
+    head = SectionBlock(text=MarkdownTextObject(text=f"*Proposed limit change*{warn}\n{shown_diff(p)}"))
     by_model = p.origin == "model"  # so nobody takes an injected proposal for the asker's own words
-    lines = [f"Proposed by the bot for <@{p.requester}>" if by_model else f"Asked by <@{p.requester}>"]
+    lines = [f"Proposed by the bot for {mention(p.requester)}" if by_model else f"Asked by {mention(p.requester)}"]
     if p.edited_by:
-        lines.append(f"value edited by <@{p.edited_by}>")
+        lines.append(f"value edited by {mention(p.edited_by)}")
     if p.status == "pending":
         lines.append(f"expires {slack_time(p.expires_at)}")
     context = [MarkdownTextObject(text=" · ".join(lines))]
@@ -75,7 +90,7 @@ def _summary(p: ProposalView) -> list[Block]:
     blocks: list[Block] = [head, ContextBlock(elements=context)]
     notes = [n for n in (p.change.effect(), p.change.follow_up() if p.status == "pending" else None) if n]
     if notes:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(f":information_source: {n}"
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(f":information_source: {clean(n)}"
                                                                           for n in notes))))
     return blocks
 
@@ -96,7 +111,7 @@ def parse_approve_value(value: str) -> tuple[str, int]:
 def _buttons(p: ProposalView) -> ActionsBlock:
     approve = ButtonElement(
         text="Approve", action_id=APPROVE, value=approve_value(p), style="primary",
-        confirm=ConfirmObject(title="Apply this change?", text=f"{p.diff[:250]}\nThis changes Prefect now.",
+        confirm=ConfirmObject(title="Apply this change?", text=f"{shown_diff(p, 250)}\nThis changes Prefect now.",
                               confirm="Apply", deny="Cancel"),
     )
     elements = [approve]
@@ -108,16 +123,16 @@ def _buttons(p: ProposalView) -> ActionsBlock:
 
 def _outcome(p: ProposalView) -> Block:
     head = _OUTCOME.get(p.status, f"*{p.status}*")
-    who = f" by <@{p.decided_by}>" if p.decided_by else ""
+    who = f" by {mention(p.decided_by)}" if p.decided_by else ""
     when = f" at {slack_time(p.decided_at)}" if p.decided_at else ""
     text = f"{head}{who}{when}"
     if p.status == "applied":
-        text += f". Was: {_before(p)}."
+        text += f". Was: {escape(_before(p))}."
         follow_up = p.change.follow_up()
         if follow_up:
-            text += f"\n:information_source: {follow_up}"
+            text += f"\n:information_source: {clean(follow_up)}"
     elif p.status == "failed" and p.error:
-        text += f"\n`{escape(p.error[:300])}`"
+        text += f"\n{code(redact(p.error), 300)}"
     elif p.status in ("stale", "rejected") and p.decision_note:
         text += f"\n{escape(p.decision_note[:500])}"
     if p.status == "stale" and p.superseded_by:
@@ -141,7 +156,7 @@ def proposal_card_blocks(proposal: ProposalView) -> list[Block]:
 
 def proposal_card_text(proposal: ProposalView) -> str:
     """Notification fallback for the card."""
-    return clip(f"Proposed limit change ({proposal.status}): {proposal.diff}", MESSAGE_TEXT)
+    return clip(f"Proposed limit change ({proposal.status}): {shown_diff(proposal)}", MESSAGE_TEXT)
 
 
 def edit_modal(proposal: ProposalView) -> View:
@@ -152,7 +167,7 @@ def edit_modal(proposal: ProposalView) -> View:
         type="modal", callback_id=EDIT_VIEW, title="Edit proposed limit", submit="Save", close="Cancel",
         private_metadata=json.dumps({"id": proposal.id, "min": minimum, "version": proposal.version}),
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=proposal.diff)),
+            SectionBlock(text=MarkdownTextObject(text=shown_diff(proposal))),
             InputBlock(block_id=VALUE_BLOCK, label="New limit",
                        hint="A whole number. The proposal stays pending until someone approves it.",
                        element=NumberInputElement(action_id=VALUE_ACTION, is_decimal_allowed=False,
@@ -166,7 +181,7 @@ def reject_modal(proposal: ProposalView) -> View:
         type="modal", callback_id=REJECT_VIEW, title="Reject proposal", submit="Reject", close="Cancel",
         private_metadata=json.dumps({"id": proposal.id}),
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=proposal.diff)),
+            SectionBlock(text=MarkdownTextObject(text=shown_diff(proposal))),
             InputBlock(block_id=REASON_BLOCK, label="Reason (optional)", optional=True,
                        element=PlainTextInputElement(action_id=REASON_ACTION, multiline=True,
                                                      max_length=500)),

@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.safe_text import PREFECT_DOCS_HOSTS, safe_markdown
 from bot.slack.history import newest_replies
 from bot.slack.mrkdwn import split_message, to_mrkdwn
 
@@ -74,6 +75,7 @@ class AnswerDelivery:
         self._stream_refused_until = self.clock() + self.cooldown_seconds
         log.warning("Slack refused streaming for this app (%s): posting answers plainly for %.0f s",
                     error, self.cooldown_seconds)
+    link_hosts: frozenset[str] = field(default=PREFECT_DOCS_HOSTS)  # links kept in answers (safe_text)
 
     async def deliver(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str,
                       recipient: Recipient, feedback: bool = True) -> str | None:
@@ -89,9 +91,10 @@ class AnswerDelivery:
         stream = await client.chat_stream(channel=channel, thread_ts=thread_ts, buffer_size=STREAM_PIECE,
                                           recipient_user_id=recipient.user_id,
                                           recipient_team_id=recipient.team_id)
+        safe = safe_markdown(markdown, self.link_hosts)  # Slack reads markdown_text itself: make it safe first
         try:
-            for start in range(0, len(markdown), STREAM_PIECE):
-                await stream.append(markdown_text=markdown[start:start + STREAM_PIECE])
+            for start in range(0, len(safe), STREAM_PIECE):
+                await stream.append(markdown_text=safe[start:start + STREAM_PIECE])
             await stream.stop(blocks=feedback_blocks() if feedback else None)
             return stream.ts
         except (SlackApiError, SlackClientError) as exc:
@@ -104,7 +107,7 @@ class AnswerDelivery:
             return None
 
     async def _update(self, client: AsyncWebClient, channel: str, ts: str, markdown: str) -> bool:
-        text = to_mrkdwn(markdown)
+        text = to_mrkdwn(markdown, self.link_hosts)
         if len(text) > SECTION_LIMIT:
             return False
         try:
@@ -122,7 +125,7 @@ class AnswerDelivery:
 
     async def post(self, client: AsyncWebClient, channel: str, thread_ts: str, markdown: str,
                    feedback: bool = False) -> str | None:
-        chunks = split_message(to_mrkdwn(markdown), SECTION_LIMIT)
+        chunks = split_message(to_mrkdwn(markdown, self.link_hosts), SECTION_LIMIT)
         ts = None
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1

@@ -1,9 +1,15 @@
-"""The App Home tab: a live table of limits and occupancy, a refresh button, pending proposals."""
+"""The App Home tab: a live table of limits and occupancy, a refresh button, pending proposals.
+
+Any member of the workspace can open it, so it shows only what anyone may see: proposals from
+public channels plus the viewer's own, names escaped (bot.safe_text), never raw exception text.
+The Prefect read behind it is cached for a few seconds, so opening the tab repeatedly is cheap.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,12 +28,18 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.redact import redact
+from bot.safe_text import channel_ref, clean, code, mention
 from bot.slack.limits import fit_view
 
 log = logging.getLogger(__name__)
 
 REFRESH_ACTION = "home_refresh"
 MAX_ROWS = 40
+MAP_CACHE_SECONDS = 15.0  # one Prefect scan serves every Home tab opened within this window
+CHANNEL_CACHE_SECONDS = 300.0
+PREFECT_DOWN = ("Could not read Prefect right now ({kind}). The table comes back when Prefect answers; "
+                "the bot's logs have the details.")
 KIND_LABELS = {"global": "Global limit", "tag": "Tag", "deployment": "Deployment", "work_pool": "Work pool",
                "work_queue": "Work queue"}
 
@@ -51,7 +63,7 @@ def limit_line(limit: Any) -> str:
         flags.append(f"{limit.waiting} waiting")
     label = KIND_LABELS.get(str(limit.kind), str(limit.kind))
     suffix = f" · {', '.join(flags)}" if flags else ""
-    return f"{'🔴' if limit.full else '🟢'} *{label}* `{limit.name}`: {cap}{suffix}"
+    return f"{'🔴' if limit.full else '🟢'} *{clean(label)}* {code(limit.name)}: {cap}{clean(suffix)}"
 
 
 def home_view(limits_map: Any | None, pending: list[Any], error: str | None = None,
@@ -70,28 +82,87 @@ def home_view(limits_map: Any | None, pending: list[Any], error: str | None = No
             blocks.append(SectionBlock(text="\n".join(lines[start:start + 10])))
         more = f" (showing {MAX_ROWS} of {len(limits)})" if len(limits) > MAX_ROWS else ""
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=f"Read from {limits_map.api_url} at {limits_map.read_at:%H:%M:%S} UTC{more}")]))
+            text=f"Read from {clean(redact(str(limits_map.api_url)))} at {limits_map.read_at:%H:%M:%S} UTC{more}")]))
     blocks.append(DividerBlock())
     blocks.append(HeaderBlock(text="Pending proposals"))
     if not pending:
         blocks.append(SectionBlock(text="Nothing waiting for approval."))
     for proposal in pending[:20]:
-        where = f" in <#{proposal.channel}>" if proposal.channel else ""
-        blocks.append(SectionBlock(text=f"{proposal.diff}\nasked by <@{proposal.requester}>{where}, "
-                                        f"expires {proposal.expires_at:%Y-%m-%d %H:%M} UTC"))
+        where = f" in {channel_ref(proposal.channel)}" if proposal.channel else ""
+        blocks.append(SectionBlock(text=f"{clean(redact(proposal.diff))}\nasked by {mention(proposal.requester)}"
+                                        f"{where}, expires {proposal.expires_at:%Y-%m-%d %H:%M} UTC"))
     return fit_view(View(type="home", blocks=blocks))
 
 
+class CachedMap:
+    """`read_map` behind a short cache; concurrent opens share one read in flight. A failed read is
+    remembered too (for a third of the window), so an outage is not probed on every open."""
+
+    def __init__(self, read_map: MapReader, seconds: float = MAP_CACHE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.read_map, self.seconds, self.clock = read_map, seconds, clock
+        self._value: Any = None
+        self._error: Exception | None = None
+        self._at = float("-inf")
+        self._lock = asyncio.Lock()
+        self.reads = 0
+
+    async def __call__(self) -> Any:
+        async with self._lock:
+            age = self.clock() - self._at
+            fresh = age < (self.seconds / 3 if self._error is not None else self.seconds)
+            if not fresh:
+                self.reads += 1
+                try:
+                    self._value, self._error = await asyncio.wait_for(self.read_map(), timeout=20), None
+                except Exception as exc:
+                    self._value, self._error = None, exc
+                self._at = self.clock()
+            if self._error is not None:
+                raise self._error
+            return self._value
+
+
+class ChannelVisibility:
+    """Whether a channel is public, from `conversations.info`, cached; unknown or failing means private."""
+
+    def __init__(self, seconds: float = CHANNEL_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self._known: dict[str, tuple[bool, float]] = {}
+
+    async def is_public(self, client: AsyncWebClient, channel: str | None) -> bool:
+        if not channel:
+            return False
+        known = self._known.get(channel)
+        if known is not None and self.clock() - known[1] < self.seconds:
+            return known[0]
+        try:
+            info = (await client.conversations_info(channel=channel)).get("channel") or {}
+            public = bool(info) and not (info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+        except Exception as exc:  # not found, not in channel, Slack down: fail closed
+            log.info("could not tell whether %s is public: %s", channel, type(exc).__name__)
+            return False
+        self._known[channel] = (public, self.clock())
+        return public
+
+
+async def visible_to(viewer: str, pending: list[Any], client: AsyncWebClient,
+                     channels: ChannelVisibility) -> list[Any]:
+    """The viewer's own proposals, and those made in public channels."""
+    return [p for p in pending if p.requester == viewer or await channels.is_public(client, p.channel)]
+
+
 async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader, read_pending: PendingReader,
-                       notice: str | None = None) -> None:
+                       channels: ChannelVisibility | None = None, notice: str | None = None) -> None:
     error = None
     limits_map = None
     try:
-        limits_map = await asyncio.wait_for(read_map(), timeout=20)
-    except Exception as exc:  # the Home tab must render even when Prefect is down
-        error = f"Could not read Prefect: {exc}"
+        limits_map = await read_map()
+    except Exception as exc:  # the Home tab must render even when Prefect is down; the text stays in the log
+        log.warning("Home tab: could not read Prefect: %s", exc)
+        error = PREFECT_DOWN.format(kind=type(exc).__name__)
     try:
-        pending = await read_pending()
+        pending = await visible_to(user_id, await read_pending(), client, channels or ChannelVisibility())
     except Exception:
         log.exception("could not read pending proposals")
         pending = []
@@ -104,15 +175,20 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
 
 
 def register_home(app: AsyncApp, read_pending: PendingReader, read_map: MapReader = read_live_map,
-                  notice: str | None = None) -> None:
-    """`notice` is a line shown at the top of every Home tab (e.g. that nobody can approve yet)."""
+                  notice: str | None = None, cache_seconds: float = MAP_CACHE_SECONDS) -> CachedMap:
+    """Wire the Home tab; returns the cached reader (its `reads` counts real Prefect scans).
+    `notice` is a line shown at the top of every Home tab (e.g. that nobody can approve yet)."""
+    cached = CachedMap(read_map, cache_seconds)
+    channels = ChannelVisibility()
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") == "home":
-            await publish_home(client, event["user"], read_map, read_pending, notice)
+            await publish_home(client, event["user"], cached, read_pending, channels, notice)
 
     @app.action(REFRESH_ACTION)
     async def on_refresh(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await publish_home(client, body["user"]["id"], read_map, read_pending, notice)
+        await publish_home(client, body["user"]["id"], cached, read_pending, channels, notice)
+
+    return cached

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
 from markdown_to_mrkdwn import SlackMarkdownConverter
+
+from bot.safe_text import PREFECT_DOCS_HOSTS, safe_markdown
 
 # chat.postMessage truncates `text` at 40k, but blocks of 3k and readable messages argue for less.
 MESSAGE_LIMIT = 3500
@@ -15,8 +18,10 @@ def _converter() -> SlackMarkdownConverter:
     return SlackMarkdownConverter()
 
 
-def to_mrkdwn(markdown: str) -> str:
-    return _converter().convert(markdown)
+def to_mrkdwn(markdown: str, link_hosts: Iterable[str] = PREFECT_DOCS_HOSTS) -> str:
+    """Untrusted Markdown (model or offline answers) as mrkdwn: control sequences escaped, links kept
+    only for `link_hosts` (bot.safe_text); then the Markdown → mrkdwn conversion."""
+    return _converter().convert(safe_markdown(markdown, link_hosts))
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:

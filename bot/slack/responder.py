@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from bot.pipeline import Pipeline
 from bot.settings import Settings
 from bot.slack.delivery import AnswerDelivery, Recipient
 from bot.slack.filters import message_key
+from bot.slack.gate import RATE_LIMITED, Gate
 from bot.slack.history import strip_mention, thread_history
 from bot.slack.membership import Membership
 from bot.slack.worker_loop import WorkerLoop
@@ -35,29 +35,7 @@ log = logging.getLogger(__name__)
 FILES_ONLY = ("I can only read text for now. Paste the error or the run name as text and I'll look "
               "into it.")
 INTERNAL_ERROR = "Sorry, something went wrong on my side while answering. Nothing was changed; please try again."
-RATE_LIMITED = "You're asking faster than I can answer well. Give me a minute and ask again."
 CardPoster = Callable[[AsyncWebClient, str, str, list[str]], Awaitable[None]]
-
-
-@dataclass
-class UserRateLimiter:
-    """A sliding one-minute window per user; process-local, which is fine for a soft limit."""
-
-    per_minute: int
-    clock: Callable[[], float] = time.monotonic
-    seen: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
-
-    def allow(self, user: str) -> bool:
-        if self.per_minute <= 0:
-            return True
-        now = self.clock()
-        window = self.seen[user]
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            return False
-        window.append(now)
-        return True
 
 
 @dataclass
@@ -66,7 +44,7 @@ class Responder:
     store: Store
     pipeline: Pipeline
     post_cards: CardPoster | None = None
-    limiter: UserRateLimiter | None = None
+    gate: Gate | None = None  # channels, guests and the per-user rate limit (shared with the slash command)
     delivery: AnswerDelivery | None = None
     worker: WorkerLoop | None = None  # None: answer on the caller's loop (terminal, tests of parts)
     tasks: set[asyncio.Task] = field(default_factory=set)
@@ -74,10 +52,10 @@ class Responder:
     _worker_client: AsyncWebClient | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.limiter is None:
-            self.limiter = UserRateLimiter(self.settings.bot_user_rate_limit_per_minute)
+        if self.gate is None:
+            self.gate = Gate(self.settings, self.store)
         if self.delivery is None:
-            self.delivery = AnswerDelivery(streaming=self.settings.bot_streaming)
+            self.delivery = AnswerDelivery(streaming=self.settings.bot_streaming, link_hosts=self.settings.link_hosts)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run the work off the ack path: on the worker loop when there is one, else as a task here."""
@@ -96,8 +74,8 @@ class Responder:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
     def channel_allowed(self, event: dict[str, Any]) -> bool:
-        allowed = self.settings.bot_allowed_channels
-        return not allowed or event.get("channel_type") == "im" or event.get("channel") in allowed
+        assert self.gate is not None
+        return self.gate.channel_allowed(event.get("channel"), event.get("channel_type"))
 
     def _client_on_worker(self, client: AsyncWebClient) -> AsyncWebClient:
         """On the worker loop, a clone of the app's client with one aiohttp session, so Slack calls reuse
@@ -152,7 +130,7 @@ class Responder:
         home_team = context.get("team_id")
         bot_user_id = context.get("bot_user_id")
         text = strip_mention(event.get("text") or "", bot_user_id)
-        if not self.limiter.allow(user):  # type: ignore[union-attr]
+        if not await self.gate.allow(user):  # type: ignore[union-attr]
             await self._post(client, channel, thread_ts, RATE_LIMITED)
             return
         if not text and event.get("files"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 from aiohttp import web
@@ -13,8 +14,23 @@ from slack_bolt.async_app import AsyncApp
 log = logging.getLogger(__name__)
 
 
+def metrics_body(extra_metrics: CollectorRegistry | None) -> bytes:
+    """Both registries rendered; the store-backed one queries the database, so run this in a thread."""
+    return generate_latest() + (generate_latest(extra_metrics) if extra_metrics is not None else b"")
+
+
+def bearer_ok(request: web.Request, token: str | None) -> bool:
+    """No token configured: open (bind to a private network). Else `Authorization: Bearer <token>`."""
+    if not token:
+        return True
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
 def web_application(app: AsyncApp, path: str | None = "/slack/events",
-                    extra_metrics: CollectorRegistry | None = None) -> web.Application:
+                    extra_metrics: CollectorRegistry | None = None,
+                    metrics_token: str | None = None) -> web.Application:
     """`path=None`: only /healthz and /metrics (Socket Mode gets its events over the WebSocket)."""
     async def slack_events(request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
@@ -24,8 +40,11 @@ def web_application(app: AsyncApp, path: str | None = "/slack/events",
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
-    async def metrics(_request: web.Request) -> web.Response:
-        body = generate_latest() + (generate_latest(extra_metrics) if extra_metrics is not None else b"")
+    async def metrics(request: web.Request) -> web.Response:
+        if not bearer_ok(request, metrics_token):
+            return web.Response(status=401, text="metrics need Authorization: Bearer <BOT_METRICS_TOKEN>\n",
+                                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+        body = await asyncio.to_thread(metrics_body, extra_metrics)  # no database query on the event loop
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
@@ -39,8 +58,10 @@ def web_application(app: AsyncApp, path: str | None = "/slack/events",
 
 
 async def serve_http(app: AsyncApp, host: str, port: int, ready: asyncio.Event | None = None,
-                     stop: asyncio.Event | None = None, extra_metrics: CollectorRegistry | None = None) -> None:
-    runner = web.AppRunner(web_application(app, extra_metrics=extra_metrics), access_log=None)
+                     stop: asyncio.Event | None = None, extra_metrics: CollectorRegistry | None = None,
+                     metrics_token: str | None = None) -> None:
+    runner = web.AppRunner(web_application(app, extra_metrics=extra_metrics, metrics_token=metrics_token),
+                           access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -56,7 +77,7 @@ async def serve_http(app: AsyncApp, host: str, port: int, ready: asyncio.Event |
 async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event | None = None,
                             host: str | None = None, port: int | None = None,
                             extra_metrics: CollectorRegistry | None = None,
-                            ready: asyncio.Event | None = None) -> None:
+                            ready: asyncio.Event | None = None, metrics_token: str | None = None) -> None:
     """Connect to Slack over a WebSocket (no public URL); Bolt copies Slack's retry_attempt into headers.
 
     With a `port`, /healthz and /metrics are served there too, so health checks work in both modes."""
@@ -64,7 +85,8 @@ async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event |
 
     runner = None
     if port is not None:
-        runner = web.AppRunner(web_application(app, path=None, extra_metrics=extra_metrics), access_log=None)
+        runner = web.AppRunner(web_application(app, path=None, extra_metrics=extra_metrics,
+                                                 metrics_token=metrics_token), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host or "0.0.0.0", port).start()
         log.info("health and metrics on http://%s:%s/healthz", host or "0.0.0.0", port)

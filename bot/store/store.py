@@ -11,6 +11,7 @@ from bot.store.db import count_by, create_schema, make_engine, session_factory
 from bot.store.events import claim_event
 from bot.store.feedback import record_vote, vote_counts
 from bot.store.proposals import Proposal
+from bot.store.rate import has_room, take_slot
 from bot.store.threads import is_bot_thread, mark_thread
 
 
@@ -39,6 +40,13 @@ class Store:
 
     def vote_counts(self) -> dict[str, int]:
         return vote_counts(self.sessions)
+
+    def allow_request(self, user_id: str, per_minute: int) -> bool:
+        """The per-user rate limit, shared by every replica using this store."""
+        return take_slot(self.engine, user_id, per_minute)
+
+    def has_room(self, user_id: str, per_minute: int) -> bool:
+        return has_room(self.engine, user_id, per_minute)
 
     def proposal_counts(self) -> dict[str, int]:
         return count_by(self.sessions, Proposal.status)

@@ -45,6 +45,7 @@ class FakeSlackAPI(FakeServer):
         self.not_in_channels: set[str] = set()  # posting there answers `not_in_channel`
         self.published: dict[str, dict[str, Any]] = {}  # user -> the last Home view published
         self.refused: list[tuple[str, str, list[str]]] = []  # (method, error, why) of every refusal
+        self.private_channels: set[str] = set()  # C… ids answered as private by conversations.info
         self._failures: dict[str, list[tuple[int, dict[str, str], Any]]] = defaultdict(list)
         self._ts = time.time()
         self.socket_url: str | None = None  # what apps.connections.open hands out
@@ -224,6 +225,8 @@ class FakeSlackAPI(FakeServer):
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "conversations.replies":
             return self._replies(args)
+        if method == "conversations.info":
+            return _channel_info(args.get("channel", ""), self.private_channels)
         if method == "usergroups.users.list":
             group = args.get("usergroup", "")
             if group not in self.usergroup_members:
@@ -280,3 +283,14 @@ def _stream_text(args: dict[str, Any]) -> str:
         if chunk.get("type") == "markdown_text":
             text += chunk.get("text", "")
     return text
+
+
+def _channel_info(channel: str, private: set[str]) -> dict[str, Any]:
+    """Like Slack: C… public unless marked private, G… private, D… a DM; anything else not found."""
+    if not channel or channel[0] not in "CGD":
+        return {"ok": False, "error": "channel_not_found"}
+    is_im = channel.startswith("D")
+    is_private = channel.startswith("G") or channel in private or is_im
+    return {"ok": True, "channel": {"id": channel, "is_channel": not is_im and not is_private,
+                                    "is_group": channel.startswith("G"), "is_im": is_im, "is_mpim": False,
+                                    "is_private": is_private}}
