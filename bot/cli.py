@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "audit": "Print the audit log of proposals and decisions.",
     "eval": "Run the eval questions through the configured model and print a score table.",
     "feedback": "Summarise the thumbs-up/down votes on answers.",
+    "watch": "Print the concurrency incidents the watcher sees now (`watch --once [--json]`).",
 }
 
 

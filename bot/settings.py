@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -66,11 +67,25 @@ class Settings(BaseSettings):
     bot_log_json: bool = False
     bot_log_level: str = "INFO"
 
+    # The on-call watcher (bot/watch): off unless a channel is set
+    bot_watch_channel: str | None = None
+    bot_watch_interval_seconds: float = Field(default=30.0, gt=0)
+    bot_watch_wait_seconds: float = Field(default=600.0, ge=0)
+    bot_watch_max_posts_per_hour: int = Field(default=10, ge=1)
+
     @field_validator("bot_approver_ids", "bot_allowed_channels", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("bot_watch_channel", "bot_watch_interval_seconds", "bot_watch_wait_seconds",
+                     "bot_watch_max_posts_per_hour", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise PydanticUseDefault()
         return value
 
     @cached_property
