@@ -59,7 +59,7 @@ def slack_time(moment: datetime) -> str:
 def _summary(p: ProposalView) -> list[Block]:
     warn = "  :warning: _destructive_" if p.destructive else ""
     head = SectionBlock(text=MarkdownTextObject(text=f"*Proposed limit change*{warn}\n{p.diff}"))
-    lines = [f"Asked by <@{p.requester}>"]
+    lines = ["Proposed by the on-call watcher" if p.requester == "watcher" else f"Asked by <@{p.requester}>"]
     if p.edited_by:
         lines.append(f"value edited by <@{p.edited_by}>")
     if p.status == "pending":

@@ -114,6 +114,21 @@ def set_incident(sessions: sessionmaker, key: str, from_statuses: tuple[str, ...
         return result.rowcount == 1
 
 
+def claim_post(sessions: sessionmaker, key: str, claimed_before: datetime | None, now: datetime) -> bool:
+    """Claim the right to post an open incident: only one caller moves `posted_at` from what it saw."""
+    stmt = update(WatchIncident).where(WatchIncident.key == key, WatchIncident.status == OPEN,
+                                       WatchIncident.message_ts.is_(None))
+    if claimed_before is None:
+        stmt = stmt.where(WatchIncident.posted_at.is_(None))
+    else:
+        stmt = stmt.where(WatchIncident.posted_at == to_db_time(claimed_before))
+    stmt = stmt.values(posted_at=to_db_time(now)).execution_options(synchronize_session=False)
+    with sessions() as session:
+        result = session.execute(stmt)
+        session.commit()
+        return result.rowcount == 1
+
+
 def forget_watching(sessions: sessionmaker, key: str) -> None:
     with sessions() as session:
         session.execute(delete(WatchIncident).where(WatchIncident.key == key, WatchIncident.status == WATCHING))

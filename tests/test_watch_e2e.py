@@ -1,0 +1,162 @@
+"""The watcher inside the bot, built as `serve` builds it, against the real Prefect server and test Slack.
+
+The bot runs through tests/harness.py (Bolt over aiohttp, the fake Slack Web API); its background
+tasks are started with `Runtime.start_background()`, exactly as `serve` does. Intervals and thresholds
+are small so every wait is on a condition, never a fixed sleep. The Prefect server is shared with
+other tests, so each test reads only the messages about its own uniquely named objects.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+
+from bot.slack import cards, incident_cards
+from tests.approvals_support import pool_limit
+from tests.harness import BotHarness, wait_until
+from tests.test_watch_detectors import _deployment
+
+APPROVER = "UAPPROVER"
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'bot.db'}"
+
+
+def start_bot(slack, db_url: str, channel: str, **overrides: Any) -> BotHarness:
+    values = dict(bot_watch_channel=channel, bot_watch_interval_seconds=1.0, bot_watch_wait_seconds=1.0,
+                  bot_watch_max_posts_per_hour=1000, bot_approver_ids=[APPROVER])
+    values.update(overrides)
+    bot = BotHarness(slack, None, db_url, **values).start()
+
+    async def background():
+        bot.background = bot.runtime.start_background(sweep_every=1.0)  # what `serve` runs
+
+    bot.call(background)
+    return bot
+
+
+def stop_bot(bot: BotHarness) -> None:
+    async def cancel():
+        for task in getattr(bot, "background", []):
+            task.cancel()
+
+    bot.call(cancel)
+    bot.stop()
+
+
+def posts_about(slack, channel: str, needle: str) -> list[dict[str, Any]]:
+    return [c.args for c in slack.calls_to("chat.postMessage")
+            if c.args.get("channel") == channel and not c.args.get("thread_ts") and needle in str(c.args)]
+
+
+def updates_of(slack, ts: str) -> list[dict[str, Any]]:
+    return [c.args for c in slack.calls_to("chat.update") if c.args.get("ts") == ts]
+
+
+def click(bot: BotHarness, action_id: str, value: str, user: str, channel: str, ts: str):
+    payload = {
+        "type": "block_actions", "token": "legacy", "api_app_id": "A1", "trigger_id": f"trig-{time.time_ns()}",
+        "user": {"id": user, "username": user.lower(), "team_id": "T1"}, "team": {"id": "T1", "domain": "t"},
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
+        "channel": {"id": channel, "name": "oncall"},
+        "message": {"type": "message", "ts": ts, "text": "incident"},
+        "response_url": "https://hooks.invalid/response",
+        "actions": [{"type": "button", "action_id": action_id, "block_id": "watch_actions", "value": value,
+                     "action_ts": f"{time.time():.6f}"}],
+    }
+    return bot.post_interaction(payload)
+
+
+def _ts_of(response_calls, slack, channel: str, needle: str) -> str:
+    posted = wait_until(lambda: posts_about(slack, channel, needle), timeout=60, what=f"incident about {needle}")
+    assert len(posted) == 1
+    [message] = [m for (ch, _), msgs in slack.messages.items() if ch == channel for m in msgs
+                 if needle in m["text"] and m["thread_ts"] == m["ts"]]
+    return message["ts"]
+
+
+async def test_paused_pool_incident_is_posted_once_snoozed_and_resolved(fresh_slack, prefect_api_url, db_url):
+    channel, pool = f"CW{uid()}", f"watch-e2e-paused-{uid()}"
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
+        dep_id, _ = await _deployment(client, pool)
+        run = await client.create_flow_run_from_deployment(dep_id)
+    bot = start_bot(fresh_slack, db_url, channel)
+    try:
+        ts = _ts_of(None, fresh_slack, channel, pool)
+        [post] = posts_about(fresh_slack, channel, pool)
+        text = post["blocks"][0]["text"]["text"]
+        assert f"`{pool}` is paused with 1 run(s) due" in text and f"`{run.name}`" in text
+        assert f"prefect work-pool resume {pool}" in text
+        assert len(post["blocks"]) <= 50 and len(text) <= 3000
+
+        stop_bot(bot)
+        bot = start_bot(fresh_slack, db_url, channel)  # a restart on the same store: no second post
+        wait_until(lambda: bot.runtime.watcher.ticks >= 3, what="three reads after the restart")
+        assert len(posts_about(fresh_slack, channel, pool)) == 1
+
+        assert click(bot, incident_cards.SNOOZE, f"paused_backlog:work_pool:{pool}", "UONCALL", channel,
+                     ts).status == 200
+        wait_until(lambda: any("snoozed by <@UONCALL>" in str(u) for u in updates_of(fresh_slack, ts)),
+                   what="the snooze note on the message")
+        audit = bot.call(lambda: bot.runtime.approvals.audit_log(action="snoozed"))
+        assert [(a.actor, a.detail.split(" until")[0]) for a in audit] == [
+            ("UONCALL", f"snoozed watcher incident paused_backlog:work_pool:{pool}")]
+
+        async with get_client() as client:
+            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
+        resolved = wait_until(lambda: [u for u in updates_of(fresh_slack, ts) if "Resolved" in u["text"]],
+                              timeout=60, what="the resolved update")
+        assert "cleared after" in resolved[-1]["blocks"][0]["text"]["text"]
+        assert not any(b["type"] == "actions" for b in resolved[-1]["blocks"])
+    finally:
+        stop_bot(bot)
+        async with get_client() as client:
+            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
+
+
+async def test_zero_limit_incident_brings_a_proposal_that_an_approver_applies(fresh_slack, prefect_api_url, db_url):
+    channel, pool = f"CW{uid()}", f"watch-e2e-zero-{uid()}"
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=0))
+        dep_id, _ = await _deployment(client, pool)
+        await client.create_flow_run_from_deployment(dep_id)
+    bot = start_bot(fresh_slack, db_url, channel)
+    try:
+        ts = _ts_of(None, fresh_slack, channel, pool)
+        cards_in_thread = wait_until(
+            lambda: [c.args for c in fresh_slack.calls_to("chat.postMessage")
+                     if c.args.get("thread_ts") == ts and "Proposed limit change" in c.args.get("text", "")],
+            what="the proposal card in the incident's thread")
+        [card] = cards_in_thread
+        assert f"work pool `{pool}`: limit 0 → 1" in card["text"]
+        proposal_id = next(e["value"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
+                           if e["action_id"] == cards.APPROVE)
+
+        stranger = click(bot, cards.APPROVE, proposal_id, "USTRANGER", channel, ts)
+        assert stranger.status == 200
+        wait_until(lambda: bot.call(lambda: bot.runtime.approvals.audit_log(action="refused")),
+                   what="the stranger's refusal")
+        assert await pool_limit(pool) == 0
+
+        assert click(bot, cards.APPROVE, proposal_id, APPROVER, channel, ts).status == 200
+        wait_until(lambda: bot.call(lambda: bot.runtime.approvals.get(proposal_id)).status == "applied",
+                   what="the proposal applied")
+        assert await pool_limit(pool) == 1  # read back from Prefect
+        wait_until(lambda: [u for u in updates_of(fresh_slack, ts) if "Resolved" in u["text"]], timeout=60,
+                   what="the incident resolved once the limit is 1")
+        assert len(posts_about(fresh_slack, channel, pool)) == 1
+    finally:
+        stop_bot(bot)
