@@ -85,9 +85,21 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     app = build_app(settings, responder, socket_mode=socket_mode, client=client)
     register_approval_handlers(app, approvals, settings)
     register_assistant(app, responder)
-    register_home(app, approvals.pending)
+    register_home(app, approvals.pending, read_incidents=open_incidents_reader(settings, store))
     register_slash_command(app, pipeline.offline)
     return Runtime(settings, store, pipeline, responder, app, approvals, build_watcher(settings, store, app, approvals))
+
+
+def open_incidents_reader(settings: Settings, store: Store) -> Any | None:
+    """What the Home tab lists above the limits table, when the watcher is on."""
+    if not settings.bot_watch_channel:
+        return None
+    from bot.watch.watcher import open_incidents
+
+    async def read() -> list[Any]:
+        return await open_incidents(store)
+
+    return read
 
 
 def build_watcher(settings: Settings, store: Store, app: AsyncApp, approvals: Any) -> Any | None:

@@ -8,6 +8,7 @@ other tests, so each test reads only the messages about its own uniquely named o
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -106,6 +107,13 @@ async def test_paused_pool_incident_is_posted_once_snoozed_and_resolved(fresh_sl
         bot = start_bot(fresh_slack, db_url, channel)  # a restart on the same store: no second post
         wait_until(lambda: bot.runtime.watcher.ticks >= 3, what="three reads after the restart")
         assert len(posts_about(fresh_slack, channel, pool)) == 1
+
+        bot.post_event({"type": "app_home_opened", "user": "U1", "tab": "home", "channel": "D1"})
+        [home] = fresh_slack.wait_for("views.publish", timeout=60)
+        texts = [json.dumps(b) for b in home.args["view"]["blocks"]]
+        mine = next(i for i, t in enumerate(texts) if f"`{pool}` is paused" in t)
+        headers = [i for i, t in enumerate(texts) if '"type": "header"' in t]
+        assert "Open incidents" in texts[headers[1]] and headers[1] < mine < headers[2]  # above the limits
 
         assert click(bot, incident_cards.SNOOZE, f"paused_backlog:work_pool:{pool}", "UONCALL", channel,
                      ts).status == 200

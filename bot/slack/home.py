@@ -30,6 +30,7 @@ KIND_LABELS = {"global": "Global limit", "tag": "Tag", "deployment": "Deployment
 
 MapReader = Callable[[], Awaitable[Any]]  # returns bot.prefect_ops.models.ConcurrencyMap
 PendingReader = Callable[[], Awaitable[list[Any]]]  # returns pending ProposalViews
+IncidentReader = Callable[[], Awaitable[list[Any]]]  # returns open bot.watch.incidents.Incident
 
 
 async def read_live_map() -> Any:
@@ -51,10 +52,29 @@ def limit_line(limit: Any) -> str:
     return f"{'🔴' if limit.full else '🟢'} *{label}* `{limit.name}`: {cap}{suffix}"
 
 
-def home_view(limits_map: Any | None, pending: list[Any], error: str | None = None) -> View:
+def incident_blocks(incidents: list[Any]) -> list[Block]:
+    """Open watcher incidents, listed above the limits table."""
+    from bot.watch.incidents import KIND_TITLES
+
+    blocks: list[Block] = [HeaderBlock(text="Open incidents")]
+    lines = [f"🚨 *{KIND_TITLES.get(i.kind, i.kind)}*: {i.summary}" for i in incidents[:20]]
+    if len(incidents) > 20:
+        lines.append(f"…and {len(incidents) - 20} more")
+    for start in range(0, len(lines), 5):
+        blocks.append(SectionBlock(text="\n".join(lines[start:start + 5])[:2900]))
+    if not lines:
+        blocks.append(SectionBlock(text="None: the watcher sees nothing stuck."))
+    blocks.append(DividerBlock())
+    return blocks
+
+
+def home_view(limits_map: Any | None, pending: list[Any], error: str | None = None,
+              incidents: list[Any] | None = None) -> View:
     blocks: list[Block] = [HeaderBlock(text="Prefect concurrency"),
                            ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=REFRESH_ACTION,
                                                                 value="refresh")])]
+    if incidents is not None:
+        blocks += incident_blocks(incidents)
     if error:
         blocks.append(SectionBlock(text=f":warning: {error}"))
     elif limits_map is not None:
@@ -76,7 +96,8 @@ def home_view(limits_map: Any | None, pending: list[Any], error: str | None = No
     return View(type="home", blocks=blocks)
 
 
-async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader, read_pending: PendingReader) -> None:
+async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader, read_pending: PendingReader,
+                       read_incidents: IncidentReader | None = None) -> None:
     error = None
     limits_map = None
     try:
@@ -88,16 +109,23 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
     except Exception:
         log.exception("could not read pending proposals")
         pending = []
-    await client.views_publish(user_id=user_id, view=home_view(limits_map, pending, error))
+    incidents = None
+    if read_incidents is not None:
+        try:
+            incidents = await read_incidents()
+        except Exception:
+            log.exception("could not read open incidents")
+    await client.views_publish(user_id=user_id, view=home_view(limits_map, pending, error, incidents))
 
 
-def register_home(app: AsyncApp, read_pending: PendingReader, read_map: MapReader = read_live_map) -> None:
+def register_home(app: AsyncApp, read_pending: PendingReader, read_map: MapReader = read_live_map,
+                  read_incidents: IncidentReader | None = None) -> None:
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") == "home":
-            await publish_home(client, event["user"], read_map, read_pending)
+            await publish_home(client, event["user"], read_map, read_pending, read_incidents)
 
     @app.action(REFRESH_ACTION)
     async def on_refresh(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await publish_home(client, body["user"]["id"], read_map, read_pending)
+        await publish_home(client, body["user"]["id"], read_map, read_pending, read_incidents)

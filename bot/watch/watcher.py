@@ -48,6 +48,12 @@ def _prefect_client() -> AbstractAsyncContextManager[Any]:
     return get_client()
 
 
+async def open_incidents(store: Store) -> list[Incident]:
+    """Open incidents, oldest first (the Home tab)."""
+    rows = await asyncio.to_thread(db.incident_rows, store.sessions, (db.OPEN,))
+    return [Incident.model_validate_json(row.incident_json) for row in rows]
+
+
 class Watcher:
     """Owns the loop; Slack posting is delegated to `poster` (bot.slack.watch_poster.SlackPoster)."""
 
