@@ -63,7 +63,10 @@ async def _mode(slack, store_url: str, interval: float, follow_events: bool, sam
     task = asyncio.ensure_future(watcher.run())
     latencies = []
     try:
+        deadline = time.monotonic() + 120
         while not watcher.leading or watcher.ticks < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the watcher never completed a read (is Prefect up?)")
             await asyncio.sleep(0.05)
         await asyncio.sleep(2.0)  # let the event stream connect
         async with get_client() as client:
@@ -77,6 +80,7 @@ async def _mode(slack, store_url: str, interval: float, follow_events: bool, sam
                         raise RuntimeError(f"no post for {pool} after {time.monotonic() - started:.0f} s")
                     await asyncio.sleep(0.02)
                 latencies.append(time.monotonic() - started)
+                print(f"{'events' if follow_events else 'polling'}: {latencies[-1]:.2f} s", file=sys.stderr)
                 await client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
     finally:
         task.cancel()
