@@ -168,3 +168,48 @@ async def test_zero_limit_incident_brings_a_proposal_that_an_approver_applies(fr
         assert len(posts_about(fresh_slack, channel, pool)) == 1
     finally:
         stop_bot(bot)
+
+
+async def test_beyond_the_hourly_limit_one_rollup_and_mute_is_audited(fresh_slack, prefect_api_url, db_url):
+    channel = f"CW{uid()}"
+    pools = [f"watch-e2e-roll-{uid()}" for _ in range(3)]
+    async with get_client() as client:
+        for pool in pools:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
+            dep_id, _ = await _deployment(client, pool)
+            await client.create_flow_run_from_deployment(dep_id)
+    bot = start_bot(fresh_slack, db_url, channel, bot_watch_max_posts_per_hour=1)
+    try:
+        def top_level():
+            return [c.args for c in fresh_slack.calls_to("chat.postMessage")
+                    if c.args.get("channel") == channel and not c.args.get("thread_ts")]
+
+        def listed(pool: str) -> int:
+            rollups = [u for u in fresh_slack.calls_to("chat.update") if u.args.get("channel") == channel]
+            texts = [json.dumps(p) for p in top_level()] + [json.dumps(u.args) for u in rollups]
+            return sum(1 for t in texts if pool in t)
+
+        wait_until(lambda: all(listed(p) for p in pools), timeout=60, what="every pool posted or rolled up")
+        posts = top_level()
+        incidents = [p for p in posts if "more concurrency incident" not in p["text"]]
+        rollups = [p for p in posts if "more concurrency incident" in p["text"]]
+        assert len(incidents) == 1 and len(rollups) == 1  # the hour's one post, then one roll-up
+        assert all(len(json.dumps(b)) < 3100 for b in rollups[0]["blocks"])
+
+        first = incidents[0]
+        key = next(e["value"] for b in first["blocks"] if b["type"] == "actions" for e in b["elements"]
+                   if e["action_id"] == incident_cards.MUTE)
+        ts = next(m["ts"] for (ch, _), msgs in fresh_slack.messages.items() if ch == channel for m in msgs
+                  if m["text"] == first["text"])
+        assert click(bot, incident_cards.MUTE, key, "UONCALL", channel, ts).status == 200
+        wait_until(lambda: bot.call(lambda: bot.runtime.approvals.audit_log(action="muted")), what="the mute")
+        [muted] = bot.call(lambda: bot.runtime.approvals.audit_log(action="muted"))
+        assert muted.actor == "UONCALL" and key in muted.detail
+        wait_until(lambda: any("muted by <@UONCALL>" in json.dumps(u.args) for u in fresh_slack.calls_to("chat.update")
+                               if u.args.get("ts") == ts), what="the mute note on the message")
+    finally:
+        stop_bot(bot)
+        async with get_client() as client:
+            for pool in pools:
+                await client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
