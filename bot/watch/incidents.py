@@ -56,6 +56,12 @@ class Incident(BaseModel):
     def object_key(self) -> str:
         return f"{self.object_kind}:{self.object_name}"
 
+    @property
+    def needs_confirmation(self) -> bool:
+        """Conditions read across several requests (slots vs runs) can be a moment's mismatch; the watcher
+        sees them twice before posting. A pause, a limit of 0 or a Late run with no worker is a plain fact."""
+        return self.kind in ("waiting_on_limit", "leaked_slots", "gcl_full")
+
     def ripe(self, now: datetime) -> bool:
         """Lasted at least its threshold: worth a post."""
         return self.since + timedelta(seconds=self.threshold_seconds) <= now

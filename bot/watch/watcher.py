@@ -31,7 +31,7 @@ from bot.watch.render import duration
 log = logging.getLogger(__name__)
 
 LOCK = "watcher"
-CONFIRM_SECONDS = 2.0  # a condition must be seen twice this far apart: momentary states are not incidents
+CONFIRM_SECONDS = 2.0  # slot/run mismatches must be seen twice this far apart: a moment's skew is no incident
 WAKE_DEBOUNCE = 0.3
 REPOST_AFTER = timedelta(minutes=2)  # a post claimed but never recorded (a crash mid-post) is retried
 
@@ -135,7 +135,8 @@ class Watcher:
             waited = sorted(set(json.loads(row.waited_json or "[]")) | {str(w.id) for w in incident.waiting_runs})
             first_seen = from_db_time(row.first_seen)
             if row.status == db.WATCHING:
-                confirmed = first_seen <= now - timedelta(seconds=self.confirm)
+                confirmed = (not incident.needs_confirmation
+                             or first_seen <= now - timedelta(seconds=self.confirm))
                 if incident.ripe(now) and confirmed:
                     await self._db(db.set_incident, self.store.sessions, key, (db.WATCHING,), status=db.OPEN,
                                    opened_at=now, last_seen=now, incident_json=incident.model_dump_json(),
