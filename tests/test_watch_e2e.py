@@ -108,6 +108,12 @@ async def test_paused_pool_incident_is_posted_once_snoozed_and_resolved(fresh_sl
         wait_until(lambda: bot.runtime.watcher.ticks >= 3, what="three reads after the restart")
         assert len(posts_about(fresh_slack, channel, pool)) == 1
 
+        async with get_client() as client:  # the incident changes: its message is updated, not re-posted
+            await client.create_flow_run_from_deployment(dep_id)
+        wait_until(lambda: any("is paused with 2 run(s) due" in json.dumps(u) for u in updates_of(fresh_slack, ts)),
+                   timeout=60, what="the message updated to 2 runs due")
+        assert len(posts_about(fresh_slack, channel, pool)) == 1
+
         bot.post_event({"type": "app_home_opened", "user": "U1", "tab": "home", "channel": "D1"})
         [home] = fresh_slack.wait_for("views.publish", timeout=60)
         texts = [json.dumps(b) for b in home.args["view"]["blocks"]]

@@ -68,7 +68,7 @@ class Incident(BaseModel):
 
     def fingerprint(self) -> str:
         """Changes when what a reader sees changes (slots, holders, waiting runs), not with time."""
-        parts = [self.summary, str(self.limit), str(self.active_slots), str(self.waiting),
+        parts = [self.key, str(self.limit), str(self.active_slots), str(self.waiting),
                  ",".join(sorted(str(h.id) for h in self.holders)),
                  ",".join(sorted(str(w.id) for w in self.waiting_runs))]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -109,12 +110,14 @@ class Watcher:
             return self.interval / 2
         if not self.leading:
             return self.interval / 2  # standby: check the lease often enough to take over in time
+        started = time.monotonic()
         try:
             pending = await self.tick()
         except Exception as exc:
             log.warning("watcher tick failed: %s: %s", type(exc).__name__, str(exc)[:300])
             return self.interval
-        return min(self.interval, self.confirm) if pending else self.interval
+        spent = time.monotonic() - started  # keep a steady cadence: reads start every `interval`
+        return max(0.05, (min(self.interval, self.confirm) if pending else self.interval) - spent)
 
     # --- one read ----------------------------------------------------------------------------------
     async def tick(self) -> bool:
