@@ -97,6 +97,8 @@ async def show_decision(service: ApprovalService, client: AsyncWebClient, decisi
     if decision.outcome in _EPHEMERAL_OUTCOMES:
         await tell(client, channel, user, decision.message, thread_ts)
     if proposal is not None and decision.outcome not in ("refused", "not_found", "invalid", "revert_proposed"):
+        if what_if is None and proposal.status == "pending":  # an edited value: what it would do now
+            what_if = await live_what_if(service, proposal)
         await update_card(client, proposal, what_if)
     if decision.fresh is not None and channel:
         await post_card(service, client, decision.fresh, channel, decision.fresh.thread_ts or thread_ts)
