@@ -72,10 +72,10 @@ def updates_of(slack, ts: str) -> list[dict[str, Any]]:
     return [c.args for c in slack.calls_to("chat.update") if c.args.get("ts") == ts]
 
 
-def click(bot: BotHarness, action_id: str, value: str, user: str, channel: str, ts: str):
+def click(bot: BotHarness, action_id: str, value: str, user: str, channel: str, ts: str, team: str = "T1"):
     payload = {
         "type": "block_actions", "token": "legacy", "api_app_id": "A1", "trigger_id": f"trig-{time.time_ns()}",
-        "user": {"id": user, "username": user.lower(), "team_id": "T1"}, "team": {"id": "T1", "domain": "t"},
+        "user": {"id": user, "username": user.lower(), "team_id": team}, "team": {"id": "T1", "domain": "t"},
         "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
         "channel": {"id": channel, "name": "oncall"},
         "message": {"type": "message", "ts": ts, "text": "incident"},
@@ -215,6 +215,10 @@ async def test_beyond_the_hourly_limit_one_rollup_and_mute_is_audited(fresh_slac
                    if e["action_id"] == incident_cards.MUTE)
         ts = next(m["ts"] for (ch, _), msgs in fresh_slack.messages.items() if ch == channel for m in msgs
                   if m["text"] == first["text"])
+        assert click(bot, incident_cards.MUTE, key, "UGUEST", channel, ts, team="TOTHER").status == 200
+        wait_until(lambda: bot.call(lambda: bot.runtime.approvals.audit_log(action="refused", actor="UGUEST")),
+                   what="the guest's mute refused")
+        assert bot.call(lambda: bot.runtime.approvals.audit_log(action="muted")) == []
         assert click(bot, incident_cards.MUTE, key, "UONCALL", channel, ts).status == 200
         wait_until(lambda: bot.call(lambda: bot.runtime.approvals.audit_log(action="muted")), what="the mute")
         [muted] = bot.call(lambda: bot.runtime.approvals.audit_log(action="muted"))

@@ -105,11 +105,20 @@ class SlackPoster:
 def register_watch_handlers(app: AsyncApp, store: Store, poster: SlackPoster) -> None:
     """Snooze 1 h and Mute this object: a silence in the store, an audit row, a note on the message."""
 
-    async def silence(body: dict[str, Any], what: str) -> None:
+    async def silence(body: dict[str, Any], what: str, client: AsyncWebClient, context: Any) -> None:
+        from bot.slack.approval_handlers import is_guest, tell
+
         user = (body.get("user") or {}).get("id") or "unknown"
         key = str(((body.get("actions") or [{}])[0]).get("value") or "")[:300]
         row = await asyncio.to_thread(db.get_incident, store.sessions, key)
         if row is None:
+            return
+        if is_guest(body, context):  # Slack Connect users from another workspace may not hide incidents
+            await asyncio.to_thread(proposal_db.add_audit, store.sessions, proposal_db.AuditEntry(
+                at=proposal_db.to_db_time(datetime.now(UTC)), action="refused", actor=user, result="guest",
+                detail=f"{what} watcher incident {key}"))
+            await tell(client, (body.get("channel") or {}).get("id"), user,
+                       "Only people in this workspace can snooze or mute incidents, so nothing changed.")
             return
         incident = Incident.model_validate_json(row.incident_json)
         now = datetime.now(UTC)
@@ -127,11 +136,11 @@ def register_watch_handlers(app: AsyncApp, store: Store, poster: SlackPoster) ->
             await poster.update(row, incident, now, note=note)
 
     @app.action(cards.SNOOZE)
-    async def on_snooze(ack: Any, body: dict[str, Any]) -> None:
+    async def on_snooze(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
-        await silence(body, "snoozed")
+        await silence(body, "snoozed", client, context)
 
     @app.action(cards.MUTE)
-    async def on_mute(ack: Any, body: dict[str, Any]) -> None:
+    async def on_mute(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
-        await silence(body, "muted")
+        await silence(body, "muted", client, context)
