@@ -133,6 +133,9 @@ def leaked_slots(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, da
     for leak in leaks_in([lim for lim in snap.limits if lim.kind in ("tag", "global", "deployment")],
                          float("inf")):
         by_limit.setdefault((leak.kind, leak.limit_name), []).append(leak)
+    for limit in snap.limits:  # tag slots counted with no lease behind them (e.g. after a v1 reset in 3.9.1)
+        if limit.kind == "tag" and limit.active_slots > len(limit.holders) and (limit.kind, limit.name) not in by_limit:
+            by_limit[(limit.kind, limit.name)] = []
     limits = {(lim.kind, lim.name): lim for lim in snap.limits}
     for (kind, limit_name), leaks in by_limit.items():
         limit = limits[(kind, limit_name)]
@@ -145,7 +148,8 @@ def leaked_slots(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, da
             "leaked_slots", limit, now, since=since, threshold_seconds=threshold, holders=dead or limit.holders,
             summary=f"{LABEL[kind]} {name(limit_name)} counts {count} slot(s) nobody alive holds "
                     f"({limit.active_slots}/{_show(limit.limit)} in use)",
-            evidence=[leak.reason for leak in leaks][:5],
+            evidence=[leak.reason for leak in leaks][:5] or [
+                f"{limit.active_slots} slot(s) counted, {len(limit.holders)} held under a lease"],
             fix=GlobalLimitChange(action="reset", name=_gcl_name(limit)) if kind != "deployment" or
             limit.gcl_name or limit.name.startswith(DEPLOYMENT_PREFIX) else None))
     return found
