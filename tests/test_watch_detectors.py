@@ -223,3 +223,20 @@ async def test_tag_slot_counted_with_no_lease_after_a_v1_reset(prefect_server):
         incident = await _ripe_incident(client, "leaked_slots", tag, seen={first.key: first.since})
         assert "1 slot(s) nobody alive holds" in incident.summary
         assert incident.fix.action == "reset" and incident.fix.name == f"tag:{tag}"
+
+
+async def test_late_runs_in_a_queue_no_online_worker_polls(prefect_server):
+    pool, queue = f"watch-unpolled-{uid()}", f"watch-uq-{uid()}"
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        await client.create_work_queue(name=queue, work_pool_name=pool)
+        await client.send_worker_heartbeat(pool, f"worker-{uid()}")  # online, bound to other queues
+        dep_id, _ = await _deployment(client, pool, queue=queue)
+        run = await client.create_flow_run_from_deployment(dep_id)
+        await client.set_flow_run_state(run.id, Late(scheduled_time=utcnow() - timedelta(minutes=5)), force=True)
+
+        incident = await _ripe_incident(client, "no_worker", f"{pool}/{queue}")
+        assert incident.object_kind == "work_queue" and run.id in [w.id for w in incident.waiting_runs]
+        assert f"--work-queue {queue}" in incident.hint
+        snap = await read_snapshot(client)
+        assert _mine(detect(snap, 1), "no_worker", pool) == []  # the pool itself has a worker online

@@ -173,6 +173,24 @@ def late_without_worker(snap: WatchSnapshot, wait_seconds: float,
     return found
 
 
+def late_in_unpolled_queue(snap: WatchSnapshot, wait_seconds: float,
+                           seen: Mapping[str, datetime]) -> list[Incident]:
+    """A queue with Late runs that no online worker of its pool polls (workers bound to other queues)."""
+    now, found = snap.read_at, []
+    for limit in snap.limits:
+        if limit.kind != "work_queue" or limit.name not in snap.unpolled_queues:
+            continue
+        pool, queue = limit.name.split("/", 1)
+        late = [w for w in limit.waiting_runs if w.state == "Late"]
+        found.append(_incident(
+            "no_worker", limit, now, since=_oldest_wait(limit, now), threshold_seconds=0.0,
+            summary=f"work queue {name(limit.name)} has Late runs and no online worker polls it",
+            evidence=[f"Late: {runs_text(late, len(late))}", f"the pool {name(pool)} has online workers, "
+                      "none of them polling this queue"],
+            hint=f"start a worker for it: `prefect worker start --pool {pool} --work-queue {queue}`"))
+    return found
+
+
 def paused_with_backlog(snap: WatchSnapshot, wait_seconds: float,
                         seen: Mapping[str, datetime]) -> list[Incident]:
     """A paused pool or queue that has runs due."""
@@ -216,7 +234,7 @@ def _show(value: int | None) -> str:
 
 
 DETECTORS: tuple[Detector, ...] = (waiting_on_full_limit, gcl_at_limit, leaked_slots, late_without_worker,
-                                   paused_with_backlog, zero_limit_with_waiters)
+                                   late_in_unpolled_queue, paused_with_backlog, zero_limit_with_waiters)
 
 
 def detect(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, datetime] | None = None) -> list[Incident]:

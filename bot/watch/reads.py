@@ -33,6 +33,7 @@ class WatchSnapshot(BaseModel):
     online_workers: dict[str, int] = Field(default_factory=dict)  # pool → online workers (pools with Late runs)
     pools_without_workers: set[str] = Field(default_factory=set)  # push / managed pools need no worker
     tasks_waiting: dict[str, int] = Field(default_factory=dict)  # tag → pending task runs (full tags only)
+    unpolled_queues: set[str] = Field(default_factory=set)  # "pool/queue" with Late runs nobody polls
 
 
 def has_late(limit: LimitStatus) -> bool:
@@ -62,11 +63,20 @@ async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
                 limit=200)
             return tag, len(runs)
 
+    async def unpolled(queue: LimitStatus) -> str | None:
+        async with gate:
+            info = await client.read_work_queue(queue.id)
+            return queue.name if getattr(info.status, "value", info.status) == "NOT_READY" else None
+
     pools = await asyncio.gather(*(workers(p) for p in late_pools))
     tags = await asyncio.gather(*(pending_tasks(t) for t in full_tags))
+    online = {name for name, count, _ in pools if count > 0}
+    late_queues = [q for q in cmap.of_kind("work_queue")
+                   if has_late(q) and not q.paused and q.id and q.name.split("/", 1)[0] in online]
+    queues = await asyncio.gather(*(unpolled(q) for q in late_queues))
     return WatchSnapshot(
         read_at=cmap.read_at, limits=cmap.limits,
         online_workers={name: online for name, online, _ in pools},
         pools_without_workers={name for name, _, workerless in pools if workerless},
-        tasks_waiting=dict(tags),
+        tasks_waiting=dict(tags), unpolled_queues={q for q in queues if q},
     )
