@@ -22,7 +22,15 @@ def _set_or_clear(limit: object) -> dict[str, object]:
 
 
 def inverse_change(change: Change, before: Snapshot) -> Change | None:
-    """The change that puts back `before`; None when there is no inverse (slot resets)."""
+    """The change that puts back `before`; None when there is no inverse (slot resets, or a `before`
+    that no change can express, such as a deployment limit of 0)."""
+    try:
+        return _inverse(change, before)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _inverse(change: Change, before: Snapshot) -> Change | None:
     if isinstance(change, WorkPoolLimitChange):
         return WorkPoolLimitChange(pool=change.pool, **_set_or_clear(before.get("limit")))  # type: ignore[arg-type]
     if isinstance(change, WorkQueueLimitChange):
