@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "eval": "Run the eval questions through the configured model and print a score table.",
     "feedback": "Summarise the thumbs-up/down votes on answers.",
     "demo": "Seed the Prefect server with a realistic concurrency situation to try (--clean removes it).",
+    "watch": "Print the concurrency incidents the watcher sees now (`watch --once [--json]`).",
 }
 
 

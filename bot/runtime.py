@@ -32,11 +32,13 @@ class Runtime:
     responder: Responder
     app: AsyncApp
     approvals: Any | None = None
+    watcher: Any | None = None  # bot.watch.watcher.Watcher when BOT_WATCH_CHANNEL is set
 
     def start_background(self, sweep_every: float = 60.0) -> list[asyncio.Task]:
         """Periodic work: expire stale proposals and update their cards."""
+        tasks = [asyncio.ensure_future(self.watcher.run())] if self.watcher is not None else []
         if self.approvals is None:
-            return []
+            return tasks
         from bot.approvals.sweeper import sweep_expired
         from bot.slack.approval_handlers import update_card
         from bot.slack.inflight import recover_unfinished_answers
@@ -52,7 +54,7 @@ class Runtime:
                     log.exception("proposal expiry sweep failed")
                 await asyncio.sleep(sweep_every)
 
-        return [asyncio.ensure_future(loop())]
+        return [*tasks, asyncio.ensure_future(loop())]
 
     async def prepare(self) -> None:
         """Startup checks that need Slack: resolve the approver group (a wrong handle raises
@@ -132,6 +134,33 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     register_assistant(app, responder)
     from bot.approvals.policy import NOBODY
 
-    register_home(app, approvals.pending, notice=None if approvals.policy.configured else NOBODY)
+    register_home(app, approvals.pending, notice=None if approvals.policy.configured else NOBODY,
+                  read_incidents=open_incidents_reader(settings, store))
     register_slash_command(app, pipeline.offline, gate=gate, link_hosts=settings.link_hosts)
-    return Runtime(settings, store, pipeline, responder, app, approvals)
+    return Runtime(settings, store, pipeline, responder, app, approvals, build_watcher(settings, store, app, approvals))
+
+
+def open_incidents_reader(settings: Settings, store: Store) -> Any | None:
+    """What the Home tab lists above the limits table, when the watcher is on."""
+    if not settings.bot_watch_channel:
+        return None
+    from bot.watch.watcher import open_incidents
+
+    async def read() -> list[Any]:
+        return await open_incidents(store)
+
+    return read
+
+
+def build_watcher(settings: Settings, store: Store, app: AsyncApp, approvals: Any) -> Any | None:
+    """The on-call watcher and its Snooze / Mute buttons, only when BOT_WATCH_CHANNEL is set."""
+    if not settings.bot_watch_channel:
+        return None
+    from bot.slack.watch_poster import SlackPoster, register_watch_handlers
+    from bot.watch.watcher import Watcher
+
+    poster = SlackPoster(app.client, settings.bot_watch_channel, store, approvals)
+    register_watch_handlers(app, store, poster)
+    return Watcher(store, poster, interval=settings.bot_watch_interval_seconds,
+                   wait_seconds=settings.bot_watch_wait_seconds,
+                   max_posts_per_hour=settings.bot_watch_max_posts_per_hour)

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # How often the maintenance sweep (expiry, crash recovery) runs.
     bot_sweep_interval_seconds: float = 60.0
 
+    # The on-call watcher (bot/watch): off unless a channel is set
+    bot_watch_channel: str | None = None
+    bot_watch_interval_seconds: float = Field(default=30.0, gt=0)
+    bot_watch_wait_seconds: float = Field(default=600.0, ge=0)
+    bot_watch_max_posts_per_hour: int = Field(default=10, ge=1)
+
     @model_validator(mode="before")
     @classmethod
     def _empty_is_unset(cls, values: object) -> object:

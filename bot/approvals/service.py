@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 INTERRUPTED = "interrupted by a restart; nothing is retried automatically"
 
 Outcome = Literal["applied", "failed", "stale", "rejected", "edited", "expired", "refused",
-                  "not_found", "already_decided", "invalid"]
+                  "not_found", "already_decided", "invalid", "revert_proposed"]
 
 
 class ProposalRefused(Exception):
@@ -414,6 +414,31 @@ class ApprovalService:
         await self._audit("edited", user, proposal, result="edited", detail=f"now: {diff}",
                           after=change_to_json(change))
         return Decision(outcome="edited", proposal=await self.get(proposal.id), message=f"Edited: {diff}")
+
+    async def propose_revert(self, proposal_id: str, user: str, guest: bool = False) -> Decision:
+        """Propose the inverse of an applied proposal, under the same rules; the audit links the two."""
+        from bot.approvals.revert import inverse_change
+
+        original = await self.get(proposal_id)
+        if original is None or original.status != db.APPLIED:
+            return Decision(outcome="invalid", proposal=original,
+                            message="Only an applied change can be reverted.")
+        if self.policy.read_only or guest:  # proposing is open to the workspace, as asking is
+            code = "read_only" if self.policy.read_only else "guest"
+            await self._audit("refused", user, original, result=code, detail="revert")
+            return Decision(outcome="refused", proposal=original,
+                            message="Only people in this workspace can propose a revert, and not in read-only mode.")
+        inverse = inverse_change(original.change, original.before)
+        if inverse is None:
+            return Decision(outcome="invalid", proposal=original, message="This change has no inverse to propose.")
+        try:
+            fresh = await self.create_proposal(inverse, user, reason=f"Revert of proposal {original.id}",
+                                               channel=original.channel, thread_ts=original.thread_ts)
+        except ProposalRefused as exc:
+            return Decision(outcome="invalid", proposal=original, message=f"No revert proposed: {exc}")
+        await self._audit("revert_proposed", user, original, detail=f"revert proposal {fresh.id}")
+        return Decision(outcome="revert_proposed", proposal=original, fresh=fresh,
+                        message=f"Revert proposed: {fresh.diff}")
 
     # --- recovery after a crash ---------------------------------------------------------------
     async def recover_interrupted(self, older_than_seconds: float | None = None) -> list[ProposalView]:

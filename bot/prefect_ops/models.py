@@ -40,6 +40,7 @@ class WaitingRun(BaseModel):
     name: str
     state: str | None = None
     expected_start: datetime | None = None
+    due_since: datetime | None = None  # when it first became due (its original expected start)
 
 
 class LimitStatus(BaseModel):

@@ -91,6 +91,7 @@ def waiting_run(run: FlowRun) -> WaitingRun:
     return WaitingRun(
         id=run.id, name=run.name, state=run.state.name if run.state else None,
         expected_start=run.next_scheduled_start_time or run.expected_start_time,
+        due_since=run.expected_start_time or run.next_scheduled_start_time,
     )
 
 

@@ -7,6 +7,7 @@ with `chat.update` because `response_url` expires and a card may be clicked a da
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -39,20 +40,35 @@ async def post_proposal_cards(service: ApprovalService, client: AsyncWebClient, 
         await post_card(service, client, proposal, channel, thread_ts)
 
 
+async def live_what_if(service: ApprovalService, proposal: ProposalView | None) -> str | None:
+    """The card's what-if line from live Prefect data; None when Prefect cannot say in time."""
+    if proposal is None:
+        return None
+    from bot.prefect_ops.whatif import what_if
+
+    try:
+        async with service.client_factory() as client:
+            return await asyncio.wait_for(what_if(client, proposal.change), timeout=10)
+    except Exception as exc:  # the card must go out even when Prefect is slow
+        log.info("no what-if line for %s: %s", proposal.id, type(exc).__name__)
+        return None
+
+
 async def post_card(service: ApprovalService, client: AsyncWebClient, proposal: ProposalView,
                     channel: str, thread_ts: str | None) -> None:
+    what_if = await live_what_if(service, proposal)
     response = await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
-                                             blocks=cards.proposal_card_blocks(proposal),
+                                             blocks=cards.proposal_card_blocks(proposal, what_if),
                                              text=cards.proposal_card_text(proposal))
     await service.attach_message(proposal.id, response["channel"], response["ts"])
 
 
-async def update_card(client: AsyncWebClient, proposal: ProposalView) -> None:
+async def update_card(client: AsyncWebClient, proposal: ProposalView, what_if: str | None = None) -> None:
     if not proposal.message_ts or not proposal.message_channel:
         return
     try:
         await client.chat_update(channel=proposal.message_channel, ts=proposal.message_ts,
-                                 blocks=cards.proposal_card_blocks(proposal),
+                                 blocks=cards.proposal_card_blocks(proposal, what_if),
                                  text=cards.proposal_card_text(proposal))
     except SlackApiError as exc:
         log.warning("could not update proposal card %s: %s", proposal.id, exc.response.get("error"))
@@ -79,7 +95,7 @@ def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 async def show_decision(service: ApprovalService, client: AsyncWebClient, decision: Decision, user: str,
-                        channel: str | None, thread_ts: str | None) -> None:
+                        channel: str | None, thread_ts: str | None, what_if: str | None = None) -> None:
     """Update the card for any decision that changed it; tell the clicker privately otherwise."""
     proposal = decision.proposal
     if proposal is not None:
@@ -87,8 +103,10 @@ async def show_decision(service: ApprovalService, client: AsyncWebClient, decisi
         thread_ts = proposal.thread_ts or thread_ts
     if decision.outcome in _EPHEMERAL_OUTCOMES:
         await tell(client, channel, user, decision.message, thread_ts)
-    if proposal is not None and decision.outcome not in ("refused", "not_found", "invalid"):
-        await update_card(client, proposal)
+    if proposal is not None and decision.outcome not in ("refused", "not_found", "invalid", "revert_proposed"):
+        if what_if is None and proposal.status == "pending":  # an edited value: what it would do now
+            what_if = await live_what_if(service, proposal)
+        await update_card(client, proposal, what_if)
     if decision.fresh is not None and channel:
         await post_card(service, client, decision.fresh, channel, decision.fresh.thread_ts or thread_ts)
 
@@ -120,10 +138,10 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
         return gate is not None and not await gate.click_allowed(user)
 
     async def answer(client: AsyncWebClient, decision: Decision, user: str, channel: str | None,
-                     thread_ts: str | None) -> None:
+                     thread_ts: str | None, what_if: str | None = None) -> None:
         if decision.outcome == "refused" and gate is not None and not await gate.count_refusal(user):
             return
-        await show_decision(service, client, decision, user, channel, thread_ts)
+        await show_decision(service, client, decision, user, channel, thread_ts, what_if)
 
     membership = Membership()
 
@@ -138,7 +156,19 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
             return
         channel, thread_ts = _where(body)
         proposal_id, version = cards.parse_approve_value(str(body["actions"][0].get("value") or ""))
+        what_if = await live_what_if(service, await service.get(proposal_id))  # refreshed at the click
         decision = await service.approve(proposal_id, user, guest=await guest(body, client, context), version=version)
+        await answer(client, decision, user, channel, thread_ts, what_if)
+
+    @app.action(cards.REVERT)
+    async def on_revert(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        await ack()
+        user = body["user"]["id"]
+        if await throttled(user):
+            return
+        channel, thread_ts = _where(body)
+        decision = await service.propose_revert(str(body["actions"][0].get("value") or ""), user,
+                                                guest=await guest(body, client, context))
         await answer(client, decision, user, channel, thread_ts)
 
     async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str, context: Any) -> None:

@@ -37,6 +37,7 @@ from bot.slack.limits import MESSAGE_TEXT, clip, fit_blocks, fit_view
 APPROVE = "proposal_approve"
 EDIT = "proposal_edit"
 REJECT = "proposal_reject"
+REVERT = "proposal_revert"
 EDIT_VIEW = "proposal_edit_submit"
 REJECT_VIEW = "proposal_reject_submit"
 VALUE_BLOCK, VALUE_ACTION = "proposal_value", "value"
@@ -77,7 +78,10 @@ def _summary(p: ProposalView) -> list[Block]:
     warn = "  :warning: _destructive_" if p.destructive else ""
     head = SectionBlock(text=MarkdownTextObject(text=f"*Proposed limit change*{warn}\n{shown_diff(p)}"))
     by_model = p.origin == "model"  # so nobody takes an injected proposal for the asker's own words
-    lines = [f"Proposed by the bot for {mention(p.requester)}" if by_model else f"Asked by {mention(p.requester)}"]
+    if p.requester == "watcher":
+        lines = ["Proposed by the on-call watcher"]
+    else:
+        lines = [f"Proposed by the bot for {mention(p.requester)}" if by_model else f"Asked by {mention(p.requester)}"]
     if p.edited_by:
         lines.append(f"value edited by {mention(p.edited_by)}")
     if p.status == "pending":
@@ -147,11 +151,27 @@ def _before(p: ProposalView) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {'none' if v is None else v}" for k, v in shown.items()) or "—"
 
 
-def proposal_card_blocks(proposal: ProposalView) -> list[Block]:
-    """The card for any status: buttons while pending; who, when and the result once decided."""
+def proposal_card_blocks(proposal: ProposalView, what_if: str | None = None) -> list[Block]:
+    """The card for any status: buttons while pending; who, when and the result once decided.
+
+    `what_if` is the live effect line (bot.prefect_ops.whatif), read when the card is built or approved."""
     blocks = _summary(proposal)
+    if what_if:
+        label = "What if" if proposal.status == "pending" else "When approved"
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"*{label}:* {what_if[:1500]}")]))
     blocks.append(_buttons(proposal) if proposal.status == "pending" else _outcome(proposal))
+    if proposal.status == "applied" and _revertible(proposal):
+        blocks.append(ActionsBlock(block_id=f"revert:{proposal.id[:12]}", elements=[ButtonElement(
+            text="Revert", action_id=REVERT, value=proposal.id,
+            confirm=ConfirmObject(title="Propose the revert?", text="This proposes the inverse change; it "
+                                  "applies only when an approver approves it.", confirm="Propose", deny="Cancel"))]))
     return fit_blocks(blocks)
+
+
+def _revertible(proposal: ProposalView) -> bool:
+    from bot.approvals.revert import inverse_change
+
+    return inverse_change(proposal.change, proposal.before) is not None
 
 
 def proposal_card_text(proposal: ProposalView) -> str:

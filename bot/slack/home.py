@@ -45,6 +45,7 @@ KIND_LABELS = {"global": "Global limit", "tag": "Tag", "deployment": "Deployment
 
 MapReader = Callable[[], Awaitable[Any]]  # returns bot.prefect_ops.models.ConcurrencyMap
 PendingReader = Callable[[], Awaitable[list[Any]]]  # returns pending ProposalViews
+IncidentReader = Callable[[], Awaitable[list[Any]]]  # returns open bot.watch.incidents.Incident
 
 
 async def read_live_map() -> Any:
@@ -66,13 +67,31 @@ def limit_line(limit: Any) -> str:
     return f"{'🔴' if limit.full else '🟢'} *{clean(label)}* {code(limit.name)}: {cap}{clean(suffix)}"
 
 
+def incident_blocks(incidents: list[Any]) -> list[Block]:
+    """Open watcher incidents, listed above the limits table."""
+    from bot.watch.incidents import KIND_TITLES
+
+    blocks: list[Block] = [HeaderBlock(text="Open incidents")]
+    lines = [f"🚨 *{KIND_TITLES.get(i.kind, i.kind)}*: {i.summary}" for i in incidents[:20]]
+    if len(incidents) > 20:
+        lines.append(f"…and {len(incidents) - 20} more")
+    for start in range(0, len(lines), 5):
+        blocks.append(SectionBlock(text="\n".join(lines[start:start + 5])[:2900]))
+    if not lines:
+        blocks.append(SectionBlock(text="None: the watcher sees nothing stuck."))
+    blocks.append(DividerBlock())
+    return blocks
+
+
 def home_view(limits_map: Any | None, pending: list[Any], error: str | None = None,
-              notice: str | None = None) -> View:
+              notice: str | None = None, incidents: list[Any] | None = None) -> View:
     blocks: list[Block] = [HeaderBlock(text="Prefect concurrency"),
                            ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=REFRESH_ACTION,
                                                                 value="refresh")])]
     if notice:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f":information_source: {notice}")]))
+    if incidents is not None:
+        blocks += incident_blocks(incidents)
     if error:
         blocks.append(SectionBlock(text=f":warning: {error}"))
     elif limits_map is not None:
@@ -153,7 +172,8 @@ async def visible_to(viewer: str, pending: list[Any], client: AsyncWebClient,
 
 
 async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader, read_pending: PendingReader,
-                       channels: ChannelVisibility | None = None, notice: str | None = None) -> None:
+                       channels: ChannelVisibility | None = None, notice: str | None = None,
+                       read_incidents: IncidentReader | None = None) -> None:
     error = None
     limits_map = None
     try:
@@ -166,8 +186,14 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
     except Exception:
         log.exception("could not read pending proposals")
         pending = []
+    incidents = None
+    if read_incidents is not None:
+        try:
+            incidents = await read_incidents()
+        except Exception:
+            log.exception("could not read open incidents")
     try:
-        await client.views_publish(user_id=user_id, view=home_view(limits_map, pending, error, notice))
+        await client.views_publish(user_id=user_id, view=home_view(limits_map, pending, error, notice, incidents))
     except SlackApiError as exc:  # never leave the tab blank: say what went wrong instead
         log.error("Slack refused the Home tab (%s); publishing a short one", exc.response.get("error"))
         await client.views_publish(user_id=user_id, view=home_view(
@@ -175,20 +201,22 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
 
 
 def register_home(app: AsyncApp, read_pending: PendingReader, read_map: MapReader = read_live_map,
-                  notice: str | None = None, cache_seconds: float = MAP_CACHE_SECONDS) -> CachedMap:
+                  notice: str | None = None, cache_seconds: float = MAP_CACHE_SECONDS,
+                  read_incidents: IncidentReader | None = None) -> CachedMap:
     """Wire the Home tab; returns the cached reader (its `reads` counts real Prefect scans).
-    `notice` is a line shown at the top of every Home tab (e.g. that nobody can approve yet)."""
+    `notice` is a line shown at the top of every Home tab (e.g. that nobody can approve yet);
+    `read_incidents` lists the watcher's open incidents above the limits table."""
     cached = CachedMap(read_map, cache_seconds)
     channels = ChannelVisibility()
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") == "home":
-            await publish_home(client, event["user"], cached, read_pending, channels, notice)
+            await publish_home(client, event["user"], cached, read_pending, channels, notice, read_incidents)
 
     @app.action(REFRESH_ACTION)
     async def on_refresh(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await publish_home(client, body["user"]["id"], cached, read_pending, channels, notice)
+        await publish_home(client, body["user"]["id"], cached, read_pending, channels, notice, read_incidents)
 
     return cached
