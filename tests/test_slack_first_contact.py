@@ -86,6 +86,16 @@ def proposal(transport: Transport, proposal_id: str):
     return transport.bot.call(lambda: transport.bot.runtime.approvals.get(proposal_id))
 
 
+def approve_value_shown(slack, card_ts: str, channel: str = "C1") -> str:
+    """The Approve button's value on the card as Slack shows it now, which is what a click sends."""
+    message = slack.message(channel, card_ts) or {}
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == cards.APPROVE:
+                return element["value"]
+    raise AssertionError(f"no Approve button on card {card_ts}")
+
+
 def card_updates(slack, proposal_ts: str) -> list[str]:
     return [json.dumps(c.args.get("blocks")) for c in slack.calls_to("chat.update") if c.args.get("ts") == proposal_ts]
 
@@ -141,7 +151,9 @@ async def test_approval_click_and_edit_modal_end_to_end(start, mode, fresh_slack
     live.interaction(view_submission(cards.EDIT_VIEW, view["private_metadata"], values, APPROVER))
     wait_until(lambda: proposal(live, pid).version == 2, what="edit stored")
 
-    live.interaction(block_action(cards.APPROVE, pid, APPROVER, message_ts=card_ts, thread_ts=thread))
+    shown = wait_until(lambda: (v := approve_value_shown(fresh_slack, card_ts)).endswith(":2") and v,
+                       what="card redrawn with the edited version")
+    live.interaction(block_action(cards.APPROVE, shown, APPROVER, message_ts=card_ts, thread_ts=thread))
     wait_until(lambda: proposal(live, pid).status == "applied", what="applied")
     assert await pool_limit(pool) == 6
     assert "Applied" in wait_until(lambda: card_updates(fresh_slack, card_ts), what="card redrawn")[-1]

@@ -207,89 +207,77 @@ class WorkPoolLimitChange(_BaseChange):
         return f"{self.target()}: limit {_show(before.get('limit'))} → {_show(self.limit)}"
 
 
-class WorkQueueLimitChange(_BaseChange):
+class _QueueChange(_BaseChange):
+    """A change to one work queue, named together with its pool and pinned to the queue's id."""
+
+    pool: str = Field(min_length=1)
+    queue: str = Field(min_length=1)
+
+    _pool_name = field_validator("pool")(lambda value: _safe(value, "work pool name"))
+    _queue_name = field_validator("queue")(lambda value: _safe(value, "work queue name"))
+
+    def target(self) -> str:
+        return f"work queue {tick(self.queue)} in pool {tick(self.pool)}"
+
+    async def _find(self, client: Any) -> dict[str, Any]:
+        missing = f"no work queue {self.queue!r} in pool {self.pool!r}"
+        if self.target_id is not None:
+            return await _call(client, "GET", f"/work_queues/{self.target_id}", missing)
+        return await _call(client, "GET",
+                           f"/work_pools/{path_segment(self.pool)}/queues/{path_segment(self.queue)}", missing)
+
+    def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
+        return {"queue": found["name"], "pool": found.get("work_pool_name") or self.pool}
+
+    async def _patch(self, client: Any, fields: dict[str, Any]) -> None:
+        queue = await self._find(client)
+        await _call(client, "PATCH", f"/work_queues/{queue['id']}", f"work queue {self.queue!r} is gone",
+                    json=fields)
+
+
+class WorkQueueLimitChange(_QueueChange):
     """Set or clear a work queue's concurrency limit; a queue is named together with its pool."""
 
     kind: Literal["work_queue_limit"] = "work_queue_limit"
     action: Literal["set", "clear"]
-    pool: str = Field(min_length=1)
-    queue: str = Field(min_length=1)
     limit: int | None = Field(default=None, ge=0)
-
-    _pool_name = field_validator("pool")(lambda value: _safe(value, "work pool name"))
-    _queue_name = field_validator("queue")(lambda value: _safe(value, "work queue name"))
 
     @model_validator(mode="after")
     def _valid(self) -> WorkQueueLimitChange:
         _check_set_clear(self.action, self.limit)
         return self
 
-    def target(self) -> str:
-        return f"work queue {tick(self.queue)} in pool {tick(self.pool)}"
-
     def effect(self) -> str | None:
         if self.limit == 0:
             return "A work queue limit of 0 means no flow run from this queue starts (running ones go on)."
         return None
 
-    async def _find(self, client: Any) -> dict[str, Any]:
-        missing = f"no work queue {self.queue!r} in pool {self.pool!r}"
-        if self.target_id is not None:
-            return await _call(client, "GET", f"/work_queues/{self.target_id}", missing)
-        return await _call(client, "GET",
-                           f"/work_pools/{path_segment(self.pool)}/queues/{path_segment(self.queue)}", missing)
-
-    def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
-        return {"queue": found["name"], "pool": found.get("work_pool_name") or self.pool}
-
     async def read(self, client: Any) -> Snapshot:
         return {"limit": (await self._find(client))["concurrency_limit"]}
 
     async def apply(self, client: Any) -> None:
-        queue = await self._find(client)
-        await _call(client, "PATCH", f"/work_queues/{queue['id']}", f"work queue {self.queue!r} is gone",
-                    json={"concurrency_limit": self.limit})
+        await self._patch(client, {"concurrency_limit": self.limit})
 
     def diff(self, before: Snapshot) -> str:
         return f"{self.target()}: limit {_show(before.get('limit'))} → {_show(self.limit)}"
 
 
-class WorkQueuePauseChange(_BaseChange):
+class WorkQueuePauseChange(_QueueChange):
     """Pause or resume a work queue: a paused queue hands no runs to workers (they turn Late)."""
 
     kind: Literal["work_queue_pause"] = "work_queue_pause"
     action: Literal["pause", "resume"]
-    pool: str = Field(min_length=1)
-    queue: str = Field(min_length=1)
-
-    _pool_name = field_validator("pool")(lambda value: _safe(value, "work pool name"))
-    _queue_name = field_validator("queue")(lambda value: _safe(value, "work queue name"))
-
-    def target(self) -> str:
-        return f"work queue {tick(self.queue)} in pool {tick(self.pool)}"
 
     def effect(self) -> str | None:
         if self.action == "pause":
             return "A paused queue hands no runs to workers: its scheduled runs turn Late until it is resumed."
         return None
 
-    async def _find(self, client: Any) -> dict[str, Any]:
-        missing = f"no work queue {self.queue!r} in pool {self.pool!r}"
-        if self.target_id is not None:
-            return await _call(client, "GET", f"/work_queues/{self.target_id}", missing)
-        return await _call(client, "GET",
-                           f"/work_pools/{path_segment(self.pool)}/queues/{path_segment(self.queue)}", missing)
-
-    def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
-        return {"queue": found["name"], "pool": found.get("work_pool_name") or self.pool}
-
     async def read(self, client: Any) -> Snapshot:
         return {"paused": bool((await self._find(client)).get("is_paused"))}
 
     async def apply(self, client: Any) -> None:
-        queue = await self._find(client)
-        await _call(client, "PATCH", f"/work_queues/{queue['id']}", f"work queue {self.queue!r} is gone",
-                    json={"is_paused": self.action == "pause"})
+        await self._patch(client, {"is_paused": self.action == "pause"})
 
     def diff(self, before: Snapshot) -> str:
         was = "paused" if before.get("paused") else "running"

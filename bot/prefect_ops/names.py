@@ -14,6 +14,9 @@ from urllib.parse import quote
 # plus what cuts or rewrites a URL path: query, fragment, and a literal dot-dot segment.
 PREFECT_BANNED = ("/", "%", "&", ">", "<")
 PATH_CUTTERS = ("?", "#", "\\")
+# Prefect sets no length limit on names, but its server (uvicorn/h11) refuses request heads over
+# 16 KiB, so an encoded name must leave room for the rest of the request line and headers.
+MAX_ENCODED = 12_000
 
 __all__ = ["PATH_CUTTERS", "PREFECT_BANNED", "path_segment", "unsafe_name_reason"]
 
@@ -31,8 +34,8 @@ def unsafe_name_reason(name: str, what: str = "name") -> str | None:
             return f"the {what} contains {char!r}, which Prefect bans or which cuts a URL path"
         if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
             return f"the {what} contains a control character ({ord(char):#x})"
-    if len(name) > 200:
-        return f"the {what} is longer than 200 characters"
+    if len(path_segment(name)) > MAX_ENCODED:
+        return f"the {what} is too long to send to Prefect ({len(name):,} characters)"
     return None
 
 

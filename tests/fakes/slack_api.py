@@ -93,6 +93,12 @@ class FakeSlackAPI(FakeServer):
     def _find(self, channel: str, ts: str) -> list[dict[str, Any]]:
         return [m for (ch, _), msgs in self.messages.items() if ch == channel for m in msgs if m["ts"] == ts]
 
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message as Slack holds it now (text and blocks after every update), or None."""
+        with self.lock:
+            found = self._find(channel, ts)
+        return dict(found[0]) if found else None
+
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
@@ -205,6 +211,8 @@ class FakeSlackAPI(FakeServer):
             message = {"ts": ts, "text": args.get("text") or _stream_text(args),
                        "user": BOT_USER_ID, "bot_id": BOT_ID, "thread_ts": thread,
                        "streamed": method == "chat.startStream"}
+            if args.get("blocks"):
+                message["blocks"] = _as_list(args["blocks"])
             with self.lock:
                 self.messages[(channel, thread)].append(message)
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -213,6 +221,8 @@ class FakeSlackAPI(FakeServer):
                 for message in self._find(args.get("channel", ""), args.get("ts", "")):
                     if method == "chat.update":
                         message["text"] = args.get("text", message["text"])
+                        if args.get("blocks"):
+                            message["blocks"] = _as_list(args["blocks"])
                     else:
                         message["text"] += _stream_text(args)
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
@@ -272,6 +282,10 @@ class FakeSlackAPI(FakeServer):
             info["enterprise_user"] = {"id": user, "enterprise_id": enterprise, "enterprise_name": enterprise,
                                        "is_admin": False, "is_owner": False, "teams": []}
         return {"ok": True, "user": info}
+
+
+def _as_list(blocks: Any) -> list[dict[str, Any]]:
+    return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
 
 
 def _stream_text(args: dict[str, Any]) -> str:
