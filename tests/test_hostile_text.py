@@ -18,6 +18,7 @@ import pytest
 from prefect import get_client
 
 from bot.prefect_ops.changes import TagLimitChange
+from bot.prefect_ops.names import unsafe_name_reason
 from bot.safe_text import BLANK_NAME, NAME_SHOWN_CHARS
 from bot.slack import cards
 from bot.slack.approval_handlers import post_proposal_cards
@@ -116,6 +117,17 @@ def test_corpus_is_big_and_covers_the_attacks():
     assert any(not name.strip() for name in CORPUS)
 
 
+def proposable(tag: str, index: int) -> str:
+    """`tag` when a proposal may name it; else (a name that could cut a URL path: `<`, `&`, `/`, `%`,
+    control characters) the refusal is checked and a plain tag stands in, so the hostile text still
+    reaches the card through the reason and the reject note."""
+    if unsafe_name_reason(tag, "tag") is None:
+        return tag
+    with pytest.raises(ValueError, match="refused before anything was sent to Prefect"):
+        TagLimitChange(action="set", tag=tag, limit=2)
+    return f"stand-in-{index}-{RUN}"
+
+
 def click(bot: BotHarness, action: str, proposal_id: str, card_ts: str, user: str = "UAPPROVER") -> None:
     payload = {
         "type": "block_actions", "token": "legacy", "api_app_id": "A1", "trigger_id": f"trig-{time.time_ns()}",
@@ -145,14 +157,14 @@ def submit_reject(bot: BotHarness, proposal_id: str, note: str) -> None:
 def test_cards_confirm_dialogs_modals_and_decided_cards(bot, fresh_slack, tag_limits):
     service = bot.runtime.approvals
     rendered, not_proposable = 0, []
-    for index, tag in enumerate(TAGS):  # every name, including any Prefect refused to store
+    for index, name in enumerate(TAGS):  # every name, including any Prefect refused to store
         thread = f"{time.time():.6f}"
-        change = TagLimitChange(action="set", tag=tag, limit=2 + index)
+        change = TagLimitChange(action="set", tag=proposable(name, index), limit=2 + index)
         try:
             proposal = bot.call(lambda c=change, r=f"because {CORPUS[index]}", t=thread: service.create_proposal(
                 c, "UASKER", r, "C1", t))
         except Exception as exc:  # e.g. a newline in a tag: Prefect's client cannot even build the URL
-            not_proposable.append(f"{tag[:20]!r}: {type(exc).__name__}")
+            not_proposable.append(f"{name[:20]!r}: {type(exc).__name__}")
             continue
         rendered += 1
         bot.call(lambda p=proposal, t=thread: post_proposal_cards(service, bot.runtime.app.client, "C1", t, [p.id]))
@@ -202,8 +214,8 @@ def test_model_answers_escape_control_sequences_and_drop_foreign_links(bot, fres
 
 def test_home_tab_limits_and_proposals(bot, fresh_slack, tag_limits):
     service = bot.runtime.approvals
-    for index, tag in enumerate(TAGS[:12]):  # pending proposals with hostile names, in a public channel
-        change = TagLimitChange(action="set", tag=tag, limit=50 + index)
+    for index, name in enumerate(TAGS[:12]):  # pending proposals with hostile names, in a public channel
+        change = TagLimitChange(action="set", tag=proposable(name, 100 + index), limit=50 + index)
         bot.call(lambda c=change: service.create_proposal(c, "UASKER", "r", "C1", "1.0"))
     before = len(fresh_slack.calls_to("views.publish"))
     event = {"type": "app_home_opened", "user": "UASKER", "channel": "D1", "tab": "home",

@@ -152,16 +152,17 @@ async def test_zero_limit_incident_brings_a_proposal_that_an_approver_applies(fr
             what="the proposal card in the incident's thread")
         [card] = cards_in_thread
         assert f"work pool `{pool}`: limit 0 → 1" in card["text"]
-        proposal_id = next(e["value"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
-                           if e["action_id"] == cards.APPROVE)
+        approve_value = next(e["value"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
+                             if e["action_id"] == cards.APPROVE)
+        proposal_id = cards.parse_approve_value(approve_value)[0]
 
-        stranger = click(bot, cards.APPROVE, proposal_id, "USTRANGER", channel, ts)
+        stranger = click(bot, cards.APPROVE, approve_value, "USTRANGER", channel, ts)
         assert stranger.status == 200
         wait_until(lambda: bot.call(lambda: bot.runtime.approvals.audit_log(action="refused")),
                    what="the stranger's refusal")
         assert await pool_limit(pool) == 0
 
-        assert click(bot, cards.APPROVE, proposal_id, APPROVER, channel, ts).status == 200
+        assert click(bot, cards.APPROVE, approve_value, APPROVER, channel, ts).status == 200
         wait_until(lambda: bot.call(lambda: bot.runtime.approvals.get(proposal_id)).status == "applied",
                    what="the proposal applied")
         assert await pool_limit(pool) == 1  # read back from Prefect

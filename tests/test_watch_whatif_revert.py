@@ -70,8 +70,9 @@ async def test_what_if_is_live_at_post_and_at_approve_and_revert_goes_through_ap
                                       if "limit 3 → 1" in c.args.get("text", "")], what="the revert card")[0]
     assert revert_card["thread_ts"] == THREAD
     assert "still wait: 1 of 1 slots are in use" in _card_text(revert_card)
-    revert_id = next(e["value"] for b in revert_card["blocks"] if b["type"] == "actions" for e in b["elements"]
-                     if e["action_id"] == cards.APPROVE)
+    revert_approve = next(e["value"] for b in revert_card["blocks"] if b["type"] == "actions" for e in b["elements"]
+                          if e["action_id"] == cards.APPROVE)
+    revert_id = cards.parse_approve_value(revert_approve)[0]
     linked = bot.call(lambda: bot.runtime.approvals.audit_log(action="revert_proposed"))
     assert [(a.proposal_id, a.actor, a.detail) for a in linked] == [(pid, ASKER, f"revert proposal {revert_id}")]
     assert await pool_limit(pool) == 3  # proposing the revert changed nothing
