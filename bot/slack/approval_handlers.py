@@ -61,6 +61,11 @@ async def post_card(service: ApprovalService, client: AsyncWebClient, proposal: 
                                              blocks=cards.proposal_card_blocks(proposal, what_if),
                                              text=cards.proposal_card_text(proposal))
     await service.attach_message(proposal.id, response["channel"], response["ts"])
+    # Decided (or expired by the sweep) while the card was being built: the sweep found no message to
+    # update then, so bring the card in line now instead of leaving live buttons on a dead proposal.
+    current = await service.get(proposal.id)
+    if current is not None and current.status != proposal.status:
+        await update_card(client, current)
 
 
 async def update_card(client: AsyncWebClient, proposal: ProposalView, what_if: str | None = None) -> None:
