@@ -22,6 +22,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.settings import Settings
 from tests.fakes.prefect_server import free_port
+from tests.waiting import wait_until  # noqa: F401  (tests import it from here)
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token-123456"
@@ -194,17 +195,6 @@ class BotHarness(SlackSender):
         """Run a coroutine on the bot's own loop (for reading its state in tests)."""
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result(timeout)
-
-def wait_until(check, timeout: float = 30.0, what: str = "condition"):
-    """Poll `check` until it returns something truthy (returned), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def all_at_once(calls: list[Callable[[], Any]]) -> list[BaseException]:
     """Run the calls in threads started together; returns the exceptions they raised (empty: all fine)."""

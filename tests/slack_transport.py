@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.fakes.socket_mode import FakeSocketMode
 from tests.harness import TEAM, BotHarness
+from tests.waiting import wait_until
 
 _seq = itertools.count(1)
 
@@ -76,13 +77,8 @@ def _sign(body: str) -> dict[str, str]:
 
 
 def _wait_ack(socket: FakeSocketMode, envelope_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        for ack in list(socket.acks):
-            if ack.get("envelope_id") == envelope_id:
-                return ack
-        assert time.monotonic() < deadline, f"no ack for {envelope_id}: {socket.acks}"
-        time.sleep(0.05)
+    return wait_until(lambda: next((a for a in list(socket.acks) if a.get("envelope_id") == envelope_id), None),
+                      timeout, f"an ack for {envelope_id}")
 
 
 def say(transport: Transport, text: str, *, channel: str = "C1", user: str = "U1", ts: str | None = None,

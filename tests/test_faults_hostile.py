@@ -29,6 +29,7 @@ from tests.approvals_support import make_pool
 from tests.fakes.model_api import text, tool_calls
 from tests.faults_support import ROOT, check
 from tests.harness import BotHarness, mention, sign
+from tests.waiting import poll
 
 pytestmark = pytest.mark.faults
 
@@ -325,9 +326,4 @@ async def test_refused_clicks_are_rate_limited(gated_bot, fresh_slack):
 
 
 def _wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+    return bool(poll(condition, timeout))

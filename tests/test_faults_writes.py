@@ -33,6 +33,7 @@ from tests.approvals_support import make_deployment, make_gcl, make_pool, pool_l
 from tests.fakes.model_api import text, tool_calls
 from tests.faults_support import PrefectProxy, check
 from tests.harness import BotHarness, mention, wait_until
+from tests.slack_transport import block_action
 
 pytestmark = pytest.mark.faults
 
@@ -227,17 +228,7 @@ async def test_reset_of_a_really_held_tag_slot_frees_it(service):
 
 # --- 3 and 4. four eyes, and approve what you saw (through Slack) --------------------------------
 def _click(bot: BotHarness, action_id: str, value: str, user: str, card_ts: str) -> int:
-    payload = {
-        "type": "block_actions", "token": "legacy", "api_app_id": "A1", "trigger_id": f"trig-{time.time_ns()}",
-        "user": {"id": user, "username": user.lower(), "team_id": "T1"}, "team": {"id": "T1", "domain": "t"},
-        "container": {"type": "message", "message_ts": card_ts, "channel_id": "C1", "is_ephemeral": False},
-        "channel": {"id": "C1", "name": "ops"},
-        "message": {"type": "message", "ts": card_ts, "thread_ts": card_ts, "text": "Proposed limit change"},
-        "response_url": "https://hooks.invalid/response",
-        "actions": [{"type": "button", "action_id": action_id, "block_id": "proposal:x", "value": value,
-                     "action_ts": f"{time.time():.6f}"}],
-    }
-    return bot.post_interaction(payload).status
+    return bot.post_interaction(block_action(action_id, value, user, message_ts=card_ts)).status
 
 
 def _submit_edit(bot: BotHarness, metadata: dict[str, Any], value: str, user: str) -> int:

@@ -24,6 +24,7 @@ from bot.slack import cards
 from bot.slack.approval_handlers import post_proposal_cards
 from tests.fakes.model_api import text
 from tests.harness import BotHarness, mention
+from tests.slack_transport import block_action
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -129,17 +130,7 @@ def proposable(tag: str, index: int) -> str:
 
 
 def click(bot: BotHarness, action: str, proposal_id: str, card_ts: str, user: str = "UAPPROVER") -> None:
-    payload = {
-        "type": "block_actions", "token": "legacy", "api_app_id": "A1", "trigger_id": f"trig-{time.time_ns()}",
-        "user": {"id": user, "username": "u", "team_id": "T1"}, "team": {"id": "T1", "domain": "t"},
-        "container": {"type": "message", "message_ts": card_ts, "channel_id": "C1", "is_ephemeral": False},
-        "channel": {"id": "C1", "name": "ops"},
-        "message": {"type": "message", "ts": card_ts, "thread_ts": card_ts, "text": "Proposed limit change"},
-        "response_url": "https://hooks.invalid/response",
-        "actions": [{"type": "button", "action_id": action, "block_id": "proposal:x", "value": proposal_id,
-                     "action_ts": f"{time.time():.6f}"}],
-    }
-    assert bot.post_interaction(payload).status == 200
+    assert bot.post_interaction(block_action(action, proposal_id, user, message_ts=card_ts)).status == 200
 
 
 def submit_reject(bot: BotHarness, proposal_id: str, note: str) -> None:

@@ -15,9 +15,8 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +44,7 @@ from prefect.types._datetime import now
 from bot.knowledge.recipes import RecipeBook
 from tests.fakes.prefect_server import PrefectServer
 from tests.fakes.processes import wait_until_healthy
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,17 +52,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def unique(prefix: str) -> str:
     return f"claim-{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> object:
-    """Poll until `condition()` is truthy; fail with `what` at the deadline (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def gcl_slots(name: str) -> int:
@@ -258,7 +247,7 @@ def test_deployment_and_flow_run_tags_do_not_count():
             with get_client(sync_client=True) as client:
                 return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
 
-        mine = wait_for(task_runs, "the task run to be recorded")
+        mine = wait_until(task_runs, 60.0, "the task run to be recorded")
         assert not ({dep_tag, run_tag} & set(mine[0].tags))
         # The `tags()` context does count: the same task under it fails on the 0 limit.
         with tags(run_tag):
@@ -364,13 +353,13 @@ def test_max_retries_gives_up_and_logs_an_error_line():
                 return [r.getMessage() for r in records.records
                         if r.levelno == logging.ERROR and "failed to process item" in r.getMessage()]
 
-            lines = wait_for(error_lines, "the ERROR line after max_retries")  # logged by the service thread
+            lines = wait_until(error_lines, 60.0, "the ERROR line after max_retries")  # logged by the service thread
             assert "ConcurrencySlotAcquisition" in lines[0], lines
             records.records.clear()
             with pytest.raises(TimeoutError):
                 with concurrency(name, timeout_seconds=1, strict=True):
                     raise AssertionError("must not enter a busy limit")
-            wait_for(error_lines, "the ERROR line after a timeout")
+            wait_until(error_lines, 60.0, "the ERROR line after a timeout")
     finally:
         service_logger.removeHandler(records)
         with get_client(sync_client=True) as client:

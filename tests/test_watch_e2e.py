@@ -9,7 +9,6 @@ other tests, so each test reads only the messages about its own uniquely named o
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -21,6 +20,7 @@ from bot.slack import cards, incident_cards
 from tests.approvals_support import pool_limit
 from tests.harness import BotHarness
 from tests.harness import wait_until as _wait_until
+from tests.slack_transport import block_action
 from tests.test_watch_detectors import _deployment
 
 
@@ -62,17 +62,7 @@ def updates_of(slack, ts: str) -> list[dict[str, Any]]:
 
 
 def click(bot: BotHarness, action_id: str, value: str, user: str, channel: str, ts: str, team: str = "T1"):
-    payload = {
-        "type": "block_actions", "token": "legacy", "api_app_id": "A1", "trigger_id": f"trig-{time.time_ns()}",
-        "user": {"id": user, "username": user.lower(), "team_id": team}, "team": {"id": "T1", "domain": "t"},
-        "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
-        "channel": {"id": channel, "name": "oncall"},
-        "message": {"type": "message", "ts": ts, "text": "incident"},
-        "response_url": "https://hooks.invalid/response",
-        "actions": [{"type": "button", "action_id": action_id, "block_id": "watch_actions", "value": value,
-                     "action_ts": f"{time.time():.6f}"}],
-    }
-    return bot.post_interaction(payload)
+    return bot.post_interaction(block_action(action_id, value, user, channel, message_ts=ts, team=team))
 
 
 def _ts_of(response_calls, slack, channel: str, needle: str) -> str:

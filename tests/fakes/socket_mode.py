@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from tests.fakes.prefect_server import free_port
+from tests.waiting import wait_until
 
 
 class FakeSocketMode:
@@ -87,16 +87,10 @@ class FakeSocketMode:
         self.loop.call_soon_threadsafe(self._outbox.put_nowait, envelope)
 
     def wait_connected(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.connections == 0:
-            assert time.monotonic() < deadline, "the bot never opened the WebSocket"
-            time.sleep(0.05)
+        wait_until(lambda: self.connections, timeout, "the bot to open the WebSocket")
 
     def wait_for_acks(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.acks) < count:
-            assert time.monotonic() < deadline, f"expected {count} acks, got {self.acks}"
-            time.sleep(0.05)
+        wait_until(lambda: len(self.acks) >= count, timeout, f"{count} acks (got {len(self.acks)})")
         return self.acks
 
     def stop(self) -> None:
