@@ -102,11 +102,6 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("bot_prompts_dir", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
     @cached_property
     def database_url(self) -> str:
         """The store's URL: `BOT_DATABASE_URL`, else a SQLite file in the data folder."""
