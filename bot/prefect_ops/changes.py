@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import ConcurrencyOptions
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from bot.prefect_ops.names import path_segment, unsafe_name_reason
+from bot.prefect_ops.names import api_path, unsafe_name_reason
 from bot.safe_text import tick
 
 Snapshot = dict[str, Any]
@@ -72,7 +72,7 @@ async def _call(client: Any, method: str, path: str, missing: str, **kwargs: Any
 
 
 def _gcl_path(ident: str) -> str:
-    return f"/v2/concurrency_limits/{path_segment(ident)}"
+    return api_path("v2", "concurrency_limits", ident)
 
 
 class _BaseChange(BaseModel):
@@ -186,7 +186,7 @@ class WorkPoolLimitChange(_BaseChange):
 
     async def _find(self, client: Any) -> dict[str, Any]:
         # Pools are addressed by name only; the id check below catches a re-created pool.
-        pool = await _call(client, "GET", f"/work_pools/{path_segment(self.pool)}",
+        pool = await _call(client, "GET", api_path("work_pools", self.pool),
                            f"no work pool named {self.pool!r}")
         if self.target_id is not None and str(pool["id"]) != self.target_id:
             raise ChangeTargetMissing(f"work pool {self.pool!r} was deleted and re-created since the proposal")
@@ -200,7 +200,7 @@ class WorkPoolLimitChange(_BaseChange):
 
     async def apply(self, client: Any) -> None:
         await self._find(client)
-        await _call(client, "PATCH", f"/work_pools/{path_segment(self.pool)}",
+        await _call(client, "PATCH", api_path("work_pools", self.pool),
                     f"no work pool named {self.pool!r}", json={"concurrency_limit": self.limit})
 
     def diff(self, before: Snapshot) -> str:
@@ -222,16 +222,16 @@ class _QueueChange(_BaseChange):
     async def _find(self, client: Any) -> dict[str, Any]:
         missing = f"no work queue {self.queue!r} in pool {self.pool!r}"
         if self.target_id is not None:
-            return await _call(client, "GET", f"/work_queues/{self.target_id}", missing)
+            return await _call(client, "GET", api_path("work_queues", self.target_id), missing)
         return await _call(client, "GET",
-                           f"/work_pools/{path_segment(self.pool)}/queues/{path_segment(self.queue)}", missing)
+                           api_path("work_pools", self.pool, "queues", self.queue), missing)
 
     def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
         return {"queue": found["name"], "pool": found.get("work_pool_name") or self.pool}
 
     async def _patch(self, client: Any, fields: dict[str, Any]) -> None:
         queue = await self._find(client)
-        await _call(client, "PATCH", f"/work_queues/{queue['id']}", f"work queue {self.queue!r} is gone",
+        await _call(client, "PATCH", api_path("work_queues", queue["id"]), f"work queue {self.queue!r} is gone",
                     json=fields)
 
 
@@ -331,9 +331,9 @@ class DeploymentLimitChange(_BaseChange):
     async def _find(self, client: Any) -> dict[str, Any]:
         missing = f"no deployment named {self.deployment!r}"
         if self.target_id is not None:
-            return await _call(client, "GET", f"/deployments/{self.target_id}", missing)
+            return await _call(client, "GET", api_path("deployments", self.target_id), missing)
         flow, name = self.deployment.split("/", 1)
-        return await _call(client, "GET", f"/deployments/name/{path_segment(flow)}/{path_segment(name)}",
+        return await _call(client, "GET", api_path("deployments", "name", flow, name),
                            missing)
 
     def _exact_names(self, found: dict[str, Any]) -> dict[str, Any]:
@@ -563,11 +563,11 @@ class TagLimitChange(_BaseChange):
             await _call(client, "PATCH", _gcl_path(str(gcl["id"])), self._missing(), json={"limit": self.limit})
         elif self.action == "reset":
             # Prefect's tag reset revokes the leases but leaves the count; zeroing it frees the slots.
-            await _call(client, "POST", f"/concurrency_limits/tag/{path_segment(self.tag)}/reset",
+            await _call(client, "POST", api_path("concurrency_limits", "tag", self.tag, "reset"),
                         self._missing(), json={})
             await _zero_slots(client, gcl, self._missing())
         else:  # the v1 delete by id also revokes the limit's leases
-            await _call(client, "DELETE", f"/concurrency_limits/{gcl['id']}", self._missing())
+            await _call(client, "DELETE", api_path("concurrency_limits", gcl["id"]), self._missing())
 
     def diff(self, before: Snapshot) -> str:
         if self.action == "reset":

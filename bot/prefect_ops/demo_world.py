@@ -19,11 +19,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate, WorkPoolCreate
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.client.schemas.objects import ConcurrencyOptions
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Late, Pending, Running, Scheduled
+
+from bot.prefect_ops import by_name
 
 __all__ = ["DEMO_QUESTIONS", "DemoExists", "seed", "clean", "names_in_use"]
 
@@ -48,7 +50,7 @@ async def names_in_use(client: Any) -> list[str]:
     taken = []
     for pool in POOLS:
         try:
-            await client.read_work_pool(pool)
+            await by_name.read_work_pool(client, pool)
             taken.append(f"work pool {pool}")
         except ObjectNotFound:
             pass
@@ -56,7 +58,7 @@ async def names_in_use(client: Any) -> list[str]:
     taken += [f"flow {flow.name}" for flow in flows]
     for gcl in (f"tag:{TAG}", RATE_LIMIT):
         try:
-            await client.read_global_concurrency_limit_by_name(gcl)
+            await by_name.read_gcl_by_name(client, gcl)
             taken.append(f"global limit {gcl}")
         except ObjectNotFound:
             pass
@@ -122,9 +124,9 @@ async def _seed(client: Any, record: dict[str, list[str]]) -> None:
 
     # 4. A tag limit whose only slot is held by no run (a worker died mid-task): leaked.
     await client.create_concurrency_limit(tag=TAG, concurrency_limit=1)
-    tag_limit = await client.read_global_concurrency_limit_by_name(f"tag:{TAG}")
+    tag_limit = await by_name.read_gcl_by_name(client, f"tag:{TAG}")
     record["gcls"].append(tag_limit.name)
-    await client.update_global_concurrency_limit(tag_limit.name, GlobalConcurrencyLimitUpdate(active_slots=1))
+    await by_name.update_gcl(client, tag_limit.name, {"active_slots": 1})
 
     # 5. A rate limit: bursts of 10, refilled at 2 slots per second.
     await client.create_global_concurrency_limit(
@@ -153,7 +155,7 @@ async def clean(client: Any, record: dict[str, list[str]]) -> list[str]:
     for flow_id in record.get("flows", []):
         await attempt(f"flow {flow_id}", client.delete_flow(UUID(flow_id)))
     for name in record.get("gcls", []):
-        await attempt(f"global limit {name}", client.delete_global_concurrency_limit_by_name(name))
+        await attempt(f"global limit {name}", by_name.delete_gcl_by_name(client, name))
     for pool in record.get("work_pools", []):
-        await attempt(f"work pool {pool}", client.delete_work_pool(pool))
+        await attempt(f"work pool {pool}", by_name.delete_work_pool(client, pool))
     return failed

@@ -28,6 +28,7 @@ from prefect.client.schemas.responses import DeploymentResponse
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 
+from bot.prefect_ops import by_name
 from bot.prefect_ops.errors import NotFound, at_boundary
 from bot.prefect_ops.limits import AWAITING_SLOT, _runs_of_deployments
 from bot.prefect_ops.models import ChangeCandidate, Diagnosis, Finding, Holder
@@ -268,12 +269,12 @@ async def _check_queue(client: PrefectClient, run: FlowRun | None) -> Finding | 
 async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | None:
     if run is None or not run.work_pool_name:
         return None
-    pool = await client.read_work_pool(run.work_pool_name)
+    pool = await by_name.read_work_pool(client, run.work_pool_name)
     name = pool.name
     waiting = _is_waiting(run)
     if pool.is_paused and waiting:
         return _paused("work_pool", name)
-    status = await client.read_work_pool_concurrency_status(name, limit=200, flow_run_limit=10)
+    status = await by_name.read_work_pool_concurrency_status(client, name, limit=200, flow_run_limit=10)
     holders = [slot_summary_holder(r) for q in status.queues for r in q.flow_runs]
     limit = pool.concurrency_limit
     evidence = [
@@ -286,7 +287,7 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
     if pool.type.endswith((":push", ":managed")):
         return _not_blocking("work_pool", name, f"work pool {tick(name)} is not blocking (it needs no worker)",
                              evidence)
-    workers = await client.read_workers_for_work_pool(name)
+    workers = await by_name.read_workers_for_work_pool(client, name)
     online = [w for w in workers if w.status == WorkerStatus.ONLINE]
     last = max((w.last_heartbeat_time for w in workers if w.last_heartbeat_time), default=None)
     evidence.append(
@@ -336,7 +337,7 @@ async def _check_tags(client: PrefectClient, run: FlowRun | None) -> list[Findin
     findings = []
     for tag in sorted({tag for t in task_runs for tag in t.tags}):
         try:
-            limit = await client.read_concurrency_limit_by_tag(tag)
+            limit = await by_name.read_concurrency_limit_by_tag(client, tag)
         except ObjectNotFound:
             continue
         blocked = [t for t in unstarted if tag in t.tags]
@@ -410,7 +411,7 @@ async def diagnose_run(client: PrefectClient, run_or_deployment: str) -> Diagnos
             raise NotFound("flow run or deployment", run_or_deployment, known, noun="deployments")
         dep_name = resolution.match.name
         flow_name, dep_short = dep_name.split("/", 1)
-        deployment = await client.read_deployment_by_name(f"{flow_name}/{dep_short}")
+        deployment = await by_name.read_deployment_by_name(client, flow_name, dep_short)
         run = await _stuck_run_of(client, deployment)
     elif run.deployment_id is not None:
         deployment = await client.read_deployment(run.deployment_id)

@@ -24,6 +24,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import DeploymentResponse, GlobalConcurrencyLimitResponse
 from prefect.client.schemas.sorting import FlowRunSort
 
+from bot.prefect_ops import by_name
 from bot.prefect_ops.errors import NotFound, at_boundary
 from bot.prefect_ops.holder_events import gcl_holders
 from bot.prefect_ops.models import LimitKind, LimitStatus, WaitingRun
@@ -45,6 +46,13 @@ AWAITING_SLOT = "AwaitingConcurrencySlot"
 WAITING_SAMPLE = 5  # waiting runs listed per limit; `waiting` always holds the full count
 POOL_STATUS_RUNS = 200  # holders listed per queue by the concurrency-status endpoint (its max)
 PARALLEL_READS = 8
+
+
+def isolated_note(exc: BaseException) -> str:
+    """Why one object's detail is missing, in words (the error itself stays in the log)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    what = f"HTTP {status} from Prefect" if status else type(exc).__name__
+    return f"Prefect could not read this one by its name ({what}); its slot counts are not shown"
 
 
 def kind_of_gcl(name: str) -> LimitKind:
@@ -106,19 +114,26 @@ async def list_tag_limits(
     )
     tag_gcls = [g for g in gcls if kind_of_gcl(g.name) == "tag"]
     gate = asyncio.Semaphore(PARALLEL_READS)
+    notes: dict[str, str] = {}
 
-    async def slots_of(tag: str) -> list[UUID]:
+    async def slots_of(tag: str) -> list[UUID] | None:
         async with gate:
-            return list((await client.read_concurrency_limit_by_tag(tag)).active_slots)
+            try:
+                return list((await by_name.read_concurrency_limit_by_tag(client, tag)).active_slots)
+            except Exception as exc:  # one tag Prefect cannot read by name blinds no other tag
+                notes[tag] = isolated_note(exc)
+                return None
 
     busy = [g for g in tag_gcls if g.active_slots > 0]
     slot_lists = await asyncio.gather(*(slots_of(g.name.removeprefix(TAG_PREFIX)) for g in busy))
-    slots_by_tag = {g.name: ids for g, ids in zip(busy, slot_lists, strict=True)}
+    slots_by_tag = {g.name: ids for g, ids in zip(busy, slot_lists, strict=True) if ids is not None}
     holders = await holders_for(client, [("task_run", rid) for ids in slots_by_tag.values() for rid in ids])
     statuses = []
     for gcl in tag_gcls:
         status = _gcl_status(gcl, "tag", gcl.name.removeprefix(TAG_PREFIX))
         status.holders = [holders[rid] for rid in slots_by_tag.get(gcl.name, [])]
+        status.read_note = notes.get(status.name)
+        status.holders_known = status.read_note is None
         statuses.append(status)
     known = {s.name for s in statuses}
     for v1 in v1_page:
@@ -229,17 +244,25 @@ async def _due_runs(client: PrefectClient) -> list:
 
 
 async def _pool_status_pages(client: PrefectClient, pool_name: str, gate: asyncio.Semaphore):
+    """The pool's concurrency status, or (None, [], note) when Prefect cannot read this one pool."""
+    try:
+        return await _pool_status_pages_or_raise(client, pool_name, gate)
+    except Exception as exc:  # isolated: the pool is still listed, with the note
+        return None, [], isolated_note(exc)
+
+
+async def _pool_status_pages_or_raise(client: PrefectClient, pool_name: str, gate: asyncio.Semaphore):
     async with gate:
-        first = await client.read_work_pool_concurrency_status(
-            pool_name, page=1, limit=200, flow_run_limit=POOL_STATUS_RUNS
+        first = await by_name.read_work_pool_concurrency_status(
+            client, pool_name, page=1, limit=200, flow_run_limit=POOL_STATUS_RUNS
         )
         queues = list(first.queues)
         for page in range(2, first.pages + 1):
-            more = await client.read_work_pool_concurrency_status(
-                pool_name, page=page, limit=200, flow_run_limit=POOL_STATUS_RUNS
+            more = await by_name.read_work_pool_concurrency_status(
+                client, pool_name, page=page, limit=200, flow_run_limit=POOL_STATUS_RUNS
             )
             queues += more.queues
-        return first, queues
+        return first, queues, None
 
 
 @at_boundary
@@ -261,7 +284,7 @@ async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitS
             waiting_by_queue[run.work_queue_id].append(waiting_run(run))
     queue_info = {q.id: q for q in queues}
     pool_rows, queue_rows = [], []
-    for pool, (status, queue_details) in zip(pools, statuses, strict=True):
+    for pool, (status, queue_details, note) in zip(pools, statuses, strict=True):
         holders = [slot_summary_holder(r) for q in queue_details for r in q.flow_runs]
         waits = waiting_by_pool[pool.name]
         pool_rows.append(
@@ -270,13 +293,22 @@ async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitS
                 name=pool.name,
                 id=pool.id,
                 limit=pool.concurrency_limit,
-                active_slots=status.active_slots,
+                active_slots=status.active_slots if status is not None else 0,
                 paused=pool.is_paused,
                 holders=holders,
+                holders_known=note is None,
                 waiting=len(waits),
                 waiting_runs=waits[:WAITING_SAMPLE],
+                read_note=note,
             )
         )
+        if status is None:  # its queues are still listed, from the queue list, without slot counts
+            for info in (q for q in queues if q.work_pool_name == pool.name):
+                waits = waiting_by_queue[info.id]
+                queue_rows.append(LimitStatus(
+                    kind="work_queue", name=f"{pool.name}/{info.name}", id=info.id, limit=info.concurrency_limit,
+                    paused=bool(info.is_paused), holders_known=False, waiting=len(waits),
+                    waiting_runs=waits[:WAITING_SAMPLE], read_note=note))
         for detail in queue_details:
             info = queue_info.get(detail.queue_id)
             waits = waiting_by_queue[detail.queue_id]

@@ -61,6 +61,9 @@ class LimitStatus(BaseModel):
     holders_known: bool = True  # False when Prefect cannot name them (GCL without events)
     waiting: int = 0
     waiting_runs: list[WaitingRun] = Field(default_factory=list)
+    # Set when part of this one object could not be read (e.g. Prefect cannot route its name): the
+    # object is still listed, with what is known, and the rest of the map is unaffected.
+    read_note: str | None = None
 
     @property
     def full(self) -> bool:

@@ -18,7 +18,7 @@ PATH_CUTTERS = ("?", "#", "\\")
 # 16 KiB, so an encoded name must leave room for the rest of the request line and headers.
 MAX_ENCODED = 12_000
 
-__all__ = ["PATH_CUTTERS", "PREFECT_BANNED", "path_segment", "unsafe_name_reason"]
+__all__ = ["PATH_CUTTERS", "PREFECT_BANNED", "api_path", "path_segment", "unsafe_name_reason"]
 
 
 def unsafe_name_reason(name: str, what: str = "name") -> str | None:
@@ -39,6 +39,16 @@ def unsafe_name_reason(name: str, what: str = "name") -> str | None:
     return None
 
 
-def path_segment(name: str) -> str:
-    """`name` as one percent-encoded URL path segment (nothing is left for the server to split)."""
-    return quote(name, safe="")
+def path_segment(name: object) -> str:
+    """`name` as one percent-encoded URL path segment: nothing is left for the server to split, and
+    dots are encoded too, because httpx resolves a literal `.` or `..` segment before sending."""
+    return quote(str(name), safe="").replace(".", "%2E")
+
+
+def api_path(*segments: object) -> str:
+    """The one way to build a Prefect API path: every segment (route words, names, ids) goes through
+    `path_segment`, so no name can add, remove or cut a segment. `api_path("work_pools", "team?a")`
+    is `/work_pools/team%3Fa`."""
+    if not segments:
+        raise ValueError("an API path needs at least one segment")
+    return "/" + "/".join(path_segment(s) for s in segments)

@@ -19,6 +19,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType, WorkerStatus
 from pydantic import BaseModel, Field
 
+from bot.prefect_ops import by_name
 from bot.prefect_ops.concurrency_map import concurrency_map
 from bot.prefect_ops.models import LimitStatus
 
@@ -49,10 +50,10 @@ async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
 
     async def workers(pool: str) -> tuple[str, int, bool]:
         async with gate:
-            info = await client.read_work_pool(pool)
+            info = await by_name.read_work_pool(client, pool)
             if info.type.endswith((":push", ":managed")):
                 return pool, 0, True
-            found = await client.read_workers_for_work_pool(pool)
+            found = await by_name.read_workers_for_work_pool(client, pool)
             return pool, sum(1 for w in found if w.status == WorkerStatus.ONLINE), False
 
     async def pending_tasks(tag: str) -> tuple[str, int]:
