@@ -1,0 +1,97 @@
+"""Turn the collected questions into two JSONL files: a tuning half and a held-out half.
+
+Why a script: the split must be reproducible and must happen before anyone writes essentials or
+tunes the router, so the held-out score means something. The order is fixed by sorting on the
+question id, then shuffled with a fixed seed; the first half is the tuning half.
+
+Run from the repository root:  python tests/data/real_questions/make_split.py
+It rewrites tuning.jsonl and heldout.jsonl only when they do not exist yet (pass --force to
+redo it). Re-running never changes which half a question is in, because the seed and the input
+are fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RAW = HERE / "raw_collected.txt"
+SEED = 20261205  # the day the split was made; never change it
+TUNING = HERE / "tuning.jsonl"
+HELDOUT = HERE / "heldout.jsonl"
+
+
+def question_id(url: str) -> str:
+    """A short stable id from the source link."""
+    slack = re.search(r"linen\.prefect\.io/t/(\d+)/", url)
+    if slack:
+        return f"slack-{slack.group(1)}"
+    gh = re.search(r"github\.com/([^/]+)/([^/]+)/issues/(\d+)", url)
+    if gh:
+        owner, repo, number = gh.groups()
+        prefix = "prefect" if (owner, repo) == ("PrefectHQ", "prefect") else f"{owner}-{repo}".lower()
+        return f"gh-{prefix}-{number}"
+    disc = re.search(r"discourse\.prefect\.io/t/[^/]+/(\d+)", url)
+    if disc:
+        return f"discourse-{disc.group(1)}"
+    raise ValueError(f"unknown source: {url}")
+
+
+def source_of(url: str) -> str:
+    if "linen.prefect.io" in url:
+        return "prefect-community-slack"
+    if "discourse.prefect.io" in url:
+        return "prefect-discourse"
+    return "github-issue"
+
+
+def read_raw() -> list[dict]:
+    records: dict[str, dict] = {}
+    for line in RAW.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        url, question, answer = (part.strip() for part in line.split(" | ", 2))
+        qid = question_id(url)
+        if qid in records:  # dedupe: the first sighting wins
+            continue
+        records[qid] = {
+            "id": qid,
+            "source": source_of(url),
+            "url": url,
+            "question": question,
+            "answer": None if answer == "-" else answer,
+        }
+    return [records[key] for key in sorted(records)]
+
+
+def split(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    shuffled = list(records)
+    random.Random(SEED).shuffle(shuffled)
+    half = (len(shuffled) + 1) // 2
+    return shuffled[:half], shuffled[half:]
+
+
+def write(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for row in sorted(rows, key=lambda r: r["id"]):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    if (TUNING.exists() or HELDOUT.exists()) and "--force" not in argv:
+        print("split already made; pass --force to rewrite it", file=sys.stderr)
+        return 1
+    records = read_raw()
+    tuning, heldout = split(records)
+    write(TUNING, tuning)
+    write(HELDOUT, heldout)
+    print(f"{len(records)} questions -> tuning {len(tuning)}, held-out {len(heldout)} (seed {SEED})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
