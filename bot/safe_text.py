@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from bot.redact import redact
 
-__all__ = ["escape", "clean", "code", "tick", "mention", "channel_ref", "safe_markdown", "link_allowed",
-           "PREFECT_DOCS_HOSTS", "NAME_SHOWN_CHARS", "BLANK_NAME"]
+__all__ = ["escape", "clean", "code", "tick", "mention", "channel_ref", "safe_markdown", "link_allowed", "safe_url",
+           "code_pieces", "PREFECT_DOCS_HOSTS", "NAME_SHOWN_CHARS", "BLANK_NAME"]
 
 PREFECT_DOCS_HOSTS = frozenset({"docs.prefect.io", "docs-3.prefect.io", "prefect.io", "www.prefect.io"})
 NAME_SHOWN_CHARS = 120  # a name is shown, not archived: 10,000 characters of it help no reader
@@ -27,9 +27,17 @@ BLANK_NAME = "(blank name)"
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{1,30}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,30}$")
-# Markdown links and autolinks in model output: [label](url), <url>, <url|label>.
-_MD_LINK = re.compile(r"\[([^\]\n]{0,300})\]\((\S{1,2000}?)\)")
-_ANGLE_LINK = re.compile(r"<((?:https?|mailto):[^>|\s]{1,2000})(?:\|([^>\n]{0,300}))?>")
+# Markdown links and autolinks in model output: [label](url), <url>, <url|label>; found in one pass.
+_ANY_LINK = re.compile(
+    r"\[(?P<md_label>[^\]\n]{0,300})\]\((?P<md_url>\S{1,2000}?)\)"
+    r"|<(?P<angle_url>(?:https?|mailto):[^>|\s]{1,2000})(?:\|(?P<angle_label>[^>\n]{0,300}))?>"
+)
+_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+# C0/C1 control characters except tab and newline: no renderer needs them, and NUL was our old marker.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Kept as-is inside a link; everything else is percent-encoded (`%` too, unless already an escape).
+_URL_SAFE = "/:?#=&;,+@!$*-._~%"
+_URL_BREAKERS = re.compile(r"[<>|\s\[\]()`\"'\\]")
 _BACKTICK = "\u02cb"  # MODIFIER LETTER GRAVE ACCENT: looks like a backtick, closes no code span
 
 
@@ -79,39 +87,83 @@ def link_allowed(url: str, hosts: Iterable[str]) -> bool:
     """An https/http link whose host is one of `hosts` or a subdomain of one."""
     try:
         parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        userinfo = parts.username or parts.password
     except ValueError:
         return False
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
+    if parts.scheme not in ("https", "http") or not host or userinfo or "@" in parts.netloc:
         return False
     return any(host == h or host.endswith("." + h) for h in (x.lower().strip() for x in hosts) if h)
 
 
-def safe_markdown(markdown: str, hosts: Iterable[str]) -> str:
-    """Model or offline Markdown made safe for Slack: secrets redacted (bot.redact), control sequences
-    escaped everywhere, links kept only for allowed hosts, any other link shown as its plain URL next
-    to its label.
+def safe_url(url: str, hosts: Iterable[str]) -> str | None:
+    """`url` ready to sit inside a link, or None when it may not be a link at all.
 
-    The result is still Markdown (the mrkdwn converter and Slack's own `markdown_text` read it);
-    allowed links come out as Markdown links, which the converter turns into `<url|label>`.
+    Parsed, not pattern-matched: the scheme and host must be allowed, and every character that could
+    end Slack's `<url|label>` or Markdown's `(url)` early (`<`, `>`, `|`, brackets, parentheses,
+    quotes, backticks, whitespace, control and non-ASCII characters) is percent-encoded. The result
+    is parsed again and must still name an allowed host.
     """
-    allowed = tuple(hosts)
-    kept: list[str] = []
+    if not link_allowed(url, hosts):
+        return None
+    encoded = quote(url, safe=_URL_SAFE)
+    return encoded if link_allowed(encoded, hosts) and not _URL_BREAKERS.search(encoded) else None
 
-    def keep(label: str, url: str) -> str:
-        label = label.strip()
-        if link_allowed(url, allowed):
-            shown = f"[{clean(label) or clean(url)}]({url.replace(')', '%29')})"
+
+def code_pieces(text: str) -> list[tuple[str, bool]]:
+    """`text` cut into (piece, is_code): fenced blocks and closed inline code spans are code."""
+    pieces: list[tuple[str, bool]] = []
+    last = 0
+    for match in _CODE.finditer(text):
+        if match.start() > last:
+            pieces.append((text[last:match.start()], False))
+        pieces.append((match.group(0), True))
+        last = match.end()
+    if last < len(text):
+        pieces.append((text[last:], False))
+    return pieces
+
+
+def _label(text: str) -> str:
+    return clean(text.strip()).replace("[", "(").replace("]", ")")
+
+
+def _prose(text: str, hosts: tuple[str, ...]) -> str:
+    """Prose outside code: each link rendered once, left to right, with no placeholder; the rest escaped."""
+    out: list[str] = []
+    last = 0
+    for match in _ANY_LINK.finditer(text):
+        out.append(_not_a_link(text[last:match.start()]))
+        last = match.end()
+        if match.group("md_url") is not None:
+            label, url = match.group("md_label"), match.group("md_url")
+        else:
+            label, url = match.group("angle_label") or "", match.group("angle_url")
+        kept = safe_url(url, hosts)
+        if kept is not None:
+            out.append(f"[{_label(label) or clean(kept)}]({kept})")
         else:
             plain = clean(url)
-            shown = plain if not label or label == url else f"{clean(label)} ({plain})"
-        kept.append(shown)
-        return f"\x00{len(kept) - 1}\x00"
+            out.append(plain if not label.strip() or label.strip() == url else f"{_label(label)} ({plain})")
+    out.append(_not_a_link(text[last:]))
+    return "".join(out)
 
-    text = _INVISIBLE.sub("", redact(markdown)).replace("\x00", "")
-    text = _ANGLE_LINK.sub(lambda m: keep(m.group(2) or "", m.group(1)), text)
-    text = _MD_LINK.sub(lambda m: keep(m.group(1), m.group(2)), text)
-    text = escape(text)
+
+def _not_a_link(text: str) -> str:
+    """Escaped prose that no Markdown reader can join with a later piece into a link (`](` split)."""
+    return escape(text).replace("](", "] (")
+
+
+def safe_markdown(markdown: str, hosts: Iterable[str]) -> str:
+    """Model or offline Markdown made safe for Slack: secrets redacted (bot.redact), control sequences
+    escaped everywhere, links kept only when `safe_url` passes them, any other link shown as its plain
+    URL next to its label. Code (fenced or inline) is escaped and never holds a link.
+
+    The result is still Markdown (the mrkdwn converter and Slack's own `markdown_text` read it);
+    kept links come out as Markdown links, which the converter turns into `<url|label>`.
+    """
+    allowed = tuple(hosts)
+    text = _CONTROL.sub("", _INVISIBLE.sub("", redact(markdown)))
+    shown = "".join(escape(piece) if is_code else _prose(piece, allowed) for piece, is_code in code_pieces(text))
     # A Markdown quote (`> `) at the start of a line is formatting, not a control sequence.
-    text = re.sub(r"(?m)^(\s*)&gt;(?= )", r"\1>", text)
-    return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], text)
+    return re.sub(r"(?m)^(\s*)&gt;(?= )", r"\1>", shown)
