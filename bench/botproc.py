@@ -25,7 +25,7 @@ def bot_environment(slack_url: str, model_url: str, prefect_url: str, database_u
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BOT_"))}
     env.update(
         SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=f"{slack_url}/api/",
-        OPENAI_API_KEY=MODEL_KEY, OPENAI_BASE_URL=model_url, OPENAI_MODEL="bench-model",
+        OPENAI_API_KEY=MODEL_KEY, OPENAI_BASE_URL=model_url, OPENAI_MODEL=os.environ.get("BENCH_MODEL", "gpt-5-mini"),
         PREFECT_API_URL=prefect_url, BOT_DATABASE_URL=database_url, BOT_USER_RATE_LIMIT_PER_MINUTE="0",
         BOT_STREAMING="true" if streaming else "false", BOT_MODEL_MAX_ATTEMPTS="2",
         PREFECT_LOGGING_LEVEL="WARNING",

@@ -17,7 +17,14 @@ from typing import Any, Protocol
 from bot import metrics
 from bot.agent.circuit import CircuitBreaker
 from bot.agent.loop import run_agent
-from bot.agent.model import ModelClient, ModelSettings, ModelUnavailable
+from bot.agent.model import (
+    ContextTooLong,
+    ModelClient,
+    ModelMisconfigured,
+    ModelNoAnswer,
+    ModelSettings,
+    ModelUnavailable,
+)
 from bot.agent.registry import ToolRegistry
 from bot.knowledge.prompt_files import recipes_dir, system_prompt_path
 from bot.redact import redact
@@ -30,6 +37,10 @@ APOLOGY = ("Sorry, I couldn't finish an answer just now ({reason}). Nothing was 
            "Please try again in a minute.")
 MIN_RECIPE_SCORE = 1.0  # BM25; below this the match is a word or two in common, not the topic
 RUNNER_UP_SHARE = 0.75
+MISCONFIGURED = "the model is misconfigured; the operator has been told which setting to fix"
+LEFT_OUT_NOTE = "\n\n_To fit the model's context window I left out {what}._"
+TOO_LONG_NOTE = ("This conversation is too long for the model's context window even after trimming, so this "
+                 "answer comes from the offline helper. A new thread starts fresh.")
 CAVEAT = "\n\n_⚠️ I could not verify everything above against Prefect {version}: {problems}_"
 
 
@@ -124,10 +135,20 @@ class Pipeline:
         if self.model is None or not self.breaker.allow():
             reason = "no model is configured" if self.model is None else "the model is unreachable"
             return await self._offline(turn, reason)
+        if self.model.health.blocked():  # a permanent problem stands: no request until the next trial
+            return await self._offline(turn, MISCONFIGURED)
         deadline = time.monotonic() + self.settings.bot_answer_timeout_seconds
         proposals: list[str] = []
         try:
             reply = await self._answer_with_model(turn, deadline, proposals)
+        except ModelMisconfigured:  # permanent: no retry, no breaker; logged once by ModelHealth
+            return await self._offline(turn, MISCONFIGURED)
+        except ModelNoAnswer as exc:  # the model answered, with nothing usable: not an outage
+            log.warning("model gave no usable answer: %s", exc)
+            return await self._offline(turn, str(exc), note=exc.note)
+        except ContextTooLong:
+            log.warning("conversation too long for the model even after trimming")
+            return await self._offline(turn, "the conversation is too long for the model", note=TOO_LONG_NOTE)
         except ModelUnavailable as exc:
             self.breaker.record_failure()
             log.warning("model unavailable: %s", exc)
@@ -141,11 +162,15 @@ class Pipeline:
         reply.timings["total"] = time.perf_counter() - started
         return reply
 
-    async def _offline(self, turn: Turn, reason: str) -> Reply:
+    async def _offline(self, turn: Turn, reason: str, note: str | None = None) -> Reply:
         if self.offline is None:
-            return Reply(text=APOLOGY.format(reason=reason), offline=True, failed=True)
+            text = f"The model is off ({reason}). Nothing was changed." if reason == MISCONFIGURED else \
+                APOLOGY.format(reason=reason)
+            return Reply(text=f"{text}\n\n{note}" if note else text, offline=True, failed=True)
         reply = await self.offline.answer(turn, reason)
         reply.offline = True
+        if note:
+            reply.text += f"\n\n_{note}_"
         if self.verify is not None:  # recipes are verified, but names filled in from the server are not
             report = await asyncio.to_thread(self.verify, reply.text)
             self._settle(reply, report, corrected=False)
@@ -163,7 +188,8 @@ class Pipeline:
                                  self.settings.bot_max_tool_calls_per_round, self._clean)
         reply = Reply(text=result.text, proposals=proposals, model_rounds=result.rounds,
                       prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                      tool_calls=list(result.tool_calls),
+                      tool_calls=list(result.tool_calls), cached_tokens=result.cached_tokens,
+                      reasoning_tokens=result.reasoning_tokens,
                       timings={"model": result.model_seconds, "tools": result.tool_seconds})
         if not reply.text:
             reply.text = ROUND_CAP_ANSWER.format(rounds=result.rounds - 1) if result.hit_round_cap else EMPTY_ANSWER
@@ -171,6 +197,8 @@ class Pipeline:
         if self.verify is not None:
             await self._verify_and_correct(reply, messages, registry, deadline)
         reply.text = self._clean(reply.text)
+        if result.left_out:
+            reply.text += LEFT_OUT_NOTE.format(what=" and ".join(result.left_out))
         return reply
 
     async def _verify_and_correct(self, reply: Reply, messages: list[dict[str, Any]],
@@ -189,6 +217,8 @@ class Pipeline:
                 fixed = await run_agent(self.model, messages, registry, 1, deadline,
                                         self.settings.bot_tool_result_max_chars,
                                         self.settings.bot_max_tool_calls_per_round, self._clean)
+            except ModelMisconfigured:
+                raise  # the problem is recorded; the answer goes offline
             except ModelUnavailable:
                 fixed = None
             reply.timings["model"] = reply.timings.get("model", 0) + time.perf_counter() - start
@@ -196,6 +226,8 @@ class Pipeline:
                 reply.model_rounds += fixed.rounds
                 reply.prompt_tokens += fixed.prompt_tokens
                 reply.completion_tokens += fixed.completion_tokens
+                reply.cached_tokens += fixed.cached_tokens
+                reply.reasoning_tokens += fixed.reasoning_tokens
                 reply.text = fixed.text
                 report = await asyncio.to_thread(self.verify, reply.text)
                 corrected = True
@@ -245,7 +277,9 @@ def model_from_settings(settings: Settings) -> ModelClient | None:
         ModelSettings(model=settings.openai_model, max_attempts=settings.bot_model_max_attempts,
                       request_timeout=settings.bot_model_timeout_seconds,
                       max_wait=settings.bot_model_retry_max_wait_seconds,
-                      max_tokens=settings.bot_model_max_tokens or None),
+                      max_tokens=settings.bot_model_max_tokens or None,
+                      reasoning_effort=None if settings.bot_model_reasoning_effort == "default"
+                      else settings.bot_model_reasoning_effort),
     )
 
 

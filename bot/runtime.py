@@ -84,9 +84,10 @@ class Runtime:
                 assert self.settings.slack_app_token is not None
                 await serve_socket_mode(self.app, self.settings.slack_app_token.get_secret_value(), stop,
                                         host=host, port=port, extra_metrics=self.metrics_registry(), ready=ready,
-                                        metrics_token=self.metrics_token)
+                                        metrics_token=self.metrics_token, health_detail=self.health_detail)
             else:
-                await serve_http(self.app, host, port, ready, stop, self.metrics_registry(), self.metrics_token)
+                await serve_http(self.app, host, port, ready, stop, self.metrics_registry(), self.metrics_token,
+                                 self.health_detail)
         finally:
             for task in background:
                 task.cancel()
@@ -98,6 +99,10 @@ class Runtime:
         """BOT_METRICS_TOKEN: when set, /metrics wants `Authorization: Bearer <token>`."""
         token = self.settings.bot_metrics_token
         return token.get_secret_value() if token is not None and token.get_secret_value() else None
+
+    def health_detail(self) -> dict[str, Any]:
+        """/healthz?detail=1: the model's state (bot.agent.model_health), or that none is configured."""
+        return {"model": model_report(self.pipeline, self.settings)}
 
     def metrics_registry(self) -> Any:
         from bot.metrics import store_registry
@@ -134,10 +139,24 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     register_assistant(app, responder)
     from bot.approvals.policy import NOBODY
 
-    register_home(app, approvals.pending, notice=None if approvals.policy.configured else NOBODY,
+    register_home(app, approvals.pending, notice=home_notice(pipeline, None if approvals.policy.configured else NOBODY),
                   read_incidents=open_incidents_reader(settings, store))
     register_slash_command(app, pipeline.offline, gate=gate, link_hosts=settings.link_hosts)
     return Runtime(settings, store, pipeline, responder, app, approvals, build_watcher(settings, store, app, approvals))
+
+
+def model_report(pipeline: Pipeline, settings: Settings) -> dict[str, Any]:
+    if pipeline.model is None:
+        return {"state": "not configured", "problem": None, "forms": {}}
+    return pipeline.model.health.report(settings.openai_model)
+
+
+def home_notice(pipeline: Pipeline, fixed: str | None) -> Any:
+    """The Home tab's top line, read at each open: a standing model problem, and `fixed` (who can approve)."""
+    def notice() -> str | None:
+        model = pipeline.model.health.notice() if pipeline.model is not None else None
+        return " ".join(part for part in (model, fixed) if part) or None
+    return notice
 
 
 def open_incidents_reader(settings: Settings, store: Store) -> Any | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     # Model
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
-    openai_model: str = "gpt-4o-mini"
+    # Works with OpenAI's current models; the bot adapts the request form to whatever model is named.
+    openai_model: str = "gpt-5-mini"
 
     # Store and data
     bot_data_dir: Path = Field(default_factory=lambda: Path.home() / ".concurrency-bot")
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     bot_allowed_link_hosts: CommaList = Field(default_factory=list)
     bot_metrics_token: SecretStr | None = None
     bot_model_max_tokens: int = 1500
+    # Sent only to models that reason and take it (gpt-5, o-series); "default" sends none.
+    bot_model_reasoning_effort: Literal["default", "none", "minimal", "low", "medium", "high", "xhigh"] = "low"
     bot_max_tool_calls_per_round: int = 8
     bot_log_level: str = "INFO"
     # How often the maintenance sweep (expiry, crash recovery) runs.

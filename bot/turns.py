@@ -33,6 +33,8 @@ class Reply:
     model_rounds: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, served from the provider's prompt cache
+    reasoning_tokens: int = 0  # of completion_tokens, hidden reasoning
     tool_calls: list[str] = field(default_factory=list)
     verifier: Any | None = None  # bot.knowledge.verifier.VerifyReport
     offline: bool = False

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from slack_sdk.signature import SignatureVerifier
 
 from bot.settings import Settings
+from tests.fakes.model_api import SUITE_MODEL
 from tests.fakes.prefect_server import free_port
 from tests.waiting import wait_until  # noqa: F401  (tests import it from here)
 
@@ -137,7 +138,7 @@ class BotHarness(SlackSender):
             values["slack_app_token"] = APP_TOKEN
         if self.model_api is not None:
             values.update(openai_api_key=MODEL_KEY, openai_base_url=self.model_api.base_url,
-                          openai_model="fake-model")
+                          openai_model=SUITE_MODEL)
         values.update(self.overrides)
         return Settings(_env_file=None, **values)
 

@@ -8,13 +8,13 @@ from bot.agent.registry import ToolRegistry
 from bot.pipeline import APOLOGY, Pipeline, model_from_settings
 from bot.settings import Settings
 from bot.turns import HistoryMessage, Turn
-from tests.fakes.model_api import error, text, tool_calls
+from tests.fakes.model_api import SUITE_MODEL, error, text, tool_calls
 
 SECRET_KEY = "sk-test-model-key-abcdef123456"
 
 
 def make_settings(model_api, **overrides) -> Settings:
-    values = dict(openai_api_key=SECRET_KEY, openai_base_url=model_api.base_url, openai_model="fake",
+    values = dict(openai_api_key=SECRET_KEY, openai_base_url=model_api.base_url, openai_model=SUITE_MODEL,
                   bot_model_max_attempts=5, bot_model_retry_max_wait_seconds=0.2,
                   slack_bot_token="xoxb-secret-token-999999")
     values.update(overrides)

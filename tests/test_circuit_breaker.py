@@ -16,7 +16,7 @@ from bot.offline import OfflineAnswerer
 from bot.pipeline import Pipeline, model_from_settings
 from bot.settings import load_settings
 from bot.turns import Turn
-from tests.fakes.model_api import error, text
+from tests.fakes.model_api import SUITE_MODEL, error, text
 
 QUESTION = "how do I rate limit calls to an external API?"
 
@@ -37,7 +37,7 @@ def clock() -> Clock:
 @pytest.fixture
 def pipeline(fresh_model, clock, prefect_api_url) -> Pipeline:
     settings = load_settings(openai_api_key="sk-test-circuit-123456", openai_base_url=fresh_model.base_url,
-                             openai_model="fake-model", bot_model_max_attempts=2,
+                             openai_model=SUITE_MODEL, bot_model_max_attempts=2,
                              bot_model_retry_max_wait_seconds=0.05, bot_circuit_failure_threshold=2,
                              bot_circuit_reset_seconds=30.0, bot_answer_timeout_seconds=30.0)
     return Pipeline(

@@ -58,7 +58,7 @@ async def test_scores_a_corrected_answer_and_a_wrong_one(fresh_model, tmp_path):
                              bot_data_dir=tmp_path, bot_model_max_attempts=1)
     pipeline = build_pipeline(settings)
     questions = [q for q in load_questions() if q.id in ("work-pool-limit", "default-max-workers")]
-    fresh_model.script(text(BAD_FLAG, 400, 30), text(FIXED, 500, 25), text(WRONG_DEFAULT, 300, 15))
+    fresh_model.script(text(BAD_FLAG, 400, 30, 0), text(FIXED, 500, 25, 0), text(WRONG_DEFAULT, 300, 15, 0))
 
     results = await run_eval(pipeline, questions, concurrency=1)
 

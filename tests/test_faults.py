@@ -30,7 +30,7 @@ from bot.slack.responder import FILES_ONLY, RATE_LIMITED
 from bot.store import Store
 from bot.store.proposals import get_proposal
 from tests.approvals_support import make_pool, make_service, pool_limit
-from tests.fakes.model_api import disconnect, error, hang, text, tool_calls
+from tests.fakes.model_api import SUITE_MODEL, disconnect, error, hang, text, tool_calls
 from tests.faults_support import BotProcess, PrefectProxy, check
 from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET, BotHarness, mention, sign, wait_until
 
@@ -528,7 +528,7 @@ def proc(proxy, slack_api, model_api, tmp_path_factory):
     env = {
         "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": f"{slack_api.url}/api/", "OPENAI_API_KEY": MODEL_KEY,
-        "OPENAI_BASE_URL": model_api.base_url, "OPENAI_MODEL": "fake-model",
+        "OPENAI_BASE_URL": model_api.base_url, "OPENAI_MODEL": SUITE_MODEL,
         "BOT_DATABASE_URL": f"sqlite:///{folder / 'bot.db'}", "BOT_DATA_DIR": str(folder),
         "BOT_APPROVER_IDS": APPROVER, "PREFECT_API_URL": proxy.url, "PREFECT_CLIENT_MAX_RETRIES": "0",
         "PREFECT_API_REQUEST_TIMEOUT": "2", "BOT_STREAMING": "false", "BOT_INTERRUPTED_AFTER_SECONDS": "2",

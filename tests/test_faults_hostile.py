@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 import pytest
 
 from bot.agent.loop import UNKNOWN_TOOL
+from bot.agent.model_health import REASONING_ROOM
 from bot.offline.engine import GUEST_NO_PROPOSALS
 from bot.prefect_ops.changes import WorkPoolLimitChange
 from bot.slack.gate import NOT_HERE, RATE_LIMITED
@@ -116,8 +117,10 @@ def _ask(bot: BotHarness, question: str, **event: Any) -> list[str]:
 def test_max_tokens_on_every_model_request(hostile_bot, fresh_slack, fresh_model):
     fresh_model.script(tool_calls(("list_work_pools", {})), text("done"))
     _ask(hostile_bot, "list my pools")
-    sent = [r.get("max_tokens") for r in fresh_model.requests]
-    check("fair use", "BOT_MODEL_MAX_TOKENS=321", "max_tokens=321 on every model request", f"{sent}",
+    # classic models take the answer's budget as max_tokens; reasoning models as max_completion_tokens,
+    # with room for their hidden reasoning on top (BOT_MODEL_REASONING_EFFORT=low by default)
+    sent = [r.get("max_tokens") or r.get("max_completion_tokens") - REASONING_ROOM["low"] for r in fresh_model.requests]
+    check("fair use", "BOT_MODEL_MAX_TOKENS=321", "an answer budget of 321 on every model request", f"{sent}",
           len(sent) == 2 and all(v == 321 for v in sent))
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.slack import cards
 from bot.store import Store
 from bot.store.proposals import AuditEntry
-from tests.fakes.model_api import text, tool_calls
+from tests.fakes.model_api import SUITE_MODEL, text, tool_calls
 from tests.fakes.prefect_server import create_postgres_database, drop_postgres_database, postgres_available
 from tests.faults_support import BotProcess
 from tests.harness import BOT_TOKEN, MODEL_KEY, SIGNING_SECRET, TEAM, SlackSender, all_at_once, mention
@@ -29,7 +29,7 @@ def replicas(fresh_slack, fresh_model, prefect_api_url, tmp_path):
     url = f"postgresql://postgres@127.0.0.1:5432/{database}"
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
            "SLACK_API_URL": f"{fresh_slack.url}/api/", "OPENAI_API_KEY": MODEL_KEY,
-           "OPENAI_BASE_URL": fresh_model.base_url, "OPENAI_MODEL": "fake", "BOT_DATABASE_URL": url,
+           "OPENAI_BASE_URL": fresh_model.base_url, "OPENAI_MODEL": SUITE_MODEL, "BOT_DATABASE_URL": url,
            "BOT_APPROVER_IDS": "UAPPROVER", "BOT_STREAMING": "false", "PREFECT_API_URL": os.environ["PREFECT_API_URL"]}
     processes = [BotProcess(env, tmp_path).start(timeout=90), BotProcess(env, tmp_path).start(timeout=90)]
     yield processes, url

@@ -9,7 +9,7 @@ from bot.knowledge.verifier import verify_markdown
 from bot.pipeline import APOLOGY, Pipeline, model_from_settings
 from bot.settings import Settings
 from bot.turns import Turn
-from tests.fakes.model_api import text
+from tests.fakes.model_api import SUITE_MODEL, text
 
 OLD_WAY = """In Prefect 2 you wrote:
 
@@ -32,7 +32,7 @@ prefect deploy flows.py:etl -n nightly -p etl-pool
 
 def _pipeline(model_api) -> Pipeline:
     settings = Settings(_env_file=None, openai_api_key="sk-test-key-0123456789", openai_base_url=model_api.base_url,
-                        openai_model="fake", bot_model_max_attempts=2, bot_model_retry_max_wait_seconds=0.2)
+                        openai_model=SUITE_MODEL, bot_model_max_attempts=2, bot_model_retry_max_wait_seconds=0.2)
     return Pipeline(settings=settings, tools_for_turn=lambda turn, created: ToolRegistry(),
                     model=model_from_settings(settings), verify=verify_markdown)
 

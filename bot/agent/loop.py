@@ -3,6 +3,8 @@
 Bounded by a round cap, a cap on tool calls per round and the answer's deadline. Tool failures,
 unknown tools, calls over the cap and malformed arguments go back to the model as tool errors;
 they never escape the loop. Tool results are scrubbed (`clean`) before the model sees them.
+Tool-call ids that local servers leave out or reuse are replaced by our own, so every call gets
+exactly one answer. A conversation too long for the model is trimmed once (bot.agent.context_fit).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.agent.model import ModelClient
+from bot.agent.context_fit import fit_to_window
+from bot.agent.model import ContextTooLong, ModelClient
 from bot.agent.registry import ToolRegistry, to_jsonable
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,23 @@ class AgentResult:
     hit_round_cap: bool = False
     model_seconds: float = 0.0
     tool_seconds: float = 0.0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    left_out: list[str] = field(default_factory=list)  # what was trimmed to fit the context window
+
+
+@dataclass(frozen=True)
+class _Function:
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """A tool call with an id we can answer: the provider's, or ours when it left it out or reused it."""
+
+    id: str
+    function: _Function
 
 
 def truncate(text: str, limit: int) -> str:
@@ -66,15 +86,53 @@ async def run_tool_call(registry: ToolRegistry, call: Any, max_chars: int,
     return {"role": "tool", "tool_call_id": call.id, "content": truncate(clean(text), max_chars)}
 
 
-def _assistant_message(message: Any) -> dict[str, Any]:
+def unique_calls(calls: list[Any], seen: set[str], round_number: int) -> list[Call]:
+    """The round's calls with ids that are present and unique in the whole conversation."""
+    out = []
+    for index, call in enumerate(calls):
+        call_id = getattr(call, "id", None)
+        if not isinstance(call_id, str) or not call_id or call_id in seen:
+            call_id = f"call_r{round_number}_{index}"
+        seen.add(call_id)
+        out.append(Call(call_id, _Function(call.function.name or "", call.function.arguments or "{}")))
+    return out
+
+
+def _assistant_message(message: Any, calls: list[Call]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
-    if message.tool_calls:
+    if calls:
         out["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.function.name, "arguments": c.function.arguments or "{}"}}
-            for c in message.tool_calls
+            {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+            for c in calls
         ]
     return out
+
+
+def _usage(result: AgentResult, usage: Any) -> None:
+    if not usage:
+        return  # local servers often send none
+    result.prompt_tokens += usage.prompt_tokens or 0
+    result.completion_tokens += usage.completion_tokens or 0
+    cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None)
+    reasoning = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None)
+    result.cached_tokens += cached or 0
+    result.reasoning_tokens += reasoning or 0
+
+
+async def _complete(model: ModelClient, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                    deadline: float, result: AgentResult, protect_from: int) -> Any:
+    """One model call; on context overflow, trim once (tool results, then oldest history) and retry."""
+    try:
+        return await model.complete(messages, tools, deadline)
+    except ContextTooLong as exc:
+        if result.left_out:
+            raise  # already trimmed once in this answer
+        left_out = fit_to_window(messages, protect_from, str(exc.__cause__ or exc))
+        if not left_out:
+            raise
+        result.left_out = left_out
+        log.info("conversation trimmed to fit the model's context window: %s", "; ".join(left_out))
+        return await model.complete(messages, tools, deadline)
 
 
 async def run_agent(model: ModelClient, messages: list[dict[str, Any]], registry: ToolRegistry,
@@ -85,28 +143,28 @@ async def run_agent(model: ModelClient, messages: list[dict[str, Any]], registry
     `max_tool_calls` (0: no cap) bounds the calls run per round; `clean` scrubs every tool result."""
     result = AgentResult(text="")
     schemas = registry.schemas()
+    protect_from = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages))
+    seen_ids = {c["id"] for m in messages for c in m.get("tool_calls") or []}
     while True:
         out_of_rounds = result.rounds >= max_rounds
         if out_of_rounds:
             result.hit_round_cap = True
             messages.append({"role": "system", "content": ROUND_CAP_NOTE})
         started = time.perf_counter()
-        response = await model.complete(messages, None if out_of_rounds else schemas, deadline)
+        response = await _complete(model, messages, None if out_of_rounds else schemas, deadline, result,
+                                   protect_from)
         result.model_seconds += time.perf_counter() - started
         result.rounds += 1
-        if response.usage:
-            result.prompt_tokens += response.usage.prompt_tokens or 0
-            result.completion_tokens += response.usage.completion_tokens or 0
+        _usage(result, response.usage)
         message = response.choices[0].message
         if not message.tool_calls or out_of_rounds:
             result.text = (message.content or "").strip()
             return result
-        messages.append(_assistant_message(message))
-        result.tool_calls.extend(c.function.name if registry.get(c.function.name) else UNKNOWN_TOOL
-                                 for c in message.tool_calls)
+        calls = unique_calls(list(message.tool_calls), seen_ids, result.rounds)
+        messages.append(_assistant_message(message, calls))
+        result.tool_calls.extend(c.function.name if registry.get(c.function.name) else UNKNOWN_TOOL for c in calls)
         started = time.perf_counter()
-        messages.extend(await _run_round(registry, message.tool_calls, tool_result_max_chars, deadline,
-                                         max_tool_calls, clean))
+        messages.extend(await _run_round(registry, calls, tool_result_max_chars, deadline, max_tool_calls, clean))
         result.tool_seconds += time.perf_counter() - started
 
 

@@ -2,11 +2,15 @@
 
 The SDK's own retries are off (max_retries=0) so that one policy applies: exponential backoff
 with jitter on rate limits, timeouts, connection errors and 5xx, honouring Retry-After, and
-never past the answer's deadline.
+never past the answer's deadline. Permanent errors are never retried: a request the model refuses
+in this form is sent once more in the compatible form (remembered, bot.agent.model_health); a bad
+key, unknown model or empty quota raises ModelMisconfigured. A reasoning model that spent its whole
+budget thinking gets one retry with a larger budget.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +26,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from bot.agent.model_health import ModelHealth, ModelProblem, RequestForm, permanent_problem, unadaptable_problem
+
+log = logging.getLogger(__name__)
 _backoff = wait_exponential_jitter(initial=0.5, max=20, jitter=0.5)
 
 
@@ -29,8 +36,38 @@ class ModelUnavailable(Exception):
     """The model could not give an answer after retries (or the deadline passed)."""
 
 
+class ModelMisconfigured(ModelUnavailable):
+    """A permanent error: a setting or the provider account must change. Not retried, no breaker."""
+
+    def __init__(self, problem: ModelProblem) -> None:
+        super().__init__(problem.summary)
+        self.problem = problem
+
+
+class ContextTooLong(ModelUnavailable):
+    """400 `context_length_exceeded`: the caller trims the conversation and asks once more."""
+
+
+class ModelNoAnswer(ModelUnavailable):
+    """The model ended without an answer we can use: its budget went to reasoning, or a content filter."""
+
+    def __init__(self, reason: str, note: str) -> None:
+        super().__init__(reason)
+        self.note = note
+
+
+ADAPTABLE = ("unsupported_parameter", "unsupported_value")
+MAX_ADAPTATIONS = 3  # each one must change the form; a fourth refusal is a problem, not a loop
+BUDGET_NOTE = ("The model used its whole token budget on hidden reasoning twice, so this answer comes from "
+               "the offline helper.")
+FILTER_NOTE = ("The model provider's content filter stopped the model's answer, so this one comes from the "
+               "offline helper.")
+
+
 def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError | openai.RateLimitError):
+    if isinstance(exc, openai.RateLimitError):
+        return getattr(exc, "code", None) != "insufficient_quota"  # no quota is permanent, not a rate limit
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
         return True
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
 
@@ -57,15 +94,17 @@ class ModelSettings:
     max_attempts: int = 4
     request_timeout: float = 60.0
     max_wait: float = 20.0
-    max_tokens: int | None = 1500  # sent on every request: one long generation cannot hog the provider
+    max_tokens: int | None = 1500  # the answer's budget: one long generation cannot hog the provider
+    reasoning_effort: str | None = None  # sent only to models that reason (and take it)
 
 
 class ModelClient:
     """Chat completions with tools, retried; `complete` raises ModelUnavailable on final failure."""
 
-    def __init__(self, client: AsyncOpenAI, settings: ModelSettings) -> None:
+    def __init__(self, client: AsyncOpenAI, settings: ModelSettings, health: ModelHealth | None = None) -> None:
         self.client = client
         self.settings = settings
+        self.health = health or ModelHealth()
 
     @classmethod
     def create(cls, api_key: str, base_url: str | None, settings: ModelSettings) -> ModelClient:
@@ -92,8 +131,25 @@ class ModelClient:
         return await self.client.post("/chat/completions", body=body, cast_to=ChatCompletion,
                                       options={"timeout": timeout})
 
-    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       deadline: float, tool_choice: str | None = None) -> Any:
+    def body(self, form: RequestForm, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+             tool_choice: str | None, grow: int = 1) -> dict[str, Any]:
+        """The request in `form`: the budget under the name the model takes, reasoning_effort only
+        where it reasons. Key order is fixed (model, messages, tools) so the static prefix stays put."""
+        body: dict[str, Any] = {"model": self.settings.model, "messages": messages}
+        if tools:
+            body["tools"] = tools
+            if tool_choice:
+                body["tool_choice"] = tool_choice
+        effort = self.settings.reasoning_effort
+        budget = form.budget(self.settings.max_tokens, effort, grow)
+        if budget:
+            body[form.token_param] = budget
+        if effort and form.reasoning and form.effort:
+            body["reasoning_effort"] = effort
+        return body
+
+    async def _send(self, body: dict[str, Any], deadline: float) -> ChatCompletion:
+        """One request with the transient-error retries."""
         def out_of_time(state: RetryCallState) -> bool:
             return time.monotonic() >= deadline - 1.0
 
@@ -103,21 +159,56 @@ class ModelClient:
             wait=self._wait(deadline),
             reraise=True,
         )
-        kwargs: dict[str, Any] = {"model": self.settings.model, "messages": messages}
-        if self.settings.max_tokens:
-            kwargs["max_tokens"] = self.settings.max_tokens
-        if tools:
-            kwargs["tools"] = tools
-            if tool_choice:
-                kwargs["tool_choice"] = tool_choice
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    remaining = max(1.0, deadline - time.monotonic())
-                    return await self._create(kwargs, min(self.settings.request_timeout, remaining))
-        except openai.OpenAIError as exc:
-            raise ModelUnavailable(_describe(exc)) from exc
+        async for attempt in retrying:
+            with attempt:
+                remaining = max(1.0, deadline - time.monotonic())
+                return await self._create(body, min(self.settings.request_timeout, remaining))
         raise ModelUnavailable("the model gave no answer")  # pragma: no cover
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                       deadline: float, tool_choice: str | None = None) -> Any:
+        model = self.settings.model
+        form = self.health.form_for(model)
+        adaptations = grow = 0
+        while True:
+            try:
+                response = await self._send(self.body(form, messages, tools, tool_choice, 1 + grow), deadline)
+            except openai.BadRequestError as exc:
+                code = getattr(exc, "code", None)
+                if code in ADAPTABLE:
+                    adapted = form.adapt(getattr(exc, "param", None))
+                    if adapted is None or adaptations >= MAX_ADAPTATIONS:
+                        self._problem(unadaptable_problem(exc, model))
+                    adaptations += 1
+                    self.health.learn(model, adapted, getattr(exc, "message", str(exc)))
+                    form = adapted
+                    continue
+                if code == "context_length_exceeded":
+                    raise ContextTooLong("the conversation is longer than the model's context window") from exc
+                raise ModelUnavailable(_describe(exc)) from exc
+            except openai.OpenAIError as exc:
+                problem = permanent_problem(exc, model)
+                if problem is not None:
+                    self._problem(problem)
+                raise ModelUnavailable(_describe(exc)) from exc
+            self.health.record_success()
+            choice = response.choices[0] if response.choices else None
+            if choice is None:
+                raise ModelUnavailable("the model sent no choices")
+            if choice.finish_reason == "content_filter":
+                raise ModelNoAnswer("the provider's content filter stopped the answer", FILTER_NOTE)
+            empty = not (choice.message.content or "").strip() and not choice.message.tool_calls
+            if empty and choice.finish_reason == "length":
+                if grow:
+                    raise ModelNoAnswer("the model spent its whole budget reasoning", BUDGET_NOTE)
+                grow = 1  # one retry with twice the budget
+                log.info("model %s ended empty at its token budget; asking once more with twice the budget", model)
+                continue
+            return response
+
+    def _problem(self, problem: ModelProblem) -> None:
+        self.health.record_problem(problem)
+        raise ModelMisconfigured(problem)
 
 
 def _describe(exc: openai.OpenAIError) -> str:

@@ -43,6 +43,7 @@ PREFECT_DOWN = ("Could not read Prefect right now ({kind}). The table comes back
 KIND_LABELS = {"global": "Global limit", "tag": "Tag", "deployment": "Deployment", "work_pool": "Work pool",
                "work_queue": "Work queue"}
 
+Notice = str | Callable[[], str | None] | None  # a fixed line, or one read at each open (a model problem)
 MapReader = Callable[[], Awaitable[Any]]  # returns bot.prefect_ops.models.ConcurrencyMap
 PendingReader = Callable[[], Awaitable[list[Any]]]  # returns pending ProposalViews
 IncidentReader = Callable[[], Awaitable[list[Any]]]  # returns open bot.watch.incidents.Incident
@@ -172,10 +173,12 @@ async def visible_to(viewer: str, pending: list[Any], client: AsyncWebClient,
 
 
 async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader, read_pending: PendingReader,
-                       channels: ChannelVisibility | None = None, notice: str | None = None,
+                       channels: ChannelVisibility | None = None, notice: Notice = None,
                        read_incidents: IncidentReader | None = None) -> None:
     error = None
     limits_map = None
+    if callable(notice):
+        notice = notice()
     try:
         limits_map = await read_map()
     except Exception as exc:  # the Home tab must render even when Prefect is down; the text stays in the log
@@ -201,7 +204,7 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
 
 
 def register_home(app: AsyncApp, read_pending: PendingReader, read_map: MapReader = read_live_map,
-                  notice: str | None = None, cache_seconds: float = MAP_CACHE_SECONDS,
+                  notice: Notice = None, cache_seconds: float = MAP_CACHE_SECONDS,
                   read_incidents: IncidentReader | None = None) -> CachedMap:
     """Wire the Home tab; returns the cached reader (its `reads` counts real Prefect scans).
     `notice` is a line shown at the top of every Home tab (e.g. that nobody can approve yet);

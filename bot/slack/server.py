@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -28,17 +30,28 @@ def bearer_ok(request: web.Request, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
 
 
+HealthDetail = Callable[[], dict[str, Any]]
+
+
 def web_application(app: AsyncApp, path: str | None = "/slack/events",
                     extra_metrics: CollectorRegistry | None = None,
-                    metrics_token: str | None = None) -> web.Application:
-    """`path=None`: only /healthz and /metrics (Socket Mode gets its events over the WebSocket)."""
+                    metrics_token: str | None = None, health_detail: HealthDetail | None = None) -> web.Application:
+    """`path=None`: only /healthz and /metrics (Socket Mode gets its events over the WebSocket).
+
+    `/healthz?detail=1` adds `health_detail()` (the model's state), behind BOT_METRICS_TOKEN like /metrics."""
     async def slack_events(request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
         bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+    async def healthz(request: web.Request) -> web.Response:
+        body: dict[str, Any] = {"ok": True}
+        if request.query.get("detail") and health_detail is not None:
+            if not bearer_ok(request, metrics_token):
+                return web.Response(status=401, text="detail needs Authorization: Bearer <BOT_METRICS_TOKEN>\n",
+                                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+            body.update(health_detail())
+        return web.json_response(body)
 
     async def metrics(request: web.Request) -> web.Response:
         if not bearer_ok(request, metrics_token):
@@ -59,9 +72,9 @@ def web_application(app: AsyncApp, path: str | None = "/slack/events",
 
 async def serve_http(app: AsyncApp, host: str, port: int, ready: asyncio.Event | None = None,
                      stop: asyncio.Event | None = None, extra_metrics: CollectorRegistry | None = None,
-                     metrics_token: str | None = None) -> None:
-    runner = web.AppRunner(web_application(app, extra_metrics=extra_metrics, metrics_token=metrics_token),
-                           access_log=None)
+                     metrics_token: str | None = None, health_detail: HealthDetail | None = None) -> None:
+    runner = web.AppRunner(web_application(app, extra_metrics=extra_metrics, metrics_token=metrics_token,
+                                           health_detail=health_detail), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -77,7 +90,8 @@ async def serve_http(app: AsyncApp, host: str, port: int, ready: asyncio.Event |
 async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event | None = None,
                             host: str | None = None, port: int | None = None,
                             extra_metrics: CollectorRegistry | None = None,
-                            ready: asyncio.Event | None = None, metrics_token: str | None = None) -> None:
+                            ready: asyncio.Event | None = None, metrics_token: str | None = None,
+                            health_detail: HealthDetail | None = None) -> None:
     """Connect to Slack over a WebSocket (no public URL); Bolt copies Slack's retry_attempt into headers.
 
     With a `port`, /healthz and /metrics are served there too, so health checks work in both modes."""
@@ -86,7 +100,8 @@ async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event |
     runner = None
     if port is not None:
         runner = web.AppRunner(web_application(app, path=None, extra_metrics=extra_metrics,
-                                                 metrics_token=metrics_token), access_log=None)
+                                                 metrics_token=metrics_token, health_detail=health_detail),
+                               access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host or "0.0.0.0", port).start()
         log.info("health and metrics on http://%s:%s/healthz", host or "0.0.0.0", port)
