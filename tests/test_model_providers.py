@@ -50,6 +50,29 @@ async def big_report() -> dict:
     return {"rows": [f"row {i:05d} with some padding text" for i in range(900)]}
 
 
+class Collect(logging.Handler):
+    """Log lines from the bot's model code, read on its own logger (the bot's logging setup owns the root)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def model_log():
+    collect = Collect()
+    logger = logging.getLogger("bot.agent")
+    logger.addHandler(collect)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield collect
+    logger.removeHandler(collect)
+    logger.setLevel(old)
+
+
 def settings_for(api, model: str, **overrides) -> Settings:
     values = dict(openai_api_key=KEY, openai_base_url=api.base_url, openai_model=model, bot_model_max_attempts=3,
                   bot_model_retry_max_wait_seconds=0.1, bot_circuit_failure_threshold=2)
@@ -113,19 +136,18 @@ async def test_every_provider_answers_every_question_class(fresh_model, prefect_
 
 
 # --- adapting the request form ----------------------------------------------------------------------
-async def test_a_reasoning_deployment_with_a_plain_name_is_adapted_once_and_remembered(fresh_model, caplog):
+async def test_a_reasoning_deployment_with_a_plain_name_is_adapted_once_and_remembered(fresh_model, model_log):
     fresh_model.use(azure_profile({"prod-chat": REASONING_MODEL}))
     pipeline = pipeline_for(settings_for(fresh_model, "prod-chat", bot_model_max_tokens=700))
     fresh_model.script(text("first"), text("second"))
-    with caplog.at_level(logging.WARNING):
-        assert (await pipeline.answer(Turn("q1", "U1"))).text == "first"
-        assert (await pipeline.answer(Turn("q2", "U1"))).text == "second"
+    assert (await pipeline.answer(Turn("q1", "U1"))).text == "first"
+    assert (await pipeline.answer(Turn("q2", "U1"))).text == "second"
     sent = [budget_of(r) for r in fresh_model.requests]
     # the name says nothing: max_tokens first, refused, then the compatible form with room for reasoning
     assert sent == [("max_tokens", 700), ("max_completion_tokens", 700 + REASONING_ROOM["low"]),
                     ("max_completion_tokens", 700 + REASONING_ROOM["low"])]
     assert [r.get("reasoning_effort") for r in fresh_model.requests] == [None, "low", "low"]
-    learned = [r.message for r in caplog.records if "needs another request form" in r.message]
+    learned = [line for line in model_log.lines if "needs another request form" in line]
     assert len(learned) == 1 and "max_completion_tokens" in learned[0]
     assert "learned from the provider" in pipeline.model.health.report()["forms"]["prod-chat"]
 
@@ -180,19 +202,18 @@ PERMANENT = [
 
 @pytest.mark.parametrize("case, arrange, model, setting, provider_says", PERMANENT, ids=[p[0] for p in PERMANENT])
 async def test_a_permanent_error_answers_offline_once_logs_the_setting_and_stops_asking(
-        fresh_model, prefect_api_url, caplog, case, arrange, model, setting, provider_says):
+        fresh_model, prefect_api_url, model_log, case, arrange, model, setting, provider_says):
     pipeline = pipeline_for(settings_for(fresh_model, model), offline=True)
     arrange(fresh_model)
-    with caplog.at_level(logging.WARNING):
-        first = await pipeline.answer(Turn(RATE_QUESTION, "U1"))
-        second = await pipeline.answer(Turn(RATE_QUESTION, "U1"))
+    first = await pipeline.answer(Turn(RATE_QUESTION, "U1"))
+    second = await pipeline.answer(Turn(RATE_QUESTION, "U1"))
     for reply in (first, second):
         assert reply.offline and not reply.failed
         assert f"The model is off ({MISCONFIGURED})" in reply.text and "try again" not in reply.text.lower()
         assert "Rate limiting with slot decay" in reply.text
     assert len(fresh_model.requests) == 1  # no retries, and the second question did not ask the model
     assert pipeline.breaker.failures == 0 and not pipeline.breaker.is_open
-    lines = [r.getMessage() for r in caplog.records if "model misconfigured" in r.getMessage()]
+    lines = [line for line in model_log.lines if "model misconfigured" in line]
     assert len(lines) == 1 and setting in lines[0] and provider_says in lines[0]
     report = pipeline.model.health.report(model)
     assert report["state"] == "misconfigured" and setting in report["problem"]["setting"]
@@ -270,7 +291,7 @@ async def test_missing_or_reused_tool_call_ids_still_get_one_answer_each(fresh_m
 
 # --- end to end: built as `serve` builds it ----------------------------------------------------------
 def test_a_bad_key_is_shown_in_the_thread_the_home_tab_and_healthz(fresh_slack, fresh_model, prefect_api_url,
-                                                                    tmp_path, capfd):
+                                                                    tmp_path, model_log):
     import time
     import urllib.request
 
@@ -288,7 +309,7 @@ def test_a_bad_key_is_shown_in_the_thread_the_home_tab_and_healthz(fresh_slack, 
             assert MISCONFIGURED in said and "try again" not in said.lower()
             assert "slot decay" in said.lower()  # the offline answer itself
         assert len(fresh_model.requests) == 1  # asked once, not retried, not asked again
-        lines = [line for line in capfd.readouterr().err.splitlines() if "model misconfigured" in line]
+        lines = [line for line in model_log.lines if "model misconfigured" in line]
         assert len(lines) == 1 and "OPENAI_API_KEY" in lines[0] and "Incorrect API key provided" in lines[0]
         assert MODEL_KEY not in lines[0]
 
