@@ -53,10 +53,14 @@ async def _seed(record_path: Path) -> int:
     from prefect import get_client
 
     from bot.prefect_ops.demo_world import DEMO_QUESTIONS, DemoExists, seed
+    from bot.prefect_ops.errors import PrefectOpsError
 
     async with get_client() as client:
         try:
             record = await seed(client)
+        except PrefectOpsError as exc:  # a Prefect 2 or non-Prefect server, or the server is down
+            _say(f"concurrency-bot demo: {exc}")
+            return 1
         except DemoExists as exc:
             _say(f"concurrency-bot demo: the server already has demo objects ({exc}). "
                  "Remove them first (`concurrency-bot demo --clean` removes what a demo created).")
@@ -97,7 +101,7 @@ async def _clean(record_path: Path) -> int:
     record_path.unlink()
     _say(f"Removed the demo from {record['api_url']}: {len(record['flow_runs'])} runs, "
          f"{len(record['deployments'])} deployments, {len(record['work_pools'])} work pools and "
-         f"{len(record['gcls'])} limits.")
+         f"{len(record['gcls']) + len(record.get('tag_limits', []))} limits.")
     return 0
 
 

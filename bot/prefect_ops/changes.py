@@ -25,6 +25,8 @@ from prefect.client.schemas.objects import ConcurrencyOptions
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from bot.prefect_ops.capabilities import capabilities
+from bot.prefect_ops.errors import route_missing
 from bot.prefect_ops.names import api_path, unsafe_name_reason
 from bot.safe_text import tick
 
@@ -59,12 +61,19 @@ def _safe(name: str, what: str) -> str:
 
 
 async def _call(client: Any, method: str, path: str, missing: str, **kwargs: Any) -> Any:
-    """One request on an already-encoded path; a 404 becomes ChangeTargetMissing(`missing`)."""
+    """One request on an already-encoded path; a 404 becomes ChangeTargetMissing(`missing`).
+
+    Unless the server has no such route at all (an older release): that is RouteMissing, never
+    "the object does not exist".
+    """
     try:
         response = await client.request(method, path, **kwargs)
-    except ObjectNotFound as exc:
-        raise ChangeTargetMissing(missing) from exc
-    except HTTPStatusError as exc:
+    except (ObjectNotFound, HTTPStatusError) as exc:
+        unknown_route = route_missing(exc)
+        if unknown_route is not None:
+            raise unknown_route from exc
+        if isinstance(exc, ObjectNotFound):
+            raise ChangeTargetMissing(missing) from exc
         if exc.response.status_code == 404:
             raise ChangeTargetMissing(missing) from exc
         raise
@@ -535,22 +544,40 @@ class TagLimitChange(_BaseChange):
     def _missing(self) -> str:
         return f"no tag concurrency limit for tag {self.tag!r}"
 
+    async def _v1_only(self, client: Any) -> bool:
+        """Before Prefect 3.4.19 a tag limit is only a v1 concurrency limit (no `tag:` global limit)."""
+        return not (await capabilities(client)).has("tag_limits_as_global")
+
+    async def _find_v1(self, client: Any) -> dict[str, Any]:
+        if self.target_id is not None:
+            found = await _call(client, "GET", api_path("concurrency_limits", self.target_id), self._missing())
+        else:
+            found = await _call(client, "GET", api_path("concurrency_limits", "tag", self.tag), self._missing())
+        if found.get("tag") != self.tag:
+            raise ChangeTargetMissing(f"{self._missing()} (the server answered with tag {found.get('tag')!r})")
+        return found
+
+    async def _find_any(self, client: Any) -> dict[str, Any]:
+        if await self._v1_only(client):
+            return await self._find_v1(client)
+        return await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
+
     async def _find(self, client: Any) -> dict[str, Any] | None:
         if self.action == "set" and self.target_id is None:
             try:
-                return await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
+                return await self._find_any(client)
             except ChangeTargetMissing:
                 return None  # a new tag limit: nothing to pin yet
-        return await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
+        return await self._find_any(client)
 
     async def read(self, client: Any) -> Snapshot:
         try:
-            gcl = await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
+            found = await self._find_any(client)
         except ChangeTargetMissing:
             if self.action == "set" and self.target_id is None:
                 return {"exists": False, "limit": None}
             raise
-        return {"exists": True, "limit": gcl["limit"]}
+        return {"exists": True, "limit": found["limit"] if "limit" in found else found["concurrency_limit"]}
 
     async def apply(self, client: Any) -> None:
         if self.action == "set" and self.target_id is None:
@@ -558,6 +585,9 @@ class TagLimitChange(_BaseChange):
             if existing is None:  # the tag travels in the body, never in the path
                 await client.create_concurrency_limit(tag=self.tag, concurrency_limit=self.limit)
                 return
+        if await self._v1_only(client):
+            await self._apply_v1(client)
+            return
         gcl = await _find_gcl(client, self, f"tag:{self.tag}", self._missing())
         if self.action == "set":  # only the limit: holders keep their slots
             await _call(client, "PATCH", _gcl_path(str(gcl["id"])), self._missing(), json={"limit": self.limit})
@@ -568,6 +598,17 @@ class TagLimitChange(_BaseChange):
             await _zero_slots(client, gcl, self._missing())
         else:  # the v1 delete by id also revokes the limit's leases
             await _call(client, "DELETE", api_path("concurrency_limits", gcl["id"]), self._missing())
+
+    async def _apply_v1(self, client: Any) -> None:
+        """The same change on a server that keeps tag limits only as v1 concurrency limits."""
+        found = await self._find_v1(client)
+        if self.action == "set":  # the v1 create is an upsert: it keeps the slot list
+            await client.create_concurrency_limit(tag=found["tag"], concurrency_limit=self.limit)
+        elif self.action == "reset":  # there the reset empties the slot list itself
+            await _call(client, "POST", api_path("concurrency_limits", "tag", self.tag, "reset"),
+                        self._missing(), json={})
+        else:
+            await _call(client, "DELETE", api_path("concurrency_limits", found["id"]), self._missing())
 
     def diff(self, before: Snapshot) -> str:
         if self.action == "reset":

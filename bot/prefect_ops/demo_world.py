@@ -12,12 +12,18 @@ request all have something real to work on:
 
 No worker runs anything: the states are set through the API, which is exactly how the server
 sees real runs. `seed` returns a record of every id it created; `clean` deletes exactly those.
+
+It seeds every Prefect 3 release: flows, deployments and runs are created with only the fields
+each of them accepts (the pinned client adds `labels`, which 3.0 refuses), and before 3.4.19,
+where tag limits are v1 concurrency limits with no `tag:` global limit behind them, the leaked
+tag slot is made through the v1 API.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID, uuid4
 
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
@@ -26,6 +32,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Late, Pending, Running, Scheduled
 
 from bot.prefect_ops import by_name
+from bot.prefect_ops.capabilities import ensure_supported
 
 __all__ = ["DEMO_QUESTIONS", "DemoExists", "seed", "clean", "names_in_use"]
 
@@ -62,53 +69,78 @@ async def names_in_use(client: Any) -> list[str]:
             taken.append(f"global limit {gcl}")
         except ObjectNotFound:
             pass
+    if not any(t.endswith(f"tag:{TAG}") for t in taken):
+        try:
+            await by_name.read_concurrency_limit_by_tag(client, TAG)
+            taken.append(f"tag limit {TAG}")
+        except ObjectNotFound:
+            pass
     return taken
+
+
+async def _post(client: Any, path: str, body: dict[str, Any]) -> str:
+    """Create through the API with only the fields every 3.x server accepts; returns the new id."""
+    response = await client._client.post(path, json=body)
+    return str(response.json()["id"])
 
 
 async def _deployment(client: Any, record: dict, flow: str, name: str, pool: str, queue: str | None = None,
                       **options: Any) -> Any:
-    flow_id = await client.create_flow_from_name(flow)
-    record["flows"].append(str(flow_id))
-    dep_id = await client.create_deployment(flow_id, name, work_pool_name=pool, work_queue_name=queue, **options)
-    record["deployments"].append(str(dep_id))
+    flow_id = await _post(client, "/flows/", {"name": flow})
+    record["flows"].append(flow_id)
+    # No parameters: an enforced schema with none declared makes every run request a 409.
+    body: dict[str, Any] = {"name": name, "flow_id": flow_id, "work_pool_name": pool,
+                            "enforce_parameter_schema": False}
+    if queue:
+        body["work_queue_name"] = queue
+    body.update(options)
+    dep_id = await _post(client, "/deployments/", body)
+    record["deployments"].append(dep_id)
     return dep_id
 
 
+async def _create_run(client: Any, record: dict, dep_id: str, name: str) -> Any:
+    run_id = await _post(client, f"/deployments/{dep_id}/create_flow_run", {"name": name})
+    record["flow_runs"].append(run_id)
+    return run_id
+
+
 async def _run(client: Any, record: dict, dep_id: Any, name: str, *states: Any) -> Any:
-    run = await client.create_flow_run_from_deployment(dep_id, name=name)
-    record["flow_runs"].append(str(run.id))
+    run_id = await _create_run(client, record, dep_id, name)
     for state in states:  # not forced: the server's rules run (a Pending run takes its deployment slot)
-        await client.set_flow_run_state(run.id, state)
-    return run
+        await client.set_flow_run_state(UUID(run_id), state)
+    return run_id
 
 
 async def seed(client: Any) -> dict[str, list[str]]:
     """Create the demo situation; returns the ids created, for `clean`. Raises DemoExists."""
+    caps = await ensure_supported(client)  # a Prefect 2 server is refused in one line, before any write
     taken = await names_in_use(client)
     if taken:
         raise DemoExists(", ".join(taken))
-    record: dict[str, list[str]] = {"work_pools": [], "flows": [], "deployments": [], "flow_runs": [], "gcls": []}
+    record: dict[str, list[str]] = {"work_pools": [], "flows": [], "deployments": [], "flow_runs": [], "gcls": [],
+                                    "tag_limits": []}
     try:
-        await _seed(client, record)
+        await _seed(client, record, tags_as_global=caps.has("tag_limits_as_global"))
     except BaseException:
         await clean(client, record)  # leave nothing half-made behind
         raise
     return record
 
 
-async def _seed(client: Any, record: dict[str, list[str]]) -> None:
+async def _seed(client: Any, record: dict[str, list[str]], tags_as_global: bool = True) -> None:
     for pool, limit in zip(POOLS, (None, 1), strict=True):
         await client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=limit))
         record["work_pools"].append(pool)
     past = datetime.now(UTC) - timedelta(minutes=20)
 
     # 1. A deployment limit of 1: one run holds the slot, the next waits in AwaitingConcurrencySlot.
+    options = ConcurrencyOptions(collision_strategy="ENQUEUE").model_dump(mode="json", exclude_unset=True)
     nightly = await _deployment(client, record, "demo-etl", "nightly", "demo-etl", concurrency_limit=1,
-                                concurrency_options=ConcurrencyOptions(collision_strategy="ENQUEUE"))
+                                concurrency_options=options)
     await _run(client, record, nightly, "demo-nightly-1", Pending(), Running())
-    waiting = await client.create_flow_run_from_deployment(nightly, name="demo-nightly-2")
-    record["flow_runs"].append(str(waiting.id))
-    await client.set_flow_run_state(waiting.id, Pending())  # the limit is full: the server sends it to wait
+    waiting = await _create_run(client, record, nightly, "demo-nightly-2")
+    await client.set_flow_run_state(UUID(waiting), Pending())  # the limit is full: the server sends it to wait
 
     # 2. A full work pool: one run in it, two more waiting to be picked up.
     hourly = await _deployment(client, record, "demo-reports", "hourly", "demo-reports")
@@ -124,9 +156,13 @@ async def _seed(client: Any, record: dict[str, list[str]]) -> None:
 
     # 4. A tag limit whose only slot is held by no run (a worker died mid-task): leaked.
     await client.create_concurrency_limit(tag=TAG, concurrency_limit=1)
-    tag_limit = await by_name.read_gcl_by_name(client, f"tag:{TAG}")
-    record["gcls"].append(tag_limit.name)
-    await by_name.update_gcl(client, tag_limit.name, {"active_slots": 1})
+    if tags_as_global:
+        tag_limit = await by_name.read_gcl_by_name(client, f"tag:{TAG}")
+        record["gcls"].append(tag_limit.name)
+        await by_name.update_gcl(client, tag_limit.name, {"active_slots": 1})
+    else:  # before 3.4.19 the v1 limit is the only record: its slot list names a task run that is not there
+        record["tag_limits"].append(TAG)
+        await client.reset_concurrency_limit_by_tag(TAG, slot_override=[uuid4()])
 
     # 5. A rate limit: bursts of 10, refilled at 2 slots per second.
     await client.create_global_concurrency_limit(
@@ -136,8 +172,6 @@ async def _seed(client: Any, record: dict[str, list[str]]) -> None:
 
 async def clean(client: Any, record: dict[str, list[str]]) -> list[str]:
     """Delete exactly what `seed` recorded (runs, deployments, flows, pools, limits); returns what failed."""
-    from uuid import UUID
-
     failed: list[str] = []
 
     async def attempt(what: str, call: Any) -> None:
@@ -156,6 +190,8 @@ async def clean(client: Any, record: dict[str, list[str]]) -> list[str]:
         await attempt(f"flow {flow_id}", client.delete_flow(UUID(flow_id)))
     for name in record.get("gcls", []):
         await attempt(f"global limit {name}", by_name.delete_gcl_by_name(client, name))
+    for tag in record.get("tag_limits", []):
+        await attempt(f"tag limit {tag}", client.delete_concurrency_limit_by_tag(tag))
     for pool in record.get("work_pools", []):
         await attempt(f"work pool {pool}", by_name.delete_work_pool(client, pool))
     return failed

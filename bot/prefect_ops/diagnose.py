@@ -29,11 +29,21 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 
 from bot.prefect_ops import by_name
-from bot.prefect_ops.errors import NotFound, at_boundary
+from bot.prefect_ops.capabilities import FeatureName, capabilities, forget
+from bot.prefect_ops.errors import NotFound, at_boundary, route_missing
 from bot.prefect_ops.limits import AWAITING_SLOT, _runs_of_deployments
 from bot.prefect_ops.models import ChangeCandidate, Diagnosis, Finding, Holder
+from bot.prefect_ops.occupancy import Occupancy, pool_and_queue_occupancy
 from bot.prefect_ops.resolve import known_names, resolve_among
-from bot.prefect_ops.runs import flow_run_holder, slot_summary_holder, task_run_holder, utcnow
+from bot.prefect_ops.runs import (
+    count_flow_runs,
+    flow_run_holder,
+    read_flow_runs,
+    read_task_runs,
+    slot_summary_holder,
+    task_run_holder,
+    utcnow,
+)
 from bot.safe_text import tick
 
 HOLDERS_SHOWN = 3
@@ -64,7 +74,8 @@ async def _find_run(client: PrefectClient, text: str) -> FlowRun | None:
         return await client.read_flow_run(UUID(text))
     except (ValueError, ObjectNotFound):
         pass
-    runs = await client.read_flow_runs(
+    runs = await read_flow_runs(
+        client,
         flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[text.strip()])),
         sort=FlowRunSort.START_TIME_DESC,
         limit=1,
@@ -241,6 +252,47 @@ def _not_blocking(kind: PlaceKind, name: str, summary: str, evidence: list[str])
     return Finding(check=kind, blocking=False, object_kind=kind, object_name=name, summary=summary, evidence=evidence)
 
 
+async def _native_or_counted(client: PrefectClient, feature: FeatureName, native, counted) -> tuple[int, list[Holder]]:
+    """The native status read when the server lists it, else the count from active runs.
+
+    A listed route that answers 404 (the server was swapped for an older one) falls back too,
+    and the capabilities are read again next time; it never reads as a missing pool or queue.
+    """
+    caps = await capabilities(client)
+    if caps.has(feature):
+        try:
+            return await native()
+        except Exception as exc:
+            if route_missing(exc) is None:
+                raise
+            forget(caps.api_url)
+    return counted(await pool_and_queue_occupancy(client))
+
+
+async def _queue_slots(client: PrefectClient, queue_id: UUID) -> tuple[int, list[Holder]]:
+    async def native() -> tuple[int, list[Holder]]:
+        status = await client.read_work_queue_concurrency_status(queue_id, limit=50)
+        return status.active_slots, [slot_summary_holder(r) for r in status.flow_runs]
+
+    def counted(occupancy: Occupancy) -> tuple[int, list[Holder]]:
+        holders = occupancy.queues.get(queue_id, [])
+        return len(holders), holders
+
+    return await _native_or_counted(client, "queue_concurrency_status", native, counted)
+
+
+async def _pool_slots(client: PrefectClient, pool: str) -> tuple[int, list[Holder]]:
+    async def native() -> tuple[int, list[Holder]]:
+        status = await by_name.read_work_pool_concurrency_status(client, pool, limit=200, flow_run_limit=10)
+        return status.active_slots, [slot_summary_holder(r) for q in status.queues for r in q.flow_runs]
+
+    def counted(occupancy: Occupancy) -> tuple[int, list[Holder]]:
+        holders = occupancy.pools.get(pool, [])
+        return len(holders), holders
+
+    return await _native_or_counted(client, "pool_concurrency_status", native, counted)
+
+
 async def _check_queue(client: PrefectClient, run: FlowRun | None) -> Finding | None:
     if run is None or run.work_queue_id is None:
         return None
@@ -248,16 +300,15 @@ async def _check_queue(client: PrefectClient, run: FlowRun | None) -> Finding | 
     name = f"{queue.work_pool_name}/{queue.name}"
     if queue.is_paused and _is_waiting(run):
         return _paused("work_queue", name)
-    status = await client.read_work_queue_concurrency_status(queue.id, limit=50)
-    holders = [slot_summary_holder(r) for r in status.flow_runs]
+    active_slots, holders = await _queue_slots(client, queue.id)
     evidence = [
         f"limit {queue.concurrency_limit if queue.concurrency_limit is not None else 'none'}, "
-        f"active slots {status.active_slots}",
+        f"active slots {active_slots}",
         f"holders: {_describe(holders)}",
     ]
     if (
         queue.concurrency_limit is not None
-        and status.active_slots >= queue.concurrency_limit
+        and active_slots >= queue.concurrency_limit
         and _is_waiting(run)
     ):
         return _full("work_queue", name, queue.concurrency_limit,
@@ -274,14 +325,13 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
     waiting = _is_waiting(run)
     if pool.is_paused and waiting:
         return _paused("work_pool", name)
-    status = await by_name.read_work_pool_concurrency_status(client, name, limit=200, flow_run_limit=10)
-    holders = [slot_summary_holder(r) for q in status.queues for r in q.flow_runs]
+    active_slots, holders = await _pool_slots(client, name)
     limit = pool.concurrency_limit
     evidence = [
-        f"limit {limit if limit is not None else 'none'}, active slots {status.active_slots}",
+        f"limit {limit if limit is not None else 'none'}, active slots {active_slots}",
         f"holders: {_describe(holders)}",
     ]
-    if limit is not None and status.active_slots >= limit and waiting:
+    if limit is not None and active_slots >= limit and waiting:
         return _full("work_pool", name, limit,
                      f"work pool {tick(name)} has limit {limit} and it is full: held by {_describe(holders)}", evidence)
     if pool.type.endswith((":push", ":managed")):
@@ -328,8 +378,8 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
 async def _check_tags(client: PrefectClient, run: FlowRun | None) -> list[Finding]:
     if run is None or run.state is None or run.state.type != StateType.RUNNING:
         return []
-    task_runs = await client.read_task_runs(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200
+    task_runs = await read_task_runs(
+        client, flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200
     )
     unstarted = [
         t for t in task_runs if t.state is None or t.state.type in (StateType.PENDING, StateType.SCHEDULED)
@@ -344,8 +394,8 @@ async def _check_tags(client: PrefectClient, run: FlowRun | None) -> list[Findin
         full = len(limit.active_slots) >= limit.concurrency_limit
         if not (full and blocked):
             continue
-        holder_runs = await client.read_task_runs(
-            task_run_filter=_task_ids(limit.active_slots), limit=len(limit.active_slots) or 1
+        holder_runs = await read_task_runs(
+            client, task_run_filter=_task_ids(limit.active_slots), limit=len(limit.active_slots) or 1
         )
         holders = [task_run_holder(t) for t in holder_runs]
         findings.append(
@@ -374,7 +424,8 @@ def _task_ids(ids: list[UUID]) -> TaskRunFilter:
 async def _check_backlog(client: PrefectClient, run: FlowRun | None, blocked: bool) -> Finding | None:
     if run is None or not run.work_pool_name:
         return None
-    late = await client.count_flow_runs(
+    late = await count_flow_runs(
+        client,
         flow_run_filter=FlowRunFilter(state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late"]))),
         work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[run.work_pool_name])),
     )
@@ -424,12 +475,13 @@ async def diagnose_run(client: PrefectClient, run_or_deployment: str) -> Diagnos
         run_state=run.state.name if run and run.state else None,
     )
     findings = [_check_state(run, dep_name)]
-    for check in (
-        _check_deployment(client, run, deployment, dep_name),
-        _check_queue(client, run),
-        _check_pool(client, run),
-    ):
-        finding = await check
+    checks = (  # called one at a time: a coroutine made up front is never awaited if an earlier one fails
+        lambda: _check_deployment(client, run, deployment, dep_name),
+        lambda: _check_queue(client, run),
+        lambda: _check_pool(client, run),
+    )
+    for check in checks:
+        finding = await check()
         if finding is not None:
             findings.append(finding)
     findings += await _check_tags(client, run)

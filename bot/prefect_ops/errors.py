@@ -47,6 +47,53 @@ class PrefectUnavailable(PrefectOpsError):
     """The Prefect API is down, timing out or failing with 5xx."""
 
 
+class RouteMissing(PrefectOpsError):
+    """The server has no such route (an older release): never "the object does not exist"."""
+
+    def __init__(self, api_url: str, method: str, path: str) -> None:
+        self.api_url, self.method, self.path = api_url, method, path
+        super().__init__(f"the Prefect server at {api_url} does not serve {method} {path} "
+                         "(an older Prefect release); the bot will use another way to read this")
+
+
+def http_response_of(exc: BaseException) -> httpx.Response | None:
+    """The HTTP response behind a client error (httpx's, or the one Prefect's ObjectNotFound wraps)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response
+    inner = getattr(exc, "http_exc", None)
+    return inner.response if isinstance(inner, httpx.HTTPStatusError) else None
+
+
+def route_missing(exc: BaseException) -> RouteMissing | None:
+    """A 404 whose body is FastAPI's bare `Not Found`: the route is unknown, not the object.
+
+    Prefect answers a missing object with its own detail ("Work pool not found.", "Flow run not
+    found"); an unknown route gets the framework's default. Only the latter is a RouteMissing.
+    """
+    response = http_response_of(exc)
+    if response is None or response.status_code != 404:
+        return None
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+    if detail != "Not Found":
+        return None
+    from bot.prefect_ops.capabilities import cached_for_request  # it imports this module
+
+    request = response.request
+    url = str(request.url).split("?", 1)[0]
+    known = cached_for_request(url)
+    if known is not None:
+        caps, path = known
+        if caps.serves(request.method, path):
+            return None  # a listed route: the router could not place this name, so the object is missing
+        return RouteMissing(caps.api_url, request.method, path)
+    base, _, rest = url.partition("/api/")
+    return RouteMissing(f"{base}/api", request.method, "/" + rest) if rest else \
+        RouteMissing(url, request.method, request.url.path)
+
+
 def api_url_of(client: Any) -> str:
     url = getattr(client, "api_url", None)
     return str(url) if url is not None else "the configured PREFECT_API_URL"
@@ -56,6 +103,9 @@ def translate(exc: BaseException, api_url: str) -> PrefectOpsError | None:
     """The PrefectOpsError a foreign exception stands for, or None when it is not ours to map."""
     if isinstance(exc, PrefectOpsError):
         return exc
+    missing_route = route_missing(exc)
+    if missing_route is not None:
+        return missing_route
     if isinstance(exc, ObjectNotFound):
         return NotFound("object", str(getattr(exc, "help_message", "") or "requested"))
     if isinstance(exc, httpx.TimeoutException):
@@ -78,15 +128,22 @@ def at_boundary(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
 
     @functools.wraps(func)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        from bot.prefect_ops.capabilities import ensure_supported, forget  # it imports this module
+
+        client = args[0] if args else kwargs.get("client")
         try:
+            await ensure_supported(client)  # cached; a Prefect 2 or non-Prefect server stops here
             return await func(*args, **kwargs)
-        except PrefectOpsError:
+        except PrefectOpsError as exc:
+            if isinstance(exc, (RouteMissing, PrefectUnavailable)):
+                forget(api_url_of(client))  # the server may have changed under us
             raise
         except Exception as exc:
-            client = args[0] if args else kwargs.get("client")
             mapped = translate(exc, api_url_of(client))
             if mapped is None:
                 raise
+            if isinstance(mapped, (RouteMissing, PrefectUnavailable)):
+                forget(api_url_of(client))
             raise mapped from exc
 
     return wrapper

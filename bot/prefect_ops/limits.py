@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import dataclass
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -25,15 +26,18 @@ from prefect.client.schemas.responses import DeploymentResponse, GlobalConcurren
 from prefect.client.schemas.sorting import FlowRunSort
 
 from bot.prefect_ops import by_name
-from bot.prefect_ops.errors import NotFound, at_boundary
+from bot.prefect_ops.capabilities import capabilities, forget
+from bot.prefect_ops.errors import NotFound, at_boundary, route_missing
 from bot.prefect_ops.holder_events import gcl_holders
-from bot.prefect_ops.models import LimitKind, LimitStatus, WaitingRun
+from bot.prefect_ops.models import Holder, LimitKind, LimitStatus, WaitingRun
+from bot.prefect_ops.occupancy import pool_and_queue_occupancy
 from bot.prefect_ops.runs import (
     PAGE,
     chunks,
     flow_run_holder,
     holders_for,
     paged,
+    read_flow_runs,
     read_flows_by_id,
     slot_summary_holder,
     utcnow,
@@ -169,7 +173,8 @@ async def _runs_of_deployments(client: PrefectClient, ids: list[UUID], state: Fl
     runs = []
     for chunk in chunks(ids):
         runs += await paged(
-            lambda limit, offset, chunk=chunk: client.read_flow_runs(
+            lambda limit, offset, chunk=chunk: read_flow_runs(
+                client,
                 flow_run_filter=FlowRunFilter(state=state),
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=chunk)),
                 sort=FlowRunSort.EXPECTED_START_TIME_ASC,
@@ -231,7 +236,8 @@ async def list_deployment_limits(
 async def _due_runs(client: PrefectClient) -> list:
     """Scheduled runs (Scheduled, Late, AwaitingConcurrencySlot) whose start time has passed."""
     return await paged(
-        lambda limit, offset: client.read_flow_runs(
+        lambda limit, offset: read_flow_runs(
+            client,
             flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
                 next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=utcnow()),
@@ -244,10 +250,16 @@ async def _due_runs(client: PrefectClient) -> list:
 
 
 async def _pool_status_pages(client: PrefectClient, pool_name: str, gate: asyncio.Semaphore):
-    """The pool's concurrency status, or (None, [], note) when Prefect cannot read this one pool."""
+    """The pool's concurrency status, or (None, [], note) when Prefect cannot read this one pool.
+
+    A route the server does not have is not isolated: it is raised, and the caller counts every
+    pool's slots from the active runs instead.
+    """
     try:
         return await _pool_status_pages_or_raise(client, pool_name, gate)
     except Exception as exc:  # isolated: the pool is still listed, with the note
+        if route_missing(exc) is not None:
+            raise
         return None, [], isolated_note(exc)
 
 
@@ -265,16 +277,63 @@ async def _pool_status_pages_or_raise(client: PrefectClient, pool_name: str, gat
         return first, queues, None
 
 
+@dataclass
+class _PlaceSlots:
+    """One pool's or queue's occupancy, whichever way it was read; `note` says why it is unknown."""
+
+    active_slots: int
+    holders: list[Holder]
+    note: str | None = None
+
+
+async def _native_places(client: PrefectClient, pools: list) -> tuple[dict[str, _PlaceSlots], dict[UUID, _PlaceSlots]]:
+    """Occupancy from the concurrency-status endpoints (Prefect 3.6.23 and later)."""
+    gate = asyncio.Semaphore(PARALLEL_READS)
+    statuses = await asyncio.gather(*(_pool_status_pages(client, pool.name, gate) for pool in pools))
+    by_pool: dict[str, _PlaceSlots] = {}
+    by_queue: dict[UUID, _PlaceSlots] = {}
+    for pool, (status, details, note) in zip(pools, statuses, strict=True):
+        if status is None:
+            by_pool[pool.name] = _PlaceSlots(0, [], note)
+            continue
+        by_pool[pool.name] = _PlaceSlots(status.active_slots,
+                                         [slot_summary_holder(r) for q in details for r in q.flow_runs])
+        for detail in details:
+            by_queue[detail.queue_id] = _PlaceSlots(detail.active_slots,
+                                                    [slot_summary_holder(r) for r in detail.flow_runs])
+    return by_pool, by_queue
+
+
+async def _counted_places(client: PrefectClient) -> tuple[dict[str, _PlaceSlots], dict[UUID, _PlaceSlots]]:
+    """The same figures counted from active flow runs (servers without the status endpoints)."""
+    occupancy = await pool_and_queue_occupancy(client)
+    by_pool = {name: _PlaceSlots(len(holders), holders) for name, holders in occupancy.pools.items()}
+    by_queue = {qid: _PlaceSlots(len(holders), holders) for qid, holders in occupancy.queues.items()}
+    return by_pool, by_queue
+
+
+async def place_slots(client: PrefectClient, pools: list) -> tuple[dict[str, _PlaceSlots], dict[UUID, _PlaceSlots]]:
+    """Pool and queue occupancy by the native route when the server has it, else counted from runs."""
+    caps = await capabilities(client)
+    if caps.has("pool_concurrency_status"):
+        try:
+            return await _native_places(client, pools)
+        except Exception as exc:  # a listed route answering 404: the server changed; count instead
+            if route_missing(exc) is None:
+                raise
+            forget(caps.api_url)
+    return await _counted_places(client)
+
+
 @at_boundary
 async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitStatus], list[LimitStatus]]:
-    """Work pools and their queues: slots from the concurrency-status endpoints, due runs waiting."""
+    """Work pools and their queues: slots (native endpoint or counted from runs), due runs waiting."""
     pools, queues, due = await asyncio.gather(
         paged(lambda limit, offset: client.read_work_pools(limit=limit, offset=offset)),
         paged(lambda limit, offset: client.read_work_queues(limit=limit, offset=offset)),
         _due_runs(client),
     )
-    gate = asyncio.Semaphore(PARALLEL_READS)
-    statuses = await asyncio.gather(*(_pool_status_pages(client, pool.name, gate) for pool in pools))
+    by_pool, by_queue = await place_slots(client, pools)
     waiting_by_pool: dict[str, list[WaitingRun]] = defaultdict(list)
     waiting_by_queue: dict[UUID, list[WaitingRun]] = defaultdict(list)
     for run in due:
@@ -282,10 +341,14 @@ async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitS
             waiting_by_pool[run.work_pool_name].append(waiting_run(run))
         if run.work_queue_id:
             waiting_by_queue[run.work_queue_id].append(waiting_run(run))
-    queue_info = {q.id: q for q in queues}
+    queues_by_pool: dict[str, list] = defaultdict(list)
+    for queue in queues:
+        queues_by_pool[queue.work_pool_name].append(queue)
+    empty = _PlaceSlots(0, [])
     pool_rows, queue_rows = [], []
-    for pool, (status, queue_details, note) in zip(pools, statuses, strict=True):
-        holders = [slot_summary_holder(r) for q in queue_details for r in q.flow_runs]
+    for pool in pools:
+        slots = by_pool.get(pool.name, empty)
+        note = slots.note
         waits = waiting_by_pool[pool.name]
         pool_rows.append(
             LimitStatus(
@@ -293,34 +356,33 @@ async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitS
                 name=pool.name,
                 id=pool.id,
                 limit=pool.concurrency_limit,
-                active_slots=status.active_slots if status is not None else 0,
+                active_slots=slots.active_slots,
                 paused=pool.is_paused,
-                holders=holders,
+                holders=slots.holders,
                 holders_known=note is None,
                 waiting=len(waits),
                 waiting_runs=waits[:WAITING_SAMPLE],
                 read_note=note,
             )
         )
-        if status is None:  # its queues are still listed, from the queue list, without slot counts
-            for info in (q for q in queues if q.work_pool_name == pool.name):
-                waits = waiting_by_queue[info.id]
+        for queue in sorted(queues_by_pool[pool.name], key=lambda q: (q.priority, q.name)):
+            waits = waiting_by_queue[queue.id]
+            if note is not None:  # its queues are still listed, from the queue list, without slot counts
                 queue_rows.append(LimitStatus(
-                    kind="work_queue", name=f"{pool.name}/{info.name}", id=info.id, limit=info.concurrency_limit,
-                    paused=bool(info.is_paused), holders_known=False, waiting=len(waits),
+                    kind="work_queue", name=f"{pool.name}/{queue.name}", id=queue.id, limit=queue.concurrency_limit,
+                    paused=bool(queue.is_paused), holders_known=False, waiting=len(waits),
                     waiting_runs=waits[:WAITING_SAMPLE], read_note=note))
-        for detail in queue_details:
-            info = queue_info.get(detail.queue_id)
-            waits = waiting_by_queue[detail.queue_id]
+                continue
+            qslots = by_queue.get(queue.id, empty)
             queue_rows.append(
                 LimitStatus(
                     kind="work_queue",
-                    name=f"{pool.name}/{detail.queue_name}",
-                    id=detail.queue_id,
-                    limit=detail.concurrency_limit,
-                    active_slots=detail.active_slots,
-                    paused=bool(info and info.is_paused),
-                    holders=[slot_summary_holder(r) for r in detail.flow_runs],
+                    name=f"{pool.name}/{queue.name}",
+                    id=queue.id,
+                    limit=queue.concurrency_limit,
+                    active_slots=qslots.active_slots,
+                    paused=bool(queue.is_paused),
+                    holders=qslots.holders,
                     waiting=len(waits),
                     waiting_runs=waits[:WAITING_SAMPLE],
                 )

@@ -104,13 +104,50 @@ async def _read_by_id(ids: Iterable[UUID], read_chunk: Callable[[list[UUID]], Aw
 
 
 async def read_flow_runs_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, FlowRun]:
-    return await _read_by_id(ids, lambda chunk: client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)))
+    return await _read_by_id(ids, lambda chunk: read_flow_runs(
+        client, flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)))
+
+
+def _body(**filters: Any) -> dict[str, Any]:
+    """A filter request body with each filter's unset fields left out (see `read_task_runs`)."""
+    return {key: (value.model_dump(mode="json", exclude_unset=True) if hasattr(value, "model_dump") else value)
+            for key, value in filters.items() if value is not None}
+
+
+async def read_flow_runs(client: PrefectClient, *, flow_run_filter: Any = None, deployment_filter: Any = None,
+                         work_pool_filter: Any = None, sort: Any = None, limit: int = PAGE,
+                         offset: int = 0) -> list[FlowRun]:
+    """Flow runs, readable on every 3.x server: the pinned client sends `not_any_: null` inside a
+    deployment filter, which servers up to 3.3 refuse; unset fields are left out here."""
+    body = _body(flow_runs=flow_run_filter, deployments=deployment_filter, work_pools=work_pool_filter,
+                 sort=getattr(sort, "value", sort), limit=limit, offset=offset)
+    response = await client._client.post("/flow_runs/filter", json=body)
+    return [FlowRun.model_validate(item) for item in response.json()]
+
+
+async def count_flow_runs(client: PrefectClient, *, flow_run_filter: Any = None, work_pool_filter: Any = None) -> int:
+    """The number of matching flow runs (same body rules as `read_flow_runs`)."""
+    response = await client._client.post("/flow_runs/count",
+                                          json=_body(flow_runs=flow_run_filter, work_pools=work_pool_filter))
+    return int(response.json())
+
+
+async def read_task_runs(client: PrefectClient, *, task_run_filter: TaskRunFilter | None = None,
+                         flow_run_filter: FlowRunFilter | None = None, limit: int = PAGE) -> list[TaskRun]:
+    """Task runs, with each filter sent without its unset fields.
+
+    The pinned client sends every TaskRunFilter field, `end_time: null` included, and servers up
+    to 3.5 refuse that field (422, extra inputs are not permitted); leaving unset fields out reads
+    the same on every 3.x server.
+    """
+    body = _body(task_runs=task_run_filter, flow_runs=flow_run_filter, limit=limit, offset=0)
+    response = await client._client.post("/task_runs/filter", json=body)
+    return [TaskRun.model_validate(item) for item in response.json()]
 
 
 async def read_task_runs_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, TaskRun]:
-    return await _read_by_id(ids, lambda chunk: client.read_task_runs(
-        task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=chunk)), limit=len(chunk)))
+    return await _read_by_id(ids, lambda chunk: read_task_runs(
+        client, task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=chunk)), limit=len(chunk)))
 
 
 async def read_flows_by_id(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, Flow]:

@@ -20,6 +20,7 @@ from prefect.client.schemas.objects import StateType
 from bot.prefect_ops.errors import PrefectOpsError
 from bot.prefect_ops.limits import read_limit
 from bot.prefect_ops.models import LimitKind, LimitStatus
+from bot.prefect_ops.runs import read_task_runs
 from bot.safe_text import code
 
 SHOWN = 3
@@ -36,7 +37,7 @@ def _target(change: Any) -> tuple[LimitKind, str]:
 
 
 async def _pending_tasks(client: Any, tag: str) -> int:
-    runs = await client.read_task_runs(task_run_filter=TaskRunFilter(
+    runs = await read_task_runs(client, task_run_filter=TaskRunFilter(
         tags=TaskRunFilterTags(all_=[tag]),
         state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.PENDING, StateType.SCHEDULED]))),
         limit=200)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from bot.prefect_ops import by_name
 from bot.prefect_ops.concurrency_map import concurrency_map
 from bot.prefect_ops.models import LimitStatus
+from bot.prefect_ops.runs import read_task_runs
 
 PARALLEL = 6
 
@@ -58,7 +59,7 @@ async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
 
     async def pending_tasks(tag: str) -> tuple[str, int]:
         async with gate:
-            runs = await client.read_task_runs(task_run_filter=TaskRunFilter(
+            runs = await read_task_runs(client, task_run_filter=TaskRunFilter(
                 tags=TaskRunFilterTags(all_=[tag]),
                 state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.PENDING, StateType.SCHEDULED]))),
                 limit=200)

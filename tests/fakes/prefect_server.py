@@ -62,8 +62,11 @@ def drop_postgres_database(name: str) -> None:
 class PrefectServer:
     """One Prefect API server process; `url` is what PREFECT_API_URL should point at."""
 
-    def __init__(self, port: int | None = None, use_postgres: bool | None = None) -> None:
+    def __init__(self, port: int | None = None, use_postgres: bool | None = None,
+                 executable: Path | None = None) -> None:
+        """`executable` is another venv's `prefect` (an older release); the default is this venv's."""
         self.port = port or free_port()
+        self.executable = executable
         self.home = Path(tempfile.mkdtemp(prefix="prefect-home-"))
         self.use_postgres = postgres_available() if use_postgres is None else use_postgres
         self.database: str | None = None
@@ -92,7 +95,7 @@ class PrefectServer:
     def start(self, timeout: float = 240.0) -> PrefectServer:
         if self.use_postgres:
             self.database = create_postgres_database("cbot_prefect")
-        prefect = Path(sys.executable).with_name("prefect")
+        prefect = self.executable or Path(sys.executable).with_name("prefect")
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
