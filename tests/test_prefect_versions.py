@@ -196,7 +196,7 @@ async def test_prefect_2_is_refused_in_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
     env.update(BOT_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO), PREFECT_HOME=str(tmp_path / "home"),
                PREFECT_API_URL=_server(PREFECT2).url)
-    for args in (["limits"], ["demo", "--yes"], ["diagnose", "demo-nightly-2"]):
+    for args in (["limits"], ["demo", "--yes"]):
         done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot.cli", *args], env=env,
                                        cwd=tmp_path, capture_output=True, text=True, timeout=240)
         said = (done.stdout + done.stderr).strip()
