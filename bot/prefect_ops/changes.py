@@ -392,6 +392,29 @@ async def _find_gcl(client: Any, change: _BaseChange, name: str, missing: str) -
     return found
 
 
+async def _release_snapshot(client: Any, gcl: dict[str, Any]) -> Snapshot:
+    """What a reset would release, as compared again at Approve: the count and every holder with its state.
+    A live holder here means the reset would orphan a running run (two runs under a limit of 1)."""
+    from bot.prefect_ops.liveness import reset_holders
+
+    holders = await reset_holders(client, gcl)
+    active = gcl.get("active_slots", 0)
+    return {"active_slots": len(active) if isinstance(active, list) else active,  # a v1 row lists its slots
+            "release": sorted(({"id": str(h.id), "name": h.name or str(h.id), "state": h.state or "gone",
+                                "alive": h.alive} for h in holders), key=lambda h: h["id"])}
+
+
+def _releases(before: Snapshot) -> str:
+    holders = before.get("release")
+    if holders is None:
+        return ""
+    if not holders:
+        return f"; releases {before.get('active_slots', 0)} slot(s) no run holds"
+    shown = ", ".join(f"{tick(h['name'])} ({h['state']}{', alive' if h['alive'] else ''})" for h in holders[:5])
+    more = f" and {len(holders) - 5} more" if len(holders) > 5 else ""
+    return f"; releases {shown}{more}"
+
+
 async def _zero_slots(client: Any, gcl: dict[str, Any], missing: str) -> None:
     await _call(client, "PATCH", _gcl_path(str(gcl["id"])), missing, json={"active_slots": 0})
 
@@ -460,8 +483,11 @@ class GlobalLimitChange(_BaseChange):
             if self.action == "create":
                 return {"exists": False}
             raise
-        return {"exists": True, "limit": gcl["limit"], "active": gcl["active"],
-                "slot_decay_per_second": gcl["slot_decay_per_second"]}
+        snapshot = {"exists": True, "limit": gcl["limit"], "active": gcl["active"],
+                    "slot_decay_per_second": gcl["slot_decay_per_second"]}
+        if self.action == "reset":
+            snapshot.update(await _release_snapshot(client, gcl))
+        return snapshot
 
     async def apply(self, client: Any) -> None:
         if self.action == "create":
@@ -499,7 +525,7 @@ class GlobalLimitChange(_BaseChange):
         if self.action == "delete":
             return f"{head}: delete (limit {_show(before.get('limit'))})"
         if self.action == "reset":
-            return f"{head}: reset active slots to 0 (limit {_show(before.get('limit'))})"
+            return f"{head}: reset active slots to 0 (limit {_show(before.get('limit'))}){_releases(before)}"
         if self.action in ("enable", "disable"):
             was = "enabled" if before.get("active") else "disabled"
             return f"{head}: {was} → {self.action}d"
@@ -577,7 +603,10 @@ class TagLimitChange(_BaseChange):
             if self.action == "set" and self.target_id is None:
                 return {"exists": False, "limit": None}
             raise
-        return {"exists": True, "limit": found["limit"] if "limit" in found else found["concurrency_limit"]}
+        snapshot = {"exists": True, "limit": found["limit"] if "limit" in found else found["concurrency_limit"]}
+        if self.action == "reset":
+            snapshot.update(await _release_snapshot(client, found))
+        return snapshot
 
     async def apply(self, client: Any) -> None:
         if self.action == "set" and self.target_id is None:
@@ -613,7 +642,7 @@ class TagLimitChange(_BaseChange):
     def diff(self, before: Snapshot) -> str:
         if self.action == "reset":
             return f"{self.target()}: reset active slots to 0 and revoke their leases " \
-                   f"(limit {_show(before.get('limit'))})"
+                   f"(limit {_show(before.get('limit'))}){_releases(before)}"
         if self.action == "delete":
             return f"{self.target()}: delete (limit {_show(before.get('limit'))})"
         return f"{self.target()}: limit {_show(before.get('limit'))} → {self.limit}"
@@ -650,6 +679,11 @@ def change_from_json(text: str) -> Change:
 def nothing_to_do(change: Change, before: Snapshot) -> str | None:
     """Why applying `change` over `before` would change nothing (or cannot start), else None."""
     action = change.action
+    live = [h for h in before.get("release") or [] if h.get("alive")]
+    if action == "reset" and live:
+        names = ", ".join(tick(h["name"]) for h in live[:5])
+        return (f"a reset of {change.target()} now would release {len(live)} live holder(s) ({names}), so they "
+                "would run on uncounted; wait until they finish")
     if action == "create" and before.get("exists"):
         return f"{change.target()} already exists; propose an update instead"
     if action in ("pause", "resume") and bool(before.get("paused")) == (action == "pause"):

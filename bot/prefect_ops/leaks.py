@@ -51,11 +51,15 @@ def _reset(limit: LimitStatus, holder: Holder | None, why: str) -> ChangeCandida
     )
 
 
-def _ended(holder: Holder) -> str | None:
+def ended_reason(holder: Holder) -> str | None:
+    """Why this holder holds nothing alive, or None while it is alive."""
     if not holder.exists:
         return f"holder {holder.run_type.replace('_', ' ')} {holder.id} no longer exists"
     if holder.terminal:
         return f"holder `{holder.name}` is already {holder.state}"
+    if not holder.alive:
+        parent = "gone" if holder.parent_state_type == "MISSING" else (holder.parent_state_type or "").lower()
+        return f"holder `{holder.name}` is {holder.state} but its flow run is {parent}"
     return None
 
 
@@ -65,7 +69,7 @@ def leaks_in(limits: list[LimitStatus], stuck_after_seconds: float) -> list[Leak
     for limit in limits:
         if limit.kind in ("tag", "global"):
             for holder in limit.holders:
-                why = _ended(holder)
+                why = ended_reason(holder)
                 if why:
                     found.append(_holder_leak(limit, holder, why))
         if limit.kind == "deployment" and limit.active_slots > len(limit.holders):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from dataclasses import dataclass
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -26,10 +25,9 @@ from prefect.client.schemas.responses import DeploymentResponse, GlobalConcurren
 from prefect.client.schemas.sorting import FlowRunSort
 
 from bot.prefect_ops import by_name
-from bot.prefect_ops.capabilities import capabilities, forget
-from bot.prefect_ops.errors import NotFound, at_boundary, route_missing
+from bot.prefect_ops.errors import NotFound, at_boundary
 from bot.prefect_ops.holder_events import gcl_holders
-from bot.prefect_ops.models import Holder, LimitKind, LimitStatus, WaitingRun
+from bot.prefect_ops.models import LimitKind, LimitStatus, WaitingRun
 from bot.prefect_ops.occupancy import pool_and_queue_occupancy
 from bot.prefect_ops.runs import (
     PAGE,
@@ -39,7 +37,6 @@ from bot.prefect_ops.runs import (
     paged,
     read_flow_runs,
     read_flows_by_id,
-    slot_summary_holder,
     utcnow,
     waiting_run,
 )
@@ -48,7 +45,6 @@ TAG_PREFIX = "tag:"
 DEPLOYMENT_PREFIX = "deployment:"
 AWAITING_SLOT = "AwaitingConcurrencySlot"
 WAITING_SAMPLE = 5  # waiting runs listed per limit; `waiting` always holds the full count
-POOL_STATUS_RUNS = 200  # holders listed per queue by the concurrency-status endpoint (its max)
 PARALLEL_READS = 8
 
 
@@ -191,7 +187,7 @@ async def list_deployment_limits(
     gcls: list[GlobalConcurrencyLimitResponse] | None = None,
     deployments: list[DeploymentResponse] | None = None,
 ) -> list[LimitStatus]:
-    """Deployment limits: holders are the PENDING/RUNNING runs, waiters are AwaitingConcurrencySlot."""
+    """Deployment limits: holders are the PENDING/RUNNING/CANCELLING runs, waiters are AwaitingConcurrencySlot."""
     gcls, deployments = await asyncio.gather(
         read_all_gcls(client) if gcls is None else _given(gcls),
         read_all_deployments(client) if deployments is None else _given(deployments),
@@ -203,7 +199,9 @@ async def list_deployment_limits(
         _runs_of_deployments(
             client,
             ids,
-            FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])),
+            # CANCELLING runs still hold their deployment slot (it comes back at Cancelled)
+            FlowRunFilterState(type=FlowRunFilterStateType(
+                any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING])),
         ),
         _runs_of_deployments(client, ids, FlowRunFilterState(name=FlowRunFilterStateName(any_=[AWAITING_SLOT]))),
     )
@@ -249,91 +247,16 @@ async def _due_runs(client: PrefectClient) -> list:
     )
 
 
-async def _pool_status_pages(client: PrefectClient, pool_name: str, gate: asyncio.Semaphore):
-    """The pool's concurrency status, or (None, [], note) when Prefect cannot read this one pool.
-
-    A route the server does not have is not isolated: it is raised, and the caller counts every
-    pool's slots from the active runs instead.
-    """
-    try:
-        return await _pool_status_pages_or_raise(client, pool_name, gate)
-    except Exception as exc:  # isolated: the pool is still listed, with the note
-        if route_missing(exc) is not None:
-            raise
-        return None, [], isolated_note(exc)
-
-
-async def _pool_status_pages_or_raise(client: PrefectClient, pool_name: str, gate: asyncio.Semaphore):
-    async with gate:
-        first = await by_name.read_work_pool_concurrency_status(
-            client, pool_name, page=1, limit=200, flow_run_limit=POOL_STATUS_RUNS
-        )
-        queues = list(first.queues)
-        for page in range(2, first.pages + 1):
-            more = await by_name.read_work_pool_concurrency_status(
-                client, pool_name, page=page, limit=200, flow_run_limit=POOL_STATUS_RUNS
-            )
-            queues += more.queues
-        return first, queues, None
-
-
-@dataclass
-class _PlaceSlots:
-    """One pool's or queue's occupancy, whichever way it was read; `note` says why it is unknown."""
-
-    active_slots: int
-    holders: list[Holder]
-    note: str | None = None
-
-
-async def _native_places(client: PrefectClient, pools: list) -> tuple[dict[str, _PlaceSlots], dict[UUID, _PlaceSlots]]:
-    """Occupancy from the concurrency-status endpoints (Prefect 3.6.23 and later)."""
-    gate = asyncio.Semaphore(PARALLEL_READS)
-    statuses = await asyncio.gather(*(_pool_status_pages(client, pool.name, gate) for pool in pools))
-    by_pool: dict[str, _PlaceSlots] = {}
-    by_queue: dict[UUID, _PlaceSlots] = {}
-    for pool, (status, details, note) in zip(pools, statuses, strict=True):
-        if status is None:
-            by_pool[pool.name] = _PlaceSlots(0, [], note)
-            continue
-        by_pool[pool.name] = _PlaceSlots(status.active_slots,
-                                         [slot_summary_holder(r) for q in details for r in q.flow_runs])
-        for detail in details:
-            by_queue[detail.queue_id] = _PlaceSlots(detail.active_slots,
-                                                    [slot_summary_holder(r) for r in detail.flow_runs])
-    return by_pool, by_queue
-
-
-async def _counted_places(client: PrefectClient) -> tuple[dict[str, _PlaceSlots], dict[UUID, _PlaceSlots]]:
-    """The same figures counted from active flow runs (servers without the status endpoints)."""
-    occupancy = await pool_and_queue_occupancy(client)
-    by_pool = {name: _PlaceSlots(len(holders), holders) for name, holders in occupancy.pools.items()}
-    by_queue = {qid: _PlaceSlots(len(holders), holders) for qid, holders in occupancy.queues.items()}
-    return by_pool, by_queue
-
-
-async def place_slots(client: PrefectClient, pools: list) -> tuple[dict[str, _PlaceSlots], dict[UUID, _PlaceSlots]]:
-    """Pool and queue occupancy by the native route when the server has it, else counted from runs."""
-    caps = await capabilities(client)
-    if caps.has("pool_concurrency_status"):
-        try:
-            return await _native_places(client, pools)
-        except Exception as exc:  # a listed route answering 404: the server changed; count instead
-            if route_missing(exc) is None:
-                raise
-            forget(caps.api_url)
-    return await _counted_places(client)
-
-
 @at_boundary
 async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitStatus], list[LimitStatus]]:
-    """Work pools and their queues: slots (native endpoint or counted from runs), due runs waiting."""
-    pools, queues, due = await asyncio.gather(
+    """Work pools and their queues: holders from one read of active runs (bot.prefect_ops.occupancy), due
+    runs waiting. A handful of paged reads however many pools there are."""
+    pools, queues, due, occupancy = await asyncio.gather(
         paged(lambda limit, offset: client.read_work_pools(limit=limit, offset=offset)),
         paged(lambda limit, offset: client.read_work_queues(limit=limit, offset=offset)),
         _due_runs(client),
+        pool_and_queue_occupancy(client),
     )
-    by_pool, by_queue = await place_slots(client, pools)
     waiting_by_pool: dict[str, list[WaitingRun]] = defaultdict(list)
     waiting_by_queue: dict[UUID, list[WaitingRun]] = defaultdict(list)
     for run in due:
@@ -342,51 +265,23 @@ async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitS
         if run.work_queue_id:
             waiting_by_queue[run.work_queue_id].append(waiting_run(run))
     queues_by_pool: dict[str, list] = defaultdict(list)
-    for queue in queues:
-        queues_by_pool[queue.work_pool_name].append(queue)
-    empty = _PlaceSlots(0, [])
+    for queue in sorted(queues, key=lambda q: (q.priority or 0, q.name)):
+        if queue.work_pool_name:
+            queues_by_pool[queue.work_pool_name].append(queue)
     pool_rows, queue_rows = [], []
     for pool in pools:
-        slots = by_pool.get(pool.name, empty)
-        note = slots.note
+        holders = occupancy.pools.get(pool.name, [])
         waits = waiting_by_pool[pool.name]
-        pool_rows.append(
-            LimitStatus(
-                kind="work_pool",
-                name=pool.name,
-                id=pool.id,
-                limit=pool.concurrency_limit,
-                active_slots=slots.active_slots,
-                paused=pool.is_paused,
-                holders=slots.holders,
-                holders_known=note is None,
-                waiting=len(waits),
-                waiting_runs=waits[:WAITING_SAMPLE],
-                read_note=note,
-            )
-        )
-        for queue in sorted(queues_by_pool[pool.name], key=lambda q: (q.priority, q.name)):
+        pool_rows.append(LimitStatus(
+            kind="work_pool", name=pool.name, id=pool.id, limit=pool.concurrency_limit, active_slots=len(holders),
+            paused=pool.is_paused, holders=holders, waiting=len(waits), waiting_runs=waits[:WAITING_SAMPLE]))
+        for queue in queues_by_pool[pool.name]:
+            holders = occupancy.queues.get(queue.id, [])
             waits = waiting_by_queue[queue.id]
-            if note is not None:  # its queues are still listed, from the queue list, without slot counts
-                queue_rows.append(LimitStatus(
-                    kind="work_queue", name=f"{pool.name}/{queue.name}", id=queue.id, limit=queue.concurrency_limit,
-                    paused=bool(queue.is_paused), holders_known=False, waiting=len(waits),
-                    waiting_runs=waits[:WAITING_SAMPLE], read_note=note))
-                continue
-            qslots = by_queue.get(queue.id, empty)
-            queue_rows.append(
-                LimitStatus(
-                    kind="work_queue",
-                    name=f"{pool.name}/{queue.name}",
-                    id=queue.id,
-                    limit=queue.concurrency_limit,
-                    active_slots=qslots.active_slots,
-                    paused=bool(queue.is_paused),
-                    holders=qslots.holders,
-                    waiting=len(waits),
-                    waiting_runs=waits[:WAITING_SAMPLE],
-                )
-            )
+            queue_rows.append(LimitStatus(
+                kind="work_queue", name=f"{pool.name}/{queue.name}", id=queue.id, limit=queue.concurrency_limit,
+                active_slots=len(holders), paused=bool(queue.is_paused), holders=holders, waiting=len(waits),
+                waiting_runs=waits[:WAITING_SAMPLE]))
     return pool_rows, queue_rows
 
 

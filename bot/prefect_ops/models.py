@@ -27,10 +27,17 @@ class Holder(BaseModel):
     state_type: str | None = None  # COMPLETED, RUNNING, ...
     seconds_in_state: float | None = None
     exists: bool = True
+    # A task run's flow run state type ("MISSING" when gone): a Running task of a Crashed flow is dead.
+    parent_state_type: str | None = None
 
     @property
     def terminal(self) -> bool:
         return self.state_type in TERMINAL_STATES
+
+    @property
+    def alive(self) -> bool:
+        """The run exists, has not ended, and neither has the flow run it runs in."""
+        return self.exists and not self.terminal and self.parent_state_type not in TERMINAL_STATES | {"MISSING"}
 
 
 class WaitingRun(BaseModel):

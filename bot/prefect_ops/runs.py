@@ -133,14 +133,15 @@ async def count_flow_runs(client: PrefectClient, *, flow_run_filter: Any = None,
 
 
 async def read_task_runs(client: PrefectClient, *, task_run_filter: TaskRunFilter | None = None,
-                         flow_run_filter: FlowRunFilter | None = None, limit: int = PAGE) -> list[TaskRun]:
+                         flow_run_filter: FlowRunFilter | None = None, limit: int = PAGE,
+                         offset: int = 0) -> list[TaskRun]:
     """Task runs, with each filter sent without its unset fields.
 
     The pinned client sends every TaskRunFilter field, `end_time: null` included, and servers up
     to 3.5 refuse that field (422, extra inputs are not permitted); leaving unset fields out reads
     the same on every 3.x server.
     """
-    body = _body(task_runs=task_run_filter, flow_runs=flow_run_filter, limit=limit, offset=0)
+    body = _body(task_runs=task_run_filter, flow_runs=flow_run_filter, limit=limit, offset=offset)
     response = await client._client.post("/task_runs/filter", json=body)
     return [TaskRun.model_validate(item) for item in response.json()]
 
@@ -160,12 +161,19 @@ async def holders_for(client: PrefectClient, refs: Iterable[tuple[str, UUID]]) -
     refs = list(refs)
     flow_ids = [rid for kind, rid in refs if kind == "flow_run"]
     task_ids = [rid for kind, rid in refs if kind == "task_run"]
-    flows = await read_flow_runs_by_id(client, flow_ids) if flow_ids else {}
     tasks = await read_task_runs_by_id(client, task_ids) if task_ids else {}
+    parents = {t.flow_run_id for t in tasks.values() if t.flow_run_id is not None}
+    flows = await read_flow_runs_by_id(client, set(flow_ids) | parents) if flow_ids or parents else {}
     out: dict[UUID, Holder] = {}
     for kind, rid in refs:
         if kind == "flow_run":
             out[rid] = flow_run_holder(flows[rid]) if rid in flows else missing_holder(kind, rid)
+        elif rid in tasks:
+            out[rid] = task_run_holder(tasks[rid])
+            parent = tasks[rid].flow_run_id
+            if parent is not None:  # a task of a crashed or deleted flow run holds nothing alive
+                flow = flows.get(parent)
+                out[rid].parent_state_type = flow.state.type.value if flow and flow.state else "MISSING"
         else:
-            out[rid] = task_run_holder(tasks[rid]) if rid in tasks else missing_holder(kind, rid)
+            out[rid] = missing_holder(kind, rid)
     return out

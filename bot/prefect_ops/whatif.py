@@ -2,30 +2,26 @@
 
 "approving lets 3 waiting runs start now: `brave-otter`, `calm-fox`, `eager-owl`"; "lowering to 1
 while 3 run: running runs finish; new runs wait"; "deleting this tag limit lets 12 queued tasks start
-at once". Computed when a card is built and again when someone clicks Approve.
+at once". Computed when a card is built and again when someone clicks Approve. A line is either right
+or says what the bot cannot see: tasks count as queued only inside a live flow run, code waiting
+inside `concurrency()` is invisible to the API, and a tag limit of 0 fails tasks instead of queueing them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect.client.schemas.filters import (
-    TaskRunFilter,
-    TaskRunFilterState,
-    TaskRunFilterStateType,
-    TaskRunFilterTags,
-)
-from prefect.client.schemas.objects import StateType
-
 from bot.prefect_ops.errors import PrefectOpsError
-from bot.prefect_ops.limits import read_limit
+from bot.prefect_ops.limits import DEPLOYMENT_PREFIX, TAG_PREFIX, list_deployment_limits, read_limit
+from bot.prefect_ops.liveness import live_waiting_tasks
 from bot.prefect_ops.models import LimitKind, LimitStatus
-from bot.prefect_ops.runs import read_task_runs
 from bot.safe_text import code
 
 SHOWN = 3
 _KIND: dict[str, LimitKind] = {"work_pool_limit": "work_pool", "work_queue_limit": "work_queue",
                                "deployment_limit": "deployment", "tag_limit": "tag", "global_limit": "global"}
+INVISIBLE = ("Prefect shows no code waiting inside `concurrency()`, so the bot cannot say who is blocked on "
+             "this limit")
 
 
 def _target(change: Any) -> tuple[LimitKind, str]:
@@ -33,15 +29,21 @@ def _target(change: Any) -> tuple[LimitKind, str]:
     if kind == "work_queue":
         return kind, f"{change.pool}/{change.queue}"
     name = {"work_pool": "pool", "deployment": "deployment", "tag": "tag", "global": "name"}[kind]
-    return kind, getattr(change, name)
+    value = getattr(change, name)
+    if kind == "global" and value.startswith(TAG_PREFIX):  # the V2 row behind a tag limit
+        return "tag", value.removeprefix(TAG_PREFIX)
+    if kind == "global" and value.startswith(DEPLOYMENT_PREFIX):
+        return "deployment", value
+    return kind, value
 
 
-async def _pending_tasks(client: Any, tag: str) -> int:
-    runs = await read_task_runs(client, task_run_filter=TaskRunFilter(
-        tags=TaskRunFilterTags(all_=[tag]),
-        state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.PENDING, StateType.SCHEDULED]))),
-        limit=200)
-    return len(runs)
+async def _read(client: Any, kind: LimitKind, name: str) -> LimitStatus:
+    if kind == "deployment" and name.startswith(DEPLOYMENT_PREFIX):  # by its backing limit's name
+        for row in await list_deployment_limits(client):
+            if row.gcl_name == name:
+                return row
+        raise PrefectOpsError(f"no deployment limit {name}")
+    return await read_limit(client, kind, name)
 
 
 def _names(status: LimitStatus, count: int) -> str:
@@ -49,41 +51,78 @@ def _names(status: LimitStatus, count: int) -> str:
     return f": {', '.join(names)}" + (" …" if count > len(names) else "") if names else ""
 
 
+def _s(count: int) -> str:
+    return "s" if count != 1 else ""
+
+
 async def what_if(client: Any, change: Any) -> str | None:
     """One line on the effect of `change` now; None when the target cannot be read."""
     kind, name = _target(change)
     try:
-        status = await read_limit(client, kind, name)
+        status = await _read(client, kind, name)
     except PrefectOpsError:
         return None
     tasks = kind == "tag"
-    waiting = await _pending_tasks(client, name) if tasks else status.waiting
+    if tasks:
+        waiters = await live_waiting_tasks(client, name)
+        status = status.model_copy(update={"waiting": len(waiters), "waiting_runs": waiters})
+    waiting = status.waiting
     noun = "queued task" if tasks else "waiting run"
-    plural = "s" if waiting != 1 else ""
     action, active = change.action, status.active_slots
+    if kind == "global" and action not in ("reset",):
+        return _global_line(change, status)
     if action in ("clear", "delete"):
         if not waiting:
             return f"nothing waits on this limit now; {active} slot(s) in use stop being counted"
         what = "deleting this tag limit" if tasks else "removing this limit"
-        return f"{what} lets {waiting} {noun}{plural} start at once" + ("" if tasks else _names(status, waiting))
+        return f"{what} lets {waiting} {noun}{_s(waiting)} start at once" + ("" if tasks else _names(status, waiting))
     if action == "reset":
-        return f"resetting frees {active} counted slot(s); up to {min(waiting, status.limit or 0)} {noun}(s) can start"
+        free = min(waiting, status.limit or 0)
+        return (f"resetting frees {active} counted slot(s); " +
+                (f"up to {free} {noun}{_s(free)} can start" if waiting else "nothing waits on it now"))
     if action in ("enable", "disable"):
         return ("disabling stops this limit from counting: code that waits on it runs at once" if action == "disable"
                 else "enabling makes code that calls concurrency() on it wait for slots again")
     new = getattr(change, "limit", None)
     if new is None:
         return None
+    if tasks and new == 0:
+        return (f"with a limit of 0 every new task with this tag fails at once (aborted, not queued); "
+                f"the {active} running keep their slots")
     if new < active:
         return f"lowering to {new} while {active} run: running runs finish; new runs wait"
     free = new - active
     if waiting and free > 0:
         starts = min(free, waiting)
-        return (f"approving lets {starts} {noun}{'s' if starts != 1 else ''} start now"
+        left = waiting - starts
+        line = (f"approving lets {starts} {noun}{_s(starts)} start now"
                 + ("" if tasks else _names(status, starts)))
+        if left:
+            line += f"; {left} still wait, a limit of {active + waiting} would clear the backlog now"
+        if kind in ("deployment", "work_pool", "work_queue"):
+            line += " (a worker starts them at its next poll)"
+        return line
     if waiting:
-        return f"{waiting} {noun}{plural} still wait: {active} of {new} slots are in use"
+        return (f"{waiting} {noun}{_s(waiting)} still wait: {active} of {new} slots are in use; "
+                f"a limit of {active + waiting} would clear the backlog now")
     return f"nothing waits now ({active} of {_show(status.limit)} in use); this changes what happens to the next runs"
+
+
+def _global_line(change: Any, status: LimitStatus) -> str | None:
+    """A plain global limit: its slots are known, its waiters are not."""
+    active, new = status.active_slots, getattr(change, "limit", None)
+    if change.action in ("enable", "disable", "delete"):
+        return {"disable": "disabling stops this limit from counting: code that waits on it runs at once",
+                "enable": "enabling makes code that calls concurrency() on it wait for slots again",
+                "delete": "deleting it lets every concurrency() call on it run at once"}[change.action] + \
+            f". {INVISIBLE}"
+    if new is None:
+        return None
+    if new == 0:
+        return f"with a limit of 0 every concurrency() call on it waits; the {active} holding keep their slots"
+    if new < active:
+        return f"lowering to {new} while {active} slot(s) are held: holders finish; new acquires wait"
+    return f"{new - active} slot(s) would be free ({active} of {new} in use). {INVISIBLE}"
 
 
 def _show(value: int | None) -> str:

@@ -135,8 +135,20 @@ def forget_watching(sessions: sessionmaker, key: str) -> None:
         session.commit()
 
 
+POST_LOG = "post_log"
+
+
+def log_post(engine: Engine, key: str, posted_at: datetime) -> None:
+    """Keep an earlier episode's post in the hourly count before its incident row is reused."""
+    posted = to_db_time(posted_at)
+    insert_ignore(engine, WatchIncident.__table__, {
+        "key": f"post:{posted.isoformat()}:{key}"[:300], "kind": POST_LOG, "object_key": key[:300],
+        "status": POST_LOG, "first_seen": posted, "last_seen": posted, "since": posted, "posted_at": posted,
+        "incident_json": "{}", "waited_json": "[]", "rolled_up": 0})
+
+
 def posts_since(sessions: sessionmaker, since: datetime) -> int:
-    """Incident messages posted since `since` (roll-ups not counted)."""
+    """Incident messages posted since `since`, earlier episodes of reopened incidents included (roll-ups not)."""
     stmt = select(func.count()).select_from(WatchIncident).where(
         WatchIncident.posted_at >= to_db_time(since), WatchIncident.kind != "rollup")
     with sessions() as session:

@@ -20,13 +20,15 @@ from bot.prefect_ops.changes import (
     WorkPoolLimitChange,
     WorkQueueLimitChange,
 )
-from bot.prefect_ops.leaks import leaks_in
+from bot.prefect_ops.leaks import ended_reason
 from bot.prefect_ops.limits import DEPLOYMENT_PREFIX, TAG_PREFIX
-from bot.prefect_ops.models import Holder, LimitStatus
+from bot.prefect_ops.models import LimitStatus, WaitingRun
 from bot.watch.incidents import Incident, IncidentKind, incident_key
 from bot.watch.reads import WatchSnapshot, has_late
 from bot.watch.render import duration, holders_text, name, runs_text
 
+INVISIBLE_ACQUIRERS = ("code waiting inside `concurrency()` cannot be seen: Prefect records no event or state for "
+                       "a blocked acquire, so there may be waiters")
 LEAK_THRESHOLD_CAP = 60.0  # a slot whose holder ended this long ago is not a release in flight
 LABEL = {"global": "global limit", "tag": "tag limit", "deployment": "deployment", "work_pool": "work pool",
          "work_queue": "work queue"}
@@ -58,8 +60,8 @@ def _gcl_name(limit: LimitStatus) -> str:
     return limit.name
 
 
-def _oldest_wait(limit: LimitStatus, now: datetime) -> datetime:
-    starts = [w.due_since or w.expected_start for w in limit.waiting_runs]
+def _oldest_wait(waiting: list[WaitingRun], now: datetime) -> datetime:
+    starts = [w.due_since or w.expected_start for w in waiting]
     return min((s for s in starts if s is not None), default=now)
 
 
@@ -87,24 +89,30 @@ def waiting_on_full_limit(snap: WatchSnapshot, wait_seconds: float,
         if not limit.enabled or limit.limit is None or limit.limit == 0 or limit.paused:
             continue
         if limit.kind in ("deployment", "work_pool", "work_queue"):
-            if not limit.waiting or not (limit.full or limit.kind == "deployment"):
+            if not limit.waiting or not limit.full:  # a free slot: the next poll starts the run; never "full"
                 continue
-            since = _oldest_wait(limit, now)
+            since = _oldest_wait(limit.waiting_runs, now)
             what = f"{limit.waiting} run(s)"
         elif limit.kind == "tag":
-            waiting_tasks = snap.tasks_waiting.get(limit.name, 0)
-            if not (limit.full and waiting_tasks):
+            waiters = snap.tag_waiters.get(limit.name, [])
+            if not (limit.full and waiters):
                 continue
-            since = _full_since(limit, now, seen, incident_key("waiting_on_limit", "tag", limit.name))
-            what = f"{waiting_tasks} task run(s)"
+            since = _oldest_wait(waiters, now)  # the oldest waiter's wait, not the newest holder's change
+            limit = limit.model_copy(update={"waiting": len(waiters), "waiting_runs": waiters[:5]})
+            what = f"{len(waiters)} task run(s)"
         else:
             continue
+        backlog = limit.waiting
         summary = (f"{what} waiting on {LABEL[limit.kind]} {name(limit.name)}: limit {limit.limit}, "
-                   f"held by {holders_text(limit.holders)}")
+                   f"{limit.active_slots} in use, held by {holders_text(limit.holders)}")
+        clearing = max(limit.limit + 1, limit.active_slots + backlog)
+        evidence = [f"limit {limit.limit}, active slots {limit.active_slots}",
+                    f"waiting: {runs_text(limit.waiting_runs, limit.waiting)}"]
+        if backlog > 1:
+            evidence.append(f"+1 lets one start and {backlog - 1} still wait; a limit of {clearing} clears the "
+                            "backlog now")
         found.append(_incident("waiting_on_limit", limit, now, since=since, threshold_seconds=wait_seconds,
-                               summary=summary, fix=set_limit_change(limit, limit.limit + 1),
-                               evidence=[f"limit {limit.limit}, active slots {limit.active_slots}",
-                                         f"waiting: {runs_text(limit.waiting_runs, limit.waiting)}"]))
+                               summary=summary, fix=set_limit_change(limit, limit.limit + 1), evidence=evidence))
     return found
 
 
@@ -121,37 +129,57 @@ def gcl_at_limit(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, da
             summary=f"global limit {name(limit.name)} is at its limit ({limit.active_slots}/{limit.limit}), "
                     f"held by {holders}",
             fix=set_limit_change(limit, limit.limit + 1),
-            evidence=[f"limit {limit.limit}, active slots {limit.active_slots}"]))
+            evidence=[f"limit {limit.limit}, active slots {limit.active_slots}", INVISIBLE_ACQUIRERS]))
     return found
 
 
 def leaked_slots(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, datetime]) -> list[Incident]:
-    """Slots held by ended or missing runs, or counted by a deployment with no run holding them."""
+    """Slots counted for nobody alive: held by ended runs (or runs of ended flows), or counted with no
+    holder at all. A slot with no lease is not leaked while a live Running task carries the tag (after a
+    server restart the leases are gone but the holders run on); a reset is proposed only when it would
+    release no live holder, and the card names the holders it would release."""
     now, found = snap.read_at, []
     threshold = min(wait_seconds, LEAK_THRESHOLD_CAP)
-    by_limit: dict[tuple[str, str], list] = {}
-    for leak in leaks_in([lim for lim in snap.limits if lim.kind in ("tag", "global", "deployment")],
-                         float("inf")):
-        by_limit.setdefault((leak.kind, leak.limit_name), []).append(leak)
-    for limit in snap.limits:  # tag slots counted with no lease behind them (e.g. after a v1 reset in 3.9.1)
-        if limit.kind == "tag" and limit.active_slots > len(limit.holders) and (limit.kind, limit.name) not in by_limit:
-            by_limit[(limit.kind, limit.name)] = []
-    limits = {(lim.kind, lim.name): lim for lim in snap.limits}
-    for (kind, limit_name), leaks in by_limit.items():
-        limit = limits[(kind, limit_name)]
-        key = incident_key("leaked_slots", kind, limit_name)
-        dead: list[Holder] = [leak.holder for leak in leaks if leak.holder is not None]
+    for limit in snap.limits:
+        if limit.kind not in ("tag", "global", "deployment") or limit.active_slots <= 0:
+            continue
+        if limit.kind == "global" and not limit.holders_known:
+            continue  # nobody named: gcl_full reports a full one; a leak needs a holder we know has ended
+        dead = [h for h in limit.holders if not h.alive]
+        extra_live = snap.tag_unleased_live.get(limit.name, []) if limit.kind == "tag" else []
+        live = [h for h in limit.holders if h.alive] + extra_live
+        # slots counted with no holder at all (a global limit's anonymous holders are unknown, not missing)
+        unheld = 0 if limit.kind == "global" else limit.active_slots - len(limit.holders) - len(extra_live)
+        count = len(dead) + max(0, unheld)
+        if count <= 0:
+            continue
+        key = incident_key("leaked_slots", limit.kind, limit.name)
         ended = [h.seconds_in_state for h in dead if h.seconds_in_state is not None]
-        since = now - timedelta(seconds=min(ended)) if ended and len(ended) == len(dead) else seen.get(key, now)
-        count = len(dead) if dead else limit.active_slots - len(limit.holders)
+        since = now - timedelta(seconds=min(ended)) if ended and len(ended) == len(dead) and unheld <= 0 \
+            else seen.get(key, now)
+        evidence = [r for r in (ended_reason(h) for h in dead) if r][:5]
+        if unheld > 0:
+            evidence.append(f"{limit.active_slots} slot(s) counted, {len(limit.holders)} held under a lease, "
+                            f"{len(live)} live holder(s) in all")
+        fix: Change | None = None
+        hint = None
+        if limit.kind == "global" and limit.active_slots > len(limit.holders):
+            hint = ("no reset proposed: some slots are held by code Prefect cannot name, and a reset would "
+                    "release those too")
+        elif live:  # a reset zeroes the count: every live holder would run on uncounted
+            hint = (f"no reset proposed: it would also release {len(live)} live holder(s) "
+                    f"({holders_text(live)}); it is safe once they finish")
+        elif limit.kind == "tag":
+            fix = TagLimitChange(action="reset", tag=limit.name)
+        elif limit.kind == "global" or limit.gcl_name or limit.name.startswith(DEPLOYMENT_PREFIX):
+            fix = GlobalLimitChange(action="reset", name=_gcl_name(limit))
+        if fix is not None:
+            evidence.append(f"a reset releases: {holders_text(dead) if dead else 'no run (slots with no holder)'}")
         found.append(_incident(
             "leaked_slots", limit, now, since=since, threshold_seconds=threshold, holders=dead or limit.holders,
-            summary=f"{LABEL[kind]} {name(limit_name)} counts {count} slot(s) nobody alive holds "
+            summary=f"{LABEL[limit.kind]} {name(limit.name)} counts {count} slot(s) nobody alive holds "
                     f"({limit.active_slots}/{_show(limit.limit)} in use)",
-            evidence=[leak.reason for leak in leaks][:5] or [
-                f"{limit.active_slots} slot(s) counted, {len(limit.holders)} held under a lease"],
-            fix=GlobalLimitChange(action="reset", name=_gcl_name(limit)) if kind != "deployment" or
-            limit.gcl_name or limit.name.startswith(DEPLOYMENT_PREFIX) else None))
+            evidence=evidence, fix=fix, hint=hint))
     return found
 
 
@@ -166,7 +194,7 @@ def late_without_worker(snap: WatchSnapshot, wait_seconds: float,
             continue
         late = [w for w in limit.waiting_runs if w.state == "Late"]
         found.append(_incident(
-            "no_worker", limit, now, since=_oldest_wait(limit, now), threshold_seconds=0.0,
+            "no_worker", limit, now, since=_oldest_wait(limit.waiting_runs, now), threshold_seconds=0.0,
             summary=f"work pool {name(limit.name)} has Late runs and no online worker",
             evidence=[f"Late: {runs_text(late, len(late))}", f"{limit.waiting} run(s) due in the pool"],
             hint=f"start a worker: `prefect worker start --pool {limit.name}`"))
@@ -183,7 +211,7 @@ def late_in_unpolled_queue(snap: WatchSnapshot, wait_seconds: float,
         pool, queue = limit.name.split("/", 1)
         late = [w for w in limit.waiting_runs if w.state == "Late"]
         found.append(_incident(
-            "no_worker", limit, now, since=_oldest_wait(limit, now), threshold_seconds=0.0,
+            "no_worker", limit, now, since=_oldest_wait(limit.waiting_runs, now), threshold_seconds=0.0,
             summary=f"work queue {name(limit.name)} has Late runs and no online worker polls it",
             evidence=[f"Late: {runs_text(late, len(late))}", f"the pool {name(pool)} has online workers, "
                       "none of them polling this queue"],
@@ -204,7 +232,7 @@ def paused_with_backlog(snap: WatchSnapshot, wait_seconds: float,
             pool, queue = limit.name.split("/", 1)
             hint = f"resume it: `prefect work-queue resume {queue} --pool {pool}`"
         found.append(_incident(
-            "paused_backlog", limit, now, since=_oldest_wait(limit, now), threshold_seconds=0.0,
+            "paused_backlog", limit, now, since=_oldest_wait(limit.waiting_runs, now), threshold_seconds=0.0,
             summary=f"{LABEL[limit.kind]} {name(limit.name)} is paused with {limit.waiting} run(s) due",
             evidence=[f"waiting: {runs_text(limit.waiting_runs, limit.waiting)}"], hint=hint))
     return found
@@ -215,17 +243,42 @@ def zero_limit_with_waiters(snap: WatchSnapshot, wait_seconds: float,
     """A limit of 0 on something that has waiting runs: nothing will ever start."""
     now, found = snap.read_at, []
     for limit in snap.limits:
-        if limit.limit != 0 or not limit.enabled or limit.paused:
+        if limit.limit != 0 or not limit.enabled or limit.paused or limit.name in snap.deployment_due:
             continue
         waiting = snap.tasks_waiting.get(limit.name, 0) if limit.kind == "tag" else limit.waiting
         if not waiting:
             continue
         found.append(_incident(
-            "zero_limit", limit, now, since=_oldest_wait(limit, now), threshold_seconds=0.0,
+            "zero_limit", limit, now, since=_oldest_wait(limit.waiting_runs, now), threshold_seconds=0.0,
             summary=f"{LABEL[limit.kind]} {name(limit.name)} has limit 0, so its {waiting} waiting run(s) "
                     "can never start",
             evidence=[f"waiting: {runs_text(limit.waiting_runs, waiting)}"],
             fix=set_limit_change(limit, 1)))
+    return found
+
+
+def blocked_deployment(snap: WatchSnapshot, wait_seconds: float,
+                       seen: Mapping[str, datetime]) -> list[Incident]:
+    """A deployment whose own limit is disabled (every run waits in AwaitingConcurrencySlot) or 0 (runs go
+    Late, the worker aborts them every poll) while it has runs due: nothing of it will ever start."""
+    now, found = snap.read_at, []
+    for limit in snap.limits:
+        due = snap.deployment_due.get(limit.name, [])
+        if limit.kind != "deployment" or not due:
+            continue
+        if not limit.enabled:
+            kind: IncidentKind = "disabled_limit"
+            summary = (f"deployment {name(limit.name)} has its concurrency limit disabled, so its {len(due)} "
+                       "due run(s) can never start (a disabled deployment limit blocks; it does not lift)")
+            fix: Change | None = GlobalLimitChange(action="enable", name=_gcl_name(limit))
+        elif limit.limit == 0:
+            kind, fix = "zero_limit", set_limit_change(limit, 1)
+            summary = (f"deployment {name(limit.name)} has limit 0, so its {len(due)} due run(s) can never start")
+        else:
+            continue
+        found.append(_incident(kind, limit, now, since=_oldest_wait(due, now), threshold_seconds=0.0,
+                               summary=summary, waiting=len(due), waiting_runs=due[:5],
+                               evidence=[f"waiting: {runs_text(due, len(due))}"], fix=fix))
     return found
 
 
@@ -234,7 +287,8 @@ def _show(value: int | None) -> str:
 
 
 DETECTORS: tuple[Detector, ...] = (waiting_on_full_limit, gcl_at_limit, leaked_slots, late_without_worker,
-                                   late_in_unpolled_queue, paused_with_backlog, zero_limit_with_waiters)
+                                   late_in_unpolled_queue, paused_with_backlog, zero_limit_with_waiters,
+                                   blocked_deployment)
 
 
 def detect(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, datetime] | None = None) -> list[Incident]:

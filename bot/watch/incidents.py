@@ -16,9 +16,9 @@ from bot.prefect_ops.changes import Change
 from bot.prefect_ops.models import Holder, LimitKind, WaitingRun
 
 IncidentKind = Literal["waiting_on_limit", "leaked_slots", "no_worker", "paused_backlog", "gcl_full",
-                       "zero_limit"]
+                       "zero_limit", "disabled_limit"]
 INCIDENT_KINDS: tuple[IncidentKind, ...] = ("waiting_on_limit", "leaked_slots", "no_worker", "paused_backlog",
-                                            "gcl_full", "zero_limit")
+                                            "gcl_full", "zero_limit", "disabled_limit")
 KIND_TITLES: dict[str, str] = {
     "waiting_on_limit": "Runs waiting on a full limit",
     "leaked_slots": "Leaked concurrency slots",
@@ -26,6 +26,7 @@ KIND_TITLES: dict[str, str] = {
     "paused_backlog": "Paused, with a backlog",
     "gcl_full": "Global concurrency limit at its limit",
     "zero_limit": "Limit of 0 with waiting runs",
+    "disabled_limit": "Disabled deployment limit with waiting runs",
 }
 
 
@@ -47,6 +48,7 @@ class Incident(BaseModel):
     evidence: list[str] = Field(default_factory=list)
     fix: Change | None = None  # a change that would clear it; proposed, never applied here
     hint: str | None = None  # what to do when no limit change fixes it (start a worker, resume)
+    applied: str | None = None  # the approved fix, once applied ("limit raised to 2 by @x; …")
 
     @property
     def key(self) -> str:
@@ -68,7 +70,7 @@ class Incident(BaseModel):
 
     def fingerprint(self) -> str:
         """Changes when what a reader sees changes (slots, holders, waiting runs), not with time."""
-        parts = [self.key, str(self.limit), str(self.active_slots), str(self.waiting),
+        parts = [self.key, str(self.limit), str(self.active_slots), str(self.waiting), self.applied or "",
                  ",".join(sorted(str(h.id) for h in self.holders)),
                  ",".join(sorted(str(w.id) for w in self.waiting_runs))]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -11,18 +11,22 @@ from datetime import datetime
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
-    TaskRunFilter,
-    TaskRunFilterState,
-    TaskRunFilterStateType,
-    TaskRunFilterTags,
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterNextScheduledStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType, WorkerStatus
+from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import BaseModel, Field
 
 from bot.prefect_ops import by_name
 from bot.prefect_ops.concurrency_map import concurrency_map
-from bot.prefect_ops.models import LimitStatus
-from bot.prefect_ops.runs import read_task_runs
+from bot.prefect_ops.liveness import live_running_tasks, live_waiting_tasks
+from bot.prefect_ops.models import Holder, LimitStatus, WaitingRun
+from bot.prefect_ops.runs import paged, read_flow_runs, utcnow, waiting_run
 
 PARALLEL = 6
 
@@ -34,7 +38,10 @@ class WatchSnapshot(BaseModel):
     limits: list[LimitStatus] = Field(default_factory=list)
     online_workers: dict[str, int] = Field(default_factory=dict)  # pool → online workers (pools with Late runs)
     pools_without_workers: set[str] = Field(default_factory=set)  # push / managed pools need no worker
-    tasks_waiting: dict[str, int] = Field(default_factory=dict)  # tag → pending task runs (full tags only)
+    tasks_waiting: dict[str, int] = Field(default_factory=dict)  # tag → live waiting task runs (full tags only)
+    tag_waiters: dict[str, list[WaitingRun]] = Field(default_factory=dict)  # tag → live waiting tasks, oldest first
+    tag_unleased_live: dict[str, list[Holder]] = Field(default_factory=dict)  # tag → live Running tasks, no lease
+    deployment_due: dict[str, list[WaitingRun]] = Field(default_factory=dict)  # disabled/0 deployment → due runs
     unpolled_queues: set[str] = Field(default_factory=set)  # "pool/queue" with Late runs nobody polls
 
 
@@ -57,13 +64,14 @@ async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
             found = await by_name.read_workers_for_work_pool(client, pool)
             return pool, sum(1 for w in found if w.status == WorkerStatus.ONLINE), False
 
-    async def pending_tasks(tag: str) -> tuple[str, int]:
+    async def waiting_tasks(tag: str) -> tuple[str, list[WaitingRun]]:
         async with gate:
-            runs = await read_task_runs(client, task_run_filter=TaskRunFilter(
-                tags=TaskRunFilterTags(all_=[tag]),
-                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.PENDING, StateType.SCHEDULED]))),
-                limit=200)
-            return tag, len(runs)
+            return tag, await live_waiting_tasks(client, tag)
+
+    async def unleased(limit: LimitStatus) -> tuple[str, list[Holder]]:
+        async with gate:
+            leased = {h.id for h in limit.holders}
+            return limit.name, [h for h in await live_running_tasks(client, limit.name) if h.id not in leased]
 
     async def unpolled(queue: LimitStatus) -> str | None:
         async with gate:
@@ -71,7 +79,11 @@ async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
             return queue.name if getattr(info.status, "value", info.status) == "NOT_READY" else None
 
     pools = await asyncio.gather(*(workers(p) for p in late_pools))
-    tags = await asyncio.gather(*(pending_tasks(t) for t in full_tags))
+    tags = dict(await asyncio.gather(*(waiting_tasks(t) for t in full_tags)))
+    unleased_tags = [lim for lim in cmap.of_kind("tag") if lim.active_slots > len(lim.holders)]
+    live_unleased = dict(await asyncio.gather(*(unleased(lim) for lim in unleased_tags)))
+    blocked = [lim for lim in cmap.of_kind("deployment") if lim.id and (not lim.enabled or lim.limit == 0)]
+    due = await _due_runs_of(client, blocked)
     online = {name for name, count, _ in pools if count > 0}
     late_queues = [q for q in cmap.of_kind("work_queue")
                    if has_late(q) and not q.paused and q.id and q.name.split("/", 1)[0] in online]
@@ -80,5 +92,24 @@ async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
         read_at=cmap.read_at, limits=cmap.limits,
         online_workers={name: online for name, online, _ in pools},
         pools_without_workers={name for name, _, workerless in pools if workerless},
-        tasks_waiting=dict(tags), unpolled_queues={q for q in queues if q},
+        tasks_waiting={tag: len(runs) for tag, runs in tags.items()}, tag_waiters=tags,
+        tag_unleased_live=live_unleased, deployment_due=due, unpolled_queues={q for q in queues if q},
     )
+
+
+async def _due_runs_of(client: PrefectClient, deployments: list[LimitStatus]) -> dict[str, list[WaitingRun]]:
+    """Due runs (Scheduled, Late, AwaitingConcurrencySlot) of deployments whose own limit is disabled or 0:
+    one paged read for all of them, since Prefect never starts these runs."""
+    if not deployments:
+        return {}
+    names = {lim.id: lim.name for lim in deployments}
+    runs = await paged(lambda limit, offset: read_flow_runs(
+        client, flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=utcnow())),
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(names))),
+        sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC, limit=limit, offset=offset))
+    out: dict[str, list[WaitingRun]] = {}
+    for run in runs:
+        out.setdefault(names[run.deployment_id], []).append(waiting_run(run))
+    return out

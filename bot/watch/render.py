@@ -75,7 +75,9 @@ def incident_lines(incident: object, now: datetime) -> list[str]:
     if incident.waiting or incident.waiting_runs:
         lines.append(f"• waiting: {runs_text(incident.waiting_runs, incident.waiting)}")
     lines += [f"• {line}" for line in incident.evidence if "holders:" not in line and "waiting:" not in line]
-    if incident.fix is not None:
+    if incident.applied:
+        lines.append(f"• fix applied: {incident.applied}")
+    elif incident.fix is not None:
         lines.append(f"• fix: {fix_text(incident.fix)} (needs approval)")
     if incident.hint:
         lines.append(f"• fix: {incident.hint}")

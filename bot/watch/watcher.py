@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.safe_text import mention
 from bot.store import Store
 from bot.store import watch as db
 from bot.store.proposals import from_db_time
@@ -61,7 +62,8 @@ class Watcher:
     def __init__(self, store: Store, poster: Any, *, interval: float = 30.0, wait_seconds: float = 600.0,
                  max_posts_per_hour: int = 10, client_factory: ClientFactory = _prefect_client,
                  clock: Callable[[], datetime] = _now, replica_id: str | None = None,
-                 follow_events: bool = True, confirm_seconds: float | None = None) -> None:
+                 follow_events: bool = True, confirm_seconds: float | None = None,
+                 settle_seconds: float | None = None) -> None:
         self.store = store
         self.poster = poster
         self.interval = interval
@@ -72,6 +74,9 @@ class Watcher:
         self.replica_id = replica_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.follow_events = follow_events
         self.confirm = min(interval, CONFIRM_SECONDS) if confirm_seconds is None else confirm_seconds
+        # hysteresis: an open incident must stay away this long before it is resolved; back sooner, it is
+        # the same episode and the same message
+        self.settle = max(3 * interval, 5.0) if settle_seconds is None else settle_seconds
         self.lease_seconds = 1.25 * interval
         self.leading = False
         self.wake = asyncio.Event()
@@ -131,7 +136,10 @@ class Watcher:
         silenced = await self._db(db.silenced_targets, self.store.sessions, now)
         pending = False
         self.ticks += 1
+        applied = await self._applied_notes(rows)
         for key, incident in found.items():
+            if key in applied:
+                incident.applied = applied[key]
             row = rows.get(key) or await self._start(incident, now)
             if row is None:
                 continue
@@ -157,7 +165,7 @@ class Watcher:
                     await self.poster.update(row, incident, now)
         for key, row in rows.items():
             if key not in found:
-                await self._clear(row, now)
+                await self._clear(row, now, applied.get(key))
         await self._post_unposted(now, silenced)
         return pending
 
@@ -166,7 +174,11 @@ class Watcher:
                       last_seen=now, since=incident.since, incident_json=incident.model_dump_json(),
                       waited_json=json.dumps([str(w.id) for w in incident.waiting_runs]), rolled_up=0)
         if not await self._db(db.start_watching, self.store.engine, values):
-            # the key was seen before and resolved: the trouble is back, a new incident under the same key
+            # the key was seen before and resolved: the trouble is back, a new incident under the same key.
+            # Its earlier post still counts against the hourly cap: keep it as a post-log row first.
+            old = await self._db(db.get_incident, self.store.sessions, incident.key)
+            if old is not None and old.status == db.RESOLVED and old.posted_at is not None:
+                await self._db(db.log_post, self.store.engine, incident.key, old.posted_at)
             await self._db(db.set_incident, self.store.sessions, incident.key, (db.RESOLVED,), status=db.WATCHING,
                            first_seen=now, last_seen=now, since=incident.since, opened_at=None, posted_at=None,
                            resolved_at=None, message_ts=None, channel=None, proposal_id=None, rolled_up=0,
@@ -175,33 +187,70 @@ class Watcher:
         row = await self._db(db.get_incident, self.store.sessions, incident.key)
         return row if row is not None and row.status in (db.WATCHING, db.OPEN) else None
 
-    async def _clear(self, row: db.WatchIncident, now: datetime) -> None:
+    async def _clear(self, row: db.WatchIncident, now: datetime, applied: str | None = None) -> None:
         if row.status == db.WATCHING:
             await self._db(db.forget_watching, self.store.sessions, row.key)
             return
+        if applied is not None:  # an approved fix shows on the message at once, before it settles
+            incident = Incident.model_validate_json(row.incident_json)
+            if incident.applied != applied:
+                incident.applied = applied
+                if await self._db(db.set_incident, self.store.sessions, row.key, (db.OPEN,),
+                                  incident_json=incident.model_dump_json(), fingerprint=incident.fingerprint()):
+                    row.incident_json = incident.model_dump_json()
+                    if row.message_ts:
+                        await self.poster.update(row, incident, now)
+        last_seen = from_db_time(row.last_seen) or now
+        if now - last_seen < timedelta(seconds=self.settle):
+            return  # not settled: if it comes back now it is the same episode, the same message
         if not await self._db(db.set_incident, self.store.sessions, row.key, (db.OPEN,), status=db.RESOLVED,
                               resolved_at=now):
             return
         if row.message_ts:
             incident = Incident.model_validate_json(row.incident_json)
             opened = from_db_time(row.opened_at) or from_db_time(row.first_seen)
-            started = await self._started(json.loads(row.waited_json or "[]"))
+            waited = json.loads(row.waited_json or "[]")
+            started = await self._started(waited)
             text = f"cleared after {duration((now - min(opened, incident.since)).total_seconds())}"
             if started is not None:
-                text += f"; {started} run{'s' if started != 1 else ''} started"
+                text += f"; {started} of {len(waited)} waiting run{'s' if len(waited) != 1 else ''} started"
+                if started < len(waited):
+                    text += f", {len(waited) - started} not yet"
             await self.poster.resolve(row, incident, now, text)
 
     async def _started(self, run_ids: list[str]) -> int | None:
         if not run_ids:
             return None
-        from bot.prefect_ops.runs import read_flow_runs_by_id
+        from bot.prefect_ops.runs import read_flow_runs_by_id, read_task_runs_by_id
 
         try:
+            ids = [uuid.UUID(r) for r in run_ids]
             async with self.client_factory() as client:
-                runs = await read_flow_runs_by_id(client, [uuid.UUID(r) for r in run_ids])
+                runs: dict = dict(await read_flow_runs_by_id(client, ids))
+                missing = [i for i in ids if i not in runs]  # tag incidents wait with task runs
+                if missing:
+                    runs.update(await read_task_runs_by_id(client, missing))
         except Exception:
             return None
         return sum(1 for run in runs.values() if run.start_time is not None)
+
+    async def _applied_notes(self, rows: dict[str, db.WatchIncident]) -> dict[str, str]:
+        """For open incidents whose proposed fix was applied: what was done and by whom, for the message."""
+        from bot.store.proposals import get_proposal
+
+        notes = {}
+        for key, row in rows.items():
+            if row.status != db.OPEN or not row.proposal_id:
+                continue
+            proposal = await self._db(get_proposal, self.store.sessions, row.proposal_id)
+            if proposal is None or proposal.status != "applied":
+                continue
+            by = f" by {mention(proposal.decided_by)}" if proposal.decided_by else ""
+            incident = Incident.model_validate_json(row.incident_json)
+            waiting = " waiting for a worker to start the run(s)" if incident.object_kind in (
+                "deployment", "work_pool", "work_queue") and incident.waiting else ""
+            notes[key] = f"{proposal.diff}, approved{by};" + (waiting or " waiting for the next read to confirm")
+        return notes
 
     @staticmethod
     def _silenced(incident: Incident, silenced: set[str]) -> bool:
