@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +57,7 @@ class OfflineAnswerer(Protocol):
 
     async def answer(self, turn: Turn, reason: str) -> Reply: ...
 ToolsForTurn = Callable[[Turn, list[str]], ToolRegistry]
+LiveFactsReader = Callable[[str], Awaitable[Any]]  # question -> bot.offline.live_facts.LiveFacts | None
 
 
 def prefect_version() -> str:
@@ -89,6 +90,7 @@ class Pipeline:
     offline: OfflineAnswerer | None = None
     system_prompt: str = field(default_factory=load_system_prompt)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    live_facts: LiveFactsReader | None = None  # deterministic reads for live-state questions
 
     # --- messages ------------------------------------------------------------------------
     def _secrets(self) -> list[str]:
@@ -177,6 +179,19 @@ class Pipeline:
         return reply
 
     async def _answer_with_model(self, turn: Turn, deadline: float, proposals: list[str]) -> Reply:
+        """The model's answer; for a live-state question, the live facts read beside it (concurrently)."""
+        facts = asyncio.ensure_future(self.live_facts(turn.text)) if self.live_facts is not None else None
+        try:
+            reply = await self._model_reply(turn, deadline, proposals)
+        except BaseException:
+            if facts is not None:
+                facts.cancel()
+            raise
+        if facts is not None:
+            with_facts(reply, await facts)
+        return reply
+
+    async def _model_reply(self, turn: Turn, deadline: float, proposals: list[str]) -> Reply:
         assert self.model is not None
         messages = self.build_messages(turn)
         registry = self.tools_for_turn(turn, proposals)
@@ -255,6 +270,17 @@ READ_ONLY_NOTE = ("This person is a guest from another Slack workspace: answer t
 EMPTY_ANSWER = "I came up empty on that one. Could you rephrase it, or name the deployment, pool or run?"
 
 
+def with_facts(reply: Reply, facts: Any | None) -> None:
+    """Add the live facts as their own block: first when the model's text does not name the blocker."""
+    if facts is None:
+        return
+    if facts.named_by(reply.text):
+        reply.text = f"{reply.text}\n\n{facts.block()}"
+    else:
+        reply.text = f"{facts.block()}\n\n**The model's answer:**\n{reply.text}"
+    reply.live_facts = facts.kind
+
+
 def bounded_history(history: Sequence[HistoryMessage], max_messages: int,
                     max_chars: int) -> list[HistoryMessage]:
     """Newest messages first until either bound is hit; returned oldest first."""
@@ -290,6 +316,7 @@ def build_pipeline(settings: Settings | None = None, approvals: Any | None = Non
     from bot.knowledge.search import RecipeSearch
     from bot.knowledge.verifier import verify_markdown
     from bot.offline import OfflineEngine
+    from bot.offline.live_facts import live_facts
 
     settings = settings or Settings()
     search = RecipeSearch(RecipeBook.load(recipes_dir(settings.bot_prompts_dir)))
@@ -300,6 +327,7 @@ def build_pipeline(settings: Settings | None = None, approvals: Any | None = Non
         search=search,
         verify=verify_markdown,
         offline=OfflineEngine(search, approvals),
+        live_facts=live_facts,
         system_prompt=load_system_prompt(settings.bot_prompts_dir),
         breaker=CircuitBreaker(settings.bot_circuit_failure_threshold, settings.bot_circuit_reset_seconds),
     )

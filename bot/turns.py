@@ -39,4 +39,5 @@ class Reply:
     verifier: Any | None = None  # bot.knowledge.verifier.VerifyReport
     offline: bool = False
     failed: bool = False
+    live_facts: str | None = None  # the kind of live block added beside the model's text, if any
     timings: dict[str, float] = field(default_factory=dict)
