@@ -27,6 +27,7 @@ faults: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.prompt_tokens
 	$(BIN)/python -m bench.watch_latency
 
 lint: $(STAMP)

@@ -105,6 +105,7 @@ class ModelRound:
     prompt_tokens: int
     completion_tokens: int
     tool_names: list[str] = field(default_factory=list)
+    cached_tokens: int = 0  # of prompt_tokens: served from the provider's prompt cache
 
     @property
     def seconds(self) -> float:
@@ -167,7 +168,8 @@ class BenchModelAPI(FakeModelAPI):
                 ref=f"{match.group('kind')}-{match.group('n')}" if match else "?",
                 kind=match.group("kind") if match else "?", started=started, finished=time.monotonic(),
                 prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=completion,
-                tool_names=[c["function"]["name"] for c in message.get("tool_calls") or []]))
+                tool_names=[c["function"]["name"] for c in message.get("tool_calls") or []],
+                cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)))
         return status, out_headers, body
 
     def rounds_for(self, ref: str) -> list[ModelRound]:

@@ -126,11 +126,17 @@ def comparison_rows(report: BenchReport) -> list[tuple[str, str, str, str]]:
         rows.append((f"{a.kind}: prompt + completion tokens", f"{a.prompt_tokens:,} + {a.completion_tokens:,}",
                      f"{b.prompt_tokens:,} + {b.completion_tokens:,}",
                      _ratio(a.prompt_tokens + a.completion_tokens, b.prompt_tokens + b.completion_tokens)))
+        rows.append((f"{a.kind}: cached share of prompt tokens", _share(a.cached_tokens, a.prompt_tokens),
+                     _share(b.cached_tokens, b.prompt_tokens), "–"))
     rows.append(("Bot CPU per answer", f"{ours.load.cpu_ms_per_answer:.1f} ms",
                  f"{naive.load.cpu_ms_per_answer:.1f} ms", "–"))
     rows.append(("RSS peak under load", f"{ours.load.rss_peak_mib:.0f} MiB", f"{naive.load.rss_peak_mib:.0f} MiB",
                  "–"))
     return rows
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%} ({part:,})" if whole else "–"
 
 
 def print_report(report: BenchReport, console: Console | None = None) -> None:
@@ -160,11 +166,12 @@ def print_report(report: BenchReport, console: Console | None = None) -> None:
     console.print(detail)
 
     answers = Table(title="Per answer (each question alone)")
-    for column in ("Question", "Round trips", "Prompt tokens", "Completion tokens", "Tools called",
+    for column in ("Question", "Round trips", "Prompt tokens", "Cached", "Completion tokens", "Tools called",
                    "Answer", "Model", "Prefect + bot"):
         answers.add_column(column)
     for a in report.ours.answers:
-        answers.add_row(a.kind, str(a.model_rounds), f"{a.prompt_tokens:,}", f"{a.completion_tokens:,}",
+        answers.add_row(a.kind, str(a.model_rounds), f"{a.prompt_tokens:,}", _share(a.cached_tokens, a.prompt_tokens),
+                        f"{a.completion_tokens:,}",
                         ", ".join(a.tools) or "–",
                         "–" if a.answer_seconds is None else f"{a.answer_seconds * 1000:,.0f} ms",
                         f"{a.model_seconds * 1000:,.0f} ms",

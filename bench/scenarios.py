@@ -197,6 +197,7 @@ class AnswerCost(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     tools: list[str]
+    cached_tokens: int = 0  # of prompt_tokens, from usage.prompt_tokens_details.cached_tokens
     answer_seconds: float | None
     model_seconds: float
     other_seconds: float | None  # Prefect reads + the bot's own work
@@ -228,6 +229,7 @@ def single_answers(bench: Bench, bot: BotProcess, channel: str, timeout: float =
         costs.append(AnswerCost(
             kind=kind, model_rounds=len(rounds), prompt_tokens=sum(r.prompt_tokens for r in rounds),
             completion_tokens=sum(r.completion_tokens for r in rounds),
+            cached_tokens=sum(r.cached_tokens for r in rounds),
             tools=[name for r in rounds for name in r.tool_names], answer_seconds=answer, model_seconds=model,
             other_seconds=answer - model if answer is not None else None,
             bot_counted_rounds=int(after - before) if after is not None and before is not None else None,

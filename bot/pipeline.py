@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,8 +104,8 @@ class Pipeline:
         """The recipes worth sending with the first call: the best match when it is a real match,
         and the runner-up only when it scores close to it. Lookups ("show all limits") get none,
         which keeps their prompts (re-sent every round) small."""
-        if self.search is None:
-            return ""
+        if self.search is None or asks_about_live_state(question):
+            return ""  # the model looks live state up; it can still call search_recipes
         hits = [h for h in self.search.search(question, k=2) if h.score >= MIN_RECIPE_SCORE]
         hits = [h for h in hits if h.score >= RUNNER_UP_SHARE * hits[0].score] if hits else []
         if not hits:
@@ -268,6 +269,20 @@ ROUND_CAP_ANSWER = ("I looked things up {rounds} times without reaching an answe
 READ_ONLY_NOTE = ("This person is a guest from another Slack workspace: answer their question, but do not "
                   "propose limit changes (you have no tool for it in this conversation).")
 EMPTY_ANSWER = "I came up empty on that one. Could you rephrase it, or name the deployment, pool or run?"
+
+
+NOW = re.compile(r"\b(?:right\s+now|currently|at\s+the\s+moment|at\s+present|just\s+now)\b", re.IGNORECASE)
+
+
+def asks_about_live_state(question: str) -> bool:
+    """A question about what is happening now (a lookup, a diagnosis, what is full): recipes would ride
+    along in every round's prompt for nothing, so none are pre-retrieved."""
+    from bot.offline.intents import classify
+    from bot.offline.live_facts import FULL, LEAK
+
+    if NOW.search(question) or LEAK.search(question) or FULL.search(question):
+        return True
+    return classify(question).kind in ("diagnose", "list", "inspect")
 
 
 def with_facts(reply: Reply, facts: Any | None) -> None:
