@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "feedback": "Summarise the thumbs-up/down votes on answers.",
     "demo": "Seed the Prefect server with a realistic concurrency situation to try (--clean removes it).",
     "watch": "Print the concurrency incidents the watcher sees now (`watch --once [--json]`).",
+    "doctor": "Check the setup (settings, Slack, Prefect, model, store) and say what to fix.",
 }
 
 

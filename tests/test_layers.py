@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
-FRONT_ENDS = ("bot.slack", "bot.terminal", "bot.commands", "bot.runtime", "bot.cli")
+FRONT_ENDS = ("bot.slack", "bot.terminal", "bot.commands", "bot.runtime", "bot.cli", "bot.doctor")
 VENDORS = ("slack_sdk", "slack_bolt", "openai")
 FORBIDDEN = {
     "store": FRONT_ENDS + VENDORS + ("bot.pipeline", "bot.agent", "bot.approvals", "bot.knowledge", "bot.offline"),

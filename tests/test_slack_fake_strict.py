@@ -122,7 +122,7 @@ SCOPE_USES = {
     "groups:history": "conversations_replies", "im:history": "is_direct_message",
     "mpim:history": "conversations_replies", "chat:write": "chat_postMessage", "reactions:write": "reactions_add",
     "commands": "app.command", "usergroups:read": "usergroups_list", "users:read": "users_info",
-    "assistant:write": "set_status",
+    "assistant:write": "set_status", "channels:read": "conversations_info", "groups:read": "conversations_info",
 }
 
 

@@ -49,3 +49,25 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def head_revision() -> str:
+    """The newest migration this code ships."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
+
+
+def known_revisions() -> list[str]:
+    """Every revision this code knows, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    return [str(s.revision) for s in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))]
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, without changing it; None for a database never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+
+import yaml
 
 from tests.fakes.block_kit import MESSAGE_TEXT, block_problems, view_problems
 from tests.fakes.http_fake import FakeServer
@@ -17,6 +21,16 @@ BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 BOT_TOKENS = {"xoxb-test-token-123456", "xoxb-test", "xoxb-bench-token-123456"}  # tests, bench/botproc.py
 APP_TOKENS = {"xapp-test-app-token-123456"}
+USER_TOKENS = {"xoxp-test-user-token-123456"}  # a person's token: auth.test answers without a bot_id
+USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yaml"
+# The scopes Slack demands per method (x-accepted-oauth-scopes); a token without one gets `missing_scope`.
+# conversations.* depend on the channel's kind, see `_needed_scope`.
+METHOD_SCOPES = {"users.info": "users:read", "usergroups.list": "usergroups:read",
+                 "usergroups.users.list": "usergroups:read", "chat.postMessage": "chat:write",
+                 "chat.update": "chat:write", "chat.postEphemeral": "chat:write", "reactions.add": "reactions:write"}
+CONVERSATION_SCOPES = {"conversations.info": "read", "conversations.members": "read",
+                       "conversations.replies": "history", "conversations.history": "history"}
 APP_TOKEN_METHODS = {"apps.connections.open"}
 NO_TOKEN_PATHS = {"response"}  # response_url posts carry no token
 BLOCK_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral", "chat.stopStream", "chat.scheduleMessage"}
@@ -49,6 +63,11 @@ class FakeSlackAPI(FakeServer):
         self._failures: dict[str, list[tuple[int, dict[str, str], Any]]] = defaultdict(list)
         self._ts = time.time()
         self.socket_url: str | None = None  # what apps.connections.open hands out
+        self.granted_scopes: set[str] = manifest_scopes()  # what the installed app may do (x-oauth-scopes)
+        self.archived_channels: set[str] = set()
+        self.absent_users: set[str] = set()  # users.info answers user_not_found
+        self.deleted_users: set[str] = set()  # deactivated accounts (user.deleted)
+        self.bot_users: set[str] = set()  # users that are bots (user.is_bot)
         self.changed = threading.Condition()
 
     # --- scripting -------------------------------------------------------------------------
@@ -111,6 +130,11 @@ class FakeSlackAPI(FakeServer):
             self.not_in_channels.clear()
             self.published.clear()
             self.refused.clear()
+            self.granted_scopes = manifest_scopes()
+            self.archived_channels.clear()
+            self.absent_users.clear()
+            self.deleted_users.clear()
+            self.bot_users.clear()
 
     # --- serving ---------------------------------------------------------------------------
     def _next_ts(self) -> str:
@@ -147,14 +171,40 @@ class FakeSlackAPI(FakeServer):
         if failure is not None and not failure[1].get("X-Fake-After-Effect"):
             return failure
         refusal = self._refusal(api_method, headers, args)
+        scope_headers = self._scope_headers(api_method, headers, args)
         if failure is not None:  # the work is done, then the answer fails
             if refusal is None:
-                self._answer(api_method, args)
+                self._answer(api_method, args, headers)
             status, fail_headers, body = failure
             return status, {k: v for k, v in fail_headers.items() if k != "X-Fake-After-Effect"}, body
         if refusal is not None:
-            return 200, {}, refusal
-        return 200, {}, self._answer(api_method, args)
+            return 200, scope_headers, refusal
+        return 200, scope_headers, self._answer(api_method, args, headers)
+
+    @staticmethod
+    def _token(headers: dict[str, str], args: dict[str, Any]) -> str:
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        return auth[len("Bearer "):] if auth.startswith("Bearer ") else str(args.get("token") or "")
+
+    def _scope_headers(self, method: str, headers: dict[str, str], args: dict[str, Any]) -> dict[str, str]:
+        """Like Slack: every answer to an OAuth (bot or user) token says what the token may do
+        (`x-oauth-scopes`) and what the method accepts (`x-accepted-oauth-scopes`)."""
+        if self._token(headers, args) not in BOT_TOKENS | USER_TOKENS:
+            return {}
+        with self.lock:
+            granted = ",".join(sorted(self.granted_scopes))
+        return {"x-oauth-scopes": granted, "x-accepted-oauth-scopes": self._needed_scope(method, args) or ""}
+
+    def _needed_scope(self, method: str, args: dict[str, Any]) -> str | None:
+        if method in METHOD_SCOPES:
+            return METHOD_SCOPES[method]
+        kind = CONVERSATION_SCOPES.get(method)
+        if kind is None:
+            return None
+        channel = str(args.get("channel") or "")
+        prefix = ("im" if channel.startswith("D") else "groups" if channel.startswith("G")
+                  or channel in self.private_channels else "channels")
+        return f"{prefix}:{kind}"
 
     # --- what Slack refuses ----------------------------------------------------------------
     def _refuse(self, method: str, error: str, why: list[str] | None = None) -> dict[str, Any]:
@@ -169,15 +219,21 @@ class FakeSlackAPI(FakeServer):
         """Slack's own checks, in its order: token, then arguments; None when the call is fine."""
         if method in NO_TOKEN_PATHS:
             return None
-        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else str(args.get("token") or "")
+        token = self._token(headers, args)
         if not token:
             return self._refuse(method, "not_authed")
-        if token not in BOT_TOKENS | APP_TOKENS:
+        if token not in BOT_TOKENS | APP_TOKENS | USER_TOKENS:
             return self._refuse(method, "invalid_auth")
         wants_app = method in APP_TOKEN_METHODS
         if wants_app != (token in APP_TOKENS):
             return self._refuse(method, "not_allowed_token_type")
+        needed = self._needed_scope(method, args)
+        with self.lock:
+            granted = set(self.granted_scopes)
+        if needed and needed not in granted:
+            answer = self._refuse(method, "missing_scope")
+            answer.update({"needed": needed, "provided": ",".join(sorted(granted))})
+            return answer
         if method in BLOCK_METHODS:
             why = block_problems(args.get("blocks"))
             if why:
@@ -195,12 +251,16 @@ class FakeSlackAPI(FakeServer):
             return self._refuse(method, "not_in_channel")
         return None
 
-    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, method: str, args: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
         if method == "apps.connections.open":
             return {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "not_set"}
         if method == "auth.test":
-            answer = {"ok": True, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": "T1", "user": "bot",
+            answer = {"ok": True, "url": "https://fake-workspace.slack.com/", "team": "Fake Workspace",
+                      "user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": "T1", "user": "bot",
                       "is_enterprise_install": False}
+            if self._token(headers or {}, args) in USER_TOKENS:
+                answer.update({"user_id": "UPERSON", "user": "person"})
+                del answer["bot_id"]
             if self.enterprise_id:
                 answer["enterprise_id"] = self.enterprise_id
             return answer
@@ -236,7 +296,7 @@ class FakeSlackAPI(FakeServer):
         if method == "conversations.replies":
             return self._replies(args)
         if method == "conversations.info":
-            return _channel_info(args.get("channel", ""), self.private_channels)
+            return self._conversation_info(args.get("channel", ""))
         if method == "usergroups.users.list":
             group = args.get("usergroup", "")
             if group not in self.usergroup_members:
@@ -273,15 +333,34 @@ class FakeSlackAPI(FakeServer):
         answer["response_metadata"] = {"next_cursor": f"bmV4dF90czox{start + limit}" if has_more else ""}
         return answer
 
+    def _conversation_info(self, channel: str) -> dict[str, Any]:
+        """A bot sees a private channel only when it is in it; `is_member` says whether it is."""
+        answer = _channel_info(channel, self.private_channels)
+        if not answer["ok"]:
+            return answer
+        member = channel not in self.not_in_channels
+        if answer["channel"]["is_private"] and not answer["channel"]["is_im"] and not member:
+            return {"ok": False, "error": "channel_not_found"}
+        answer["channel"].update({"is_member": member, "is_archived": channel in self.archived_channels})
+        return answer
+
     def _user_info(self, user: str) -> dict[str, Any]:
-        if not user:
+        if not USER_ID.match(user) or user in self.absent_users:
             return {"ok": False, "error": "user_not_found"}
-        info: dict[str, Any] = {"id": user, "name": user.lower(), "team_id": "T1"}
+        info: dict[str, Any] = {"id": user, "name": user.lower(), "team_id": "T1",
+                                "deleted": user in self.deleted_users,
+                                "is_bot": user in self.bot_users or user == BOT_USER_ID}
         enterprise = self.user_enterprises.get(user, self.enterprise_id)
         if enterprise:
             info["enterprise_user"] = {"id": user, "enterprise_id": enterprise, "enterprise_name": enterprise,
                                        "is_admin": False, "is_owner": False, "teams": []}
         return {"ok": True, "user": info}
+
+
+def manifest_scopes() -> set[str]:
+    """The bot scopes manifest.yaml asks for: what an app installed from it is granted."""
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    return set(manifest["oauth_config"]["scopes"]["bot"])
 
 
 def _as_list(blocks: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,29 @@
+"""`concurrency-bot doctor [--json]`: check settings, Slack, Prefect, the model and the store; say what to fix."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+HELP = "Check the setup (settings, Slack, Prefect, model, store) and say what to fix."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.doctor import diagnose
+    from bot.redact import remember
+    from bot.settings import Settings
+
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("prefect").setLevel(logging.ERROR)
+    try:
+        remember(Settings().secret_values())  # nothing the checks print may carry a secret
+    except Exception:  # settings that do not parse are exactly what the report is about
+        pass
+    report = asyncio.run(diagnose())
+    print(report.as_json() if args.json else report.table())
+    return report.exit_code()
