@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.doctor.state import DoctorState
 from bot.pipeline import Pipeline, build_pipeline
 from bot.redact import remember
 from bot.settings import Settings
@@ -33,10 +34,13 @@ class Runtime:
     app: AsyncApp
     approvals: Any | None = None
     watcher: Any | None = None  # bot.watch.watcher.Watcher when BOT_WATCH_CHANNEL is set
+    doctor: DoctorState = field(default_factory=DoctorState)  # `serve` fills it at start (bot.doctor)
 
     def start_background(self, sweep_every: float = 60.0) -> list[asyncio.Task]:
         """Periodic work: expire stale proposals and update their cards."""
         tasks = [asyncio.ensure_future(self.watcher.run())] if self.watcher is not None else []
+        if self.doctor.refresh is not None:
+            tasks.append(asyncio.ensure_future(self.doctor.run()))
         if self.approvals is None:
             return tasks
         from bot.approvals.sweeper import sweep_expired
@@ -101,8 +105,9 @@ class Runtime:
         return token.get_secret_value() if token is not None and token.get_secret_value() else None
 
     def health_detail(self) -> dict[str, Any]:
-        """/healthz?detail=1: the model's state (bot.agent.model_health), or that none is configured."""
-        return {"model": model_report(self.pipeline, self.settings)}
+        """/healthz?detail=1 (behind BOT_METRICS_TOKEN): the model's state (bot.agent.model_health), or that
+        none is configured, and the doctor's current ✗/⚠ rows."""
+        return {"model": model_report(self.pipeline, self.settings), "doctor": self.doctor.detail()}
 
     def metrics_registry(self) -> Any:
         from bot.metrics import store_registry
@@ -139,10 +144,23 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     register_assistant(app, responder)
     from bot.approvals.policy import NOBODY
 
+    doctor = DoctorState()
     register_home(app, approvals.pending, notice=home_notice(pipeline, None if approvals.policy.configured else NOBODY),
-                  read_incidents=open_incidents_reader(settings, store))
+                  read_incidents=open_incidents_reader(settings, store), read_setup=setup_reader(doctor, approvals))
     register_slash_command(app, pipeline.offline, gate=gate, link_hosts=settings.link_hosts)
-    return Runtime(settings, store, pipeline, responder, app, approvals, build_watcher(settings, store, app, approvals))
+    return Runtime(settings, store, pipeline, responder, app, approvals, build_watcher(settings, store, app, approvals),
+                   doctor)
+
+
+def setup_reader(doctor: DoctorState, approvals: Any) -> Any:
+    """The doctor's ✗/⚠ rows for the Home tab, shown to approvers only (they name people and channels)."""
+    async def read(user: str) -> list[str]:
+        lines = doctor.problem_lines()
+        if not lines or not await approvals.policy.is_approver(user):
+            return []
+        return lines
+
+    return read
 
 
 def model_report(pipeline: Pipeline, settings: Settings) -> dict[str, Any]:

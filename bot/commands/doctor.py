@@ -13,17 +13,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
 
 
-def run(args: argparse.Namespace) -> int:
+def check() -> object:
+    """Run every check on this process's settings, quietly; returns the Report."""
     from bot.doctor import diagnose
     from bot.redact import remember
     from bot.settings import Settings
 
-    logging.basicConfig(level=logging.ERROR)
     logging.getLogger("prefect").setLevel(logging.ERROR)
     try:
         remember(Settings().secret_values())  # nothing the checks print may carry a secret
     except Exception:  # settings that do not parse are exactly what the report is about
         pass
-    report = asyncio.run(diagnose())
-    print(report.as_json() if args.json else report.table())
-    return report.exit_code()
+    return asyncio.run(diagnose())
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.ERROR)
+    report = check()
+    print(report.as_json() if args.json else report.table())  # type: ignore[attr-defined]
+    return report.exit_code()  # type: ignore[attr-defined]

@@ -20,7 +20,10 @@ def run(args: argparse.Namespace) -> int:
         from bot.commands import serve
 
         return serve.run(args)
+    from bot.commands import chat, doctor
+
+    print("Checking the setup (`concurrency-bot doctor`)…", flush=True)
+    print(doctor.check().table(), end="\n\n")  # type: ignore[attr-defined]
     print("No SLACK_BOT_TOKEN set: starting the terminal chat (set it to run the Slack bot).")
-    from bot.commands import chat
 
     return chat.run(argparse.Namespace())

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.doctor.report import GROUPS, Report, Row, fail
 from bot.settings import Settings
 
-__all__ = ["diagnose"]
+__all__ = ["diagnose", "diagnose_environment"]
 
 log = logging.getLogger(__name__)
 GROUP_TIMEOUT = 90.0
@@ -34,16 +34,28 @@ async def diagnose(settings: Settings | None = None, env: Mapping[str, str] | No
                    skip: tuple[str, ...] = (), timeout: float = GROUP_TIMEOUT) -> Report:
     """Every check. `settings=None` reads and checks the environment like `serve` would; `prefect` is a
     PrefectTarget (default: what Prefect's own settings say); `skip` leaves groups out."""
+    if settings is None:
+        return (await diagnose_environment(env, env_file, prefect, skip, timeout))[1]
+    return await _run(settings, check_settings_given(settings), prefect, skip, timeout)
+
+
+async def diagnose_environment(env: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"),
+                               prefect: object | None = None, skip: tuple[str, ...] = (),
+                               timeout: float = GROUP_TIMEOUT) -> tuple[Settings, Report]:
+    """The settings read from the environment (a bad value replaced by its default) and the report."""
+    from bot.doctor.settings_checks import check_settings
+
+    settings, settings_rows = check_settings(env, env_file)
+    return settings, await _run(settings, settings_rows, prefect, skip, timeout)
+
+
+async def _run(settings: Settings, settings_rows: list[Row], prefect: object | None, skip: tuple[str, ...],
+               timeout: float) -> Report:
     from bot.doctor.model_checks import check_model
     from bot.doctor.prefect_checks import check_prefect
-    from bot.doctor.settings_checks import check_settings
     from bot.doctor.slack_checks import check_slack
     from bot.doctor.store_checks import check_store
 
-    if settings is None:
-        settings, settings_rows = check_settings(env, env_file)
-    else:
-        settings_rows = check_settings_given(settings)
     checks: dict[str, Callable[[], Awaitable[list[Row]]]] = {
         "Slack": lambda: check_slack(settings),
         "Prefect": lambda: check_prefect(settings, prefect),  # type: ignore[arg-type]

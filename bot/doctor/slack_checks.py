@@ -84,7 +84,8 @@ async def _mode(settings: Settings) -> Row:
     app_token = _secret(settings.slack_app_token)
     if app_token is None:
         if _secret(settings.slack_signing_secret) is None:
-            return fail(GROUP, "HTTP mode", "no SLACK_SIGNING_SECRET: requests to /slack/events cannot be verified",
+            return fail(GROUP, "HTTP mode",
+                        "SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify requests to /slack/events",
                         "set SLACK_SIGNING_SECRET (Basic Information → App Credentials), or SLACK_APP_TOKEN for "
                         "Socket Mode", unsafe=True)
         return ok(GROUP, "HTTP mode", "signing secret set; Slack must reach https://YOUR-HOST/slack/events")

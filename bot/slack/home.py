@@ -47,6 +47,7 @@ Notice = str | Callable[[], str | None] | None  # a fixed line, or one read at e
 MapReader = Callable[[], Awaitable[Any]]  # returns bot.prefect_ops.models.ConcurrencyMap
 PendingReader = Callable[[], Awaitable[list[Any]]]  # returns pending ProposalViews
 IncidentReader = Callable[[], Awaitable[list[Any]]]  # returns open bot.watch.incidents.Incident
+SetupReader = Callable[[str], Awaitable[list[str]]]  # the doctor's ✗/⚠ lines this viewer may see
 
 
 async def read_live_map() -> Any:
@@ -84,13 +85,30 @@ def incident_blocks(incidents: list[Any]) -> list[Block]:
     return blocks
 
 
+def setup_blocks(lines: list[str]) -> list[Block]:
+    """The doctor's current ✗/⚠ rows (approvers only); the text names settings and services' answers."""
+    shown = [clean(line)[:400] for line in lines[:15]]
+    if len(lines) > 15:
+        shown.append(f"…and {len(lines) - 15} more: run `concurrency-bot doctor`")
+    blocks: list[Block] = [HeaderBlock(text="Setup problems")]
+    for start in range(0, len(shown), 5):
+        blocks.append(SectionBlock(text="\n".join(shown[start:start + 5])[:2900]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text="Shown to approvers only, from the checks `serve` runs at start (`concurrency-bot doctor`).")]))
+    blocks.append(DividerBlock())
+    return blocks
+
+
 def home_view(limits_map: Any | None, pending: list[Any], error: str | None = None,
-              notice: str | None = None, incidents: list[Any] | None = None) -> View:
+              notice: str | None = None, incidents: list[Any] | None = None,
+              setup: list[str] | None = None) -> View:
     blocks: list[Block] = [HeaderBlock(text="Prefect concurrency"),
                            ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=REFRESH_ACTION,
                                                                 value="refresh")])]
     if notice:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f":information_source: {notice}")]))
+    if setup:
+        blocks += setup_blocks(setup)
     if incidents is not None:
         blocks += incident_blocks(incidents)
     if error:
@@ -174,7 +192,7 @@ async def visible_to(viewer: str, pending: list[Any], client: AsyncWebClient,
 
 async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader, read_pending: PendingReader,
                        channels: ChannelVisibility | None = None, notice: Notice = None,
-                       read_incidents: IncidentReader | None = None) -> None:
+                       read_incidents: IncidentReader | None = None, read_setup: SetupReader | None = None) -> None:
     error = None
     limits_map = None
     if callable(notice):
@@ -195,8 +213,15 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
             incidents = await read_incidents()
         except Exception:
             log.exception("could not read open incidents")
+    setup = None
+    if read_setup is not None:
+        try:
+            setup = await read_setup(user_id)
+        except Exception:
+            log.exception("could not read the setup checks")
     try:
-        await client.views_publish(user_id=user_id, view=home_view(limits_map, pending, error, notice, incidents))
+        await client.views_publish(user_id=user_id, view=home_view(limits_map, pending, error, notice, incidents,
+                                                                   setup))
     except SlackApiError as exc:  # never leave the tab blank: say what went wrong instead
         log.error("Slack refused the Home tab (%s); publishing a short one", exc.response.get("error"))
         await client.views_publish(user_id=user_id, view=home_view(
@@ -205,21 +230,24 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
 
 def register_home(app: AsyncApp, read_pending: PendingReader, read_map: MapReader = read_live_map,
                   notice: Notice = None, cache_seconds: float = MAP_CACHE_SECONDS,
-                  read_incidents: IncidentReader | None = None) -> CachedMap:
+                  read_incidents: IncidentReader | None = None, read_setup: SetupReader | None = None) -> CachedMap:
     """Wire the Home tab; returns the cached reader (its `reads` counts real Prefect scans).
     `notice` is a line shown at the top of every Home tab (e.g. that nobody can approve yet);
-    `read_incidents` lists the watcher's open incidents above the limits table."""
+    `read_incidents` lists the watcher's open incidents above the limits table; `read_setup` gives the
+    doctor's problem lines a viewer may see (approvers)."""
     cached = CachedMap(read_map, cache_seconds)
     channels = ChannelVisibility()
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") == "home":
-            await publish_home(client, event["user"], cached, read_pending, channels, notice, read_incidents)
+            await publish_home(client, event["user"], cached, read_pending, channels, notice, read_incidents,
+                               read_setup)
 
     @app.action(REFRESH_ACTION)
     async def on_refresh(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await publish_home(client, body["user"]["id"], cached, read_pending, channels, notice, read_incidents)
+        await publish_home(client, body["user"]["id"], cached, read_pending, channels, notice, read_incidents,
+                           read_setup)
 
     return cached

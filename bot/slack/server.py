@@ -38,7 +38,8 @@ def web_application(app: AsyncApp, path: str | None = "/slack/events",
                     metrics_token: str | None = None, health_detail: HealthDetail | None = None) -> web.Application:
     """`path=None`: only /healthz and /metrics (Socket Mode gets its events over the WebSocket).
 
-    `/healthz?detail=1` adds `health_detail()` (the model's state), behind BOT_METRICS_TOKEN like /metrics."""
+    `/healthz?detail=1` adds `health_detail()` (the model's state, the doctor's current ✗/⚠ rows); they name
+    channels, people and hosts, so they need BOT_METRICS_TOKEN, and are refused when no token is configured."""
     async def slack_events(request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
         bolt_response = await app.async_dispatch(bolt_request)
@@ -47,6 +48,9 @@ def web_application(app: AsyncApp, path: str | None = "/slack/events",
     async def healthz(request: web.Request) -> web.Response:
         body: dict[str, Any] = {"ok": True}
         if request.query.get("detail") and health_detail is not None:
+            if not metrics_token:
+                return web.json_response({"ok": True, "error": "set BOT_METRICS_TOKEN to read the detail"},
+                                         status=403)
             if not bearer_ok(request, metrics_token):
                 return web.Response(status=401, text="detail needs Authorization: Bearer <BOT_METRICS_TOKEN>\n",
                                     headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
