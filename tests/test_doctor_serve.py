@@ -105,7 +105,7 @@ async def test_health_detail_is_refused_without_a_configured_token():
     from slack_bolt.async_app import AsyncApp
 
     app = AsyncApp(token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
-    async with TestClient(TestServer(web_application(app, health_detail=state.detail))) as client:
+    async with TestClient(TestServer(web_application(app, health_detail=lambda: {"doctor": state.detail()}))) as client:
         refused = await client.get("/healthz?detail=1")
         plain = await client.get("/healthz")
         assert refused.status == 403 and "BOT_METRICS_TOKEN" in (await refused.json())["error"]
