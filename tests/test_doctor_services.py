@@ -9,7 +9,7 @@ from bot.doctor.model_checks import check_model
 from bot.doctor.prefect_checks import PrefectTarget, check_prefect
 from bot.doctor.report import Row, Status
 from bot.settings import load_settings
-from tests.fakes.model_api import error, text, tool_calls
+from tests.fakes.model_api import CLASSIC_MODEL, REASONING_MODEL, SUITE_MODEL, text, tool_calls
 from tests.fakes.prefect_server import free_port
 from tests.fakes.prefect_standins import BearerProxy, Prefect2Server
 from tests.harness import MODEL_KEY
@@ -76,14 +76,19 @@ async def test_no_prefect_url_is_a_warning_with_a_next_step():
 # --- Model -------------------------------------------------------------------------------------
 
 def model_settings(model_api, **overrides):
-    return load_settings(openai_api_key=MODEL_KEY, openai_base_url=model_api.base_url, **overrides)
+    values = {"openai_api_key": MODEL_KEY, "openai_base_url": model_api.base_url, "openai_model": SUITE_MODEL,
+              **overrides}
+    return load_settings(**values)
 
 
-async def test_healthy_model_round_trip(fresh_model):
-    fresh_model.script(tool_calls(("doctor_ping", {})), text("pong"))
-    rows = await check_model(model_settings(fresh_model))
+@pytest.mark.parametrize("model", [CLASSIC_MODEL, REASONING_MODEL])
+async def test_healthy_model_round_trip_and_its_request_form(fresh_model, model):
+    fresh_model.script(tool_calls(("report_marker", {})), text("ok"))
+    rows = await check_model(model_settings(fresh_model, openai_model=model))
     assert [(r.name, r.status) for r in rows] == [("key", Status.OK), ("model", Status.OK), ("tools", Status.OK),
                                                   ("request form", Status.OK)]
+    form = row(rows, "Model", "request form").detail
+    assert form.startswith("max_tokens, classic" if model == CLASSIC_MODEL else "max_completion_tokens, reasoning")
     second = fresh_model.requests[1]["messages"]
     assert second[-1]["role"] == "tool" and second[-2]["tool_calls"][0]["id"] == second[-1]["tool_call_id"]
 
@@ -94,18 +99,18 @@ async def test_no_model_key_is_offline_only_warning():
 
 
 async def test_bad_model_key(fresh_model):
-    fresh_model.script(error(401, message="Incorrect API key provided: sk-bad."))
+    fresh_model.revoke(MODEL_KEY)
     rows = await check_model(model_settings(fresh_model))
     bad = row(rows, "Model", "key")
-    assert bad.status is Status.FAIL and "Incorrect API key" in bad.detail and "OPENAI_API_KEY" in bad.fix
+    assert bad.status is Status.FAIL and "HTTP 401" in bad.detail and bad.fix.startswith("change OPENAI_API_KEY")
+    assert MODEL_KEY not in bad.detail
     assert len(fresh_model.requests) == 1  # a permanent error is not retried
 
 
 async def test_unknown_model(fresh_model):
-    fresh_model.script(error(404, message="The model `gpt-9-nano` does not exist or you do not have access to it."))
     rows = await check_model(model_settings(fresh_model, openai_model="gpt-9-nano"))
     bad = row(rows, "Model", "model")
-    assert bad.status is Status.FAIL and "OPENAI_MODEL=gpt-9-nano" in bad.detail and "OPENAI_MODEL" in bad.fix
+    assert bad.status is Status.FAIL and "model_not_found" in bad.detail and bad.fix.startswith("change OPENAI_MODEL")
 
 
 async def test_model_that_does_not_call_tools(fresh_model):
@@ -114,8 +119,8 @@ async def test_model_that_does_not_call_tools(fresh_model):
     assert row(rows, "Model", "tools").status is Status.WARN
 
 
-@pytest.mark.parametrize("base", ["http://127.0.0.1:{port}/v1"])
-async def test_model_provider_unreachable(base):
-    rows = await check_model(load_settings(openai_api_key=MODEL_KEY, openai_base_url=base.format(port=free_port())))
+async def test_model_provider_unreachable():
+    rows = await check_model(load_settings(openai_api_key=MODEL_KEY,
+                                           openai_base_url=f"http://127.0.0.1:{free_port()}/v1"))
     bad = row(rows, "Model", "key")
     assert bad.status is Status.FAIL and "OPENAI_BASE_URL" in bad.fix
