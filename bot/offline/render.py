@@ -5,8 +5,11 @@ Plain Markdown, so every front end converts it the same way (Slack mrkdwn, rich 
 
 from __future__ import annotations
 
+import shlex
+
 from bot.prefect_ops.models import ConcurrencyMap, Diagnosis, Holder, LimitStatus
 from bot.safe_text import tick
+from bot.shell_text import command_or_note
 
 __all__ = ["limits_table", "limit_detail", "diagnosis_text", "KIND_TITLES"]
 
@@ -96,6 +99,8 @@ def diagnosis_text(diagnosis: Diagnosis) -> str:
         if blocker.fix is not None and blocker.fix.action != "none":
             fix = blocker.fix
             change = f" ({fix.current or 'none'} → {fix.proposed})" if fix.proposed else ""
+            if fix.action == "start_worker" and fix.proposed:  # a shell line: shown as a command, or not at all
+                change = f": {command_or_note(*shlex.split(fix.proposed), escaped=False)}"
             lines.append(f"\n**Suggested:** {fix.action.replace('_', ' ')} on {fix.target_kind.replace('_', ' ')} "
                          f"{tick(fix.target_name)}{change}: {fix.reason}")
     lines.append("\n_Checks made:_\n")

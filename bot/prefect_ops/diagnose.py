@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
+from httpx import HTTPStatusError
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -45,6 +46,7 @@ from bot.prefect_ops.runs import (
     utcnow,
 )
 from bot.safe_text import tick
+from bot.shell_text import shell_line
 
 HOLDERS_SHOWN = 3
 
@@ -361,7 +363,7 @@ async def _check_pool(client: PrefectClient, run: FlowRun | None) -> Finding | N
                 action="start_worker",
                 target_kind="work_pool",
                 target_name=name,
-                proposed=f"prefect worker start --pool {name}",
+                proposed=shell_line("prefect", "worker", "start", "--pool", name),
                 reason="a worker must poll the pool to start its runs",
             ),
         )
@@ -449,6 +451,15 @@ async def _check_backlog(client: PrefectClient, run: FlowRun | None, blocked: bo
 
 
 @at_boundary
+def _unreadable(check: str, run: FlowRun | None, exc: Exception) -> Finding:
+    response = getattr(exc, "response", None) or getattr(getattr(exc, "http_exc", None), "response", None)
+    status = getattr(response, "status_code", None)
+    name = run.work_pool_name if run is not None and check == "work_pool" else None
+    return Finding(check=check, blocking=False, object_kind=None, object_name=name,  # type: ignore[arg-type]
+                   summary=f"the {check.replace('_', ' ')} of this run could not be checked: Prefect's API "
+                           f"cannot address it by name ({f'HTTP {status}' if status else type(exc).__name__})")
+
+
 async def diagnose_run(client: PrefectClient, run_or_deployment: str) -> Diagnosis:
     """Explain why a flow run (id or name), or a deployment's waiting run, is not running."""
     run = await _find_run(client, run_or_deployment)
@@ -476,12 +487,15 @@ async def diagnose_run(client: PrefectClient, run_or_deployment: str) -> Diagnos
     )
     findings = [_check_state(run, dep_name)]
     checks = (  # called one at a time: a coroutine made up front is never awaited if an earlier one fails
-        lambda: _check_deployment(client, run, deployment, dep_name),
-        lambda: _check_queue(client, run),
-        lambda: _check_pool(client, run),
+        ("deployment_limit", lambda: _check_deployment(client, run, deployment, dep_name)),
+        ("work_queue", lambda: _check_queue(client, run)),
+        ("work_pool", lambda: _check_pool(client, run)),
     )
-    for check in checks:
-        finding = await check()
+    for what, check in checks:
+        try:
+            finding = await check()
+        except (ObjectNotFound, HTTPStatusError) as exc:  # one object Prefect cannot address: say so, go on
+            finding = _unreadable(what, run, exc)
         if finding is not None:
             findings.append(finding)
     findings += await _check_tags(client, run)

@@ -50,9 +50,10 @@ PARALLEL_READS = 8
 
 def isolated_note(exc: BaseException) -> str:
     """Why one object's detail is missing, in words (the error itself stays in the log)."""
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    what = f"HTTP {status} from Prefect" if status else type(exc).__name__
-    return f"Prefect could not read this one by its name ({what}); its slot counts are not shown"
+    response = getattr(exc, "response", None) or getattr(getattr(exc, "http_exc", None), "response", None)
+    status = getattr(response, "status_code", None)
+    what = f"HTTP {status}" if status else type(exc).__name__
+    return f"slot counts not shown: Prefect's API cannot address this name ({what})"
 
 
 def kind_of_gcl(name: str) -> LimitKind:

@@ -12,6 +12,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from bot.prefect_ops.names import unsafe_name_reason
+
 LimitKind = Literal["global", "tag", "deployment", "work_pool", "work_queue"]
 LIMIT_KINDS: tuple[LimitKind, ...] = ("global", "tag", "deployment", "work_pool", "work_queue")
 TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
@@ -91,7 +93,24 @@ class LimitStatus(BaseModel):
             flags.append(f"rate limit, decay {self.slot_decay_per_second:g}/s")
         if self.collision_strategy:
             flags.append(self.collision_strategy)
+        if self.read_note:
+            flags.append(self.read_note)
+        reason = self.unchangeable_reason()
+        if reason:
+            flags.append(f"the bot cannot change this one: {reason}; change it by hand")
         return flags
+
+    def unchangeable_reason(self) -> str | None:
+        """Why the bot will not send this name to Prefect in a change (see names.unsafe_name_reason)."""
+        if self.kind in ("work_queue", "deployment") and "/" in self.name:
+            parts = self.name.split("/", 1)
+        else:
+            parts = [self.name.removesuffix(" (deployment deleted)")]
+        for part in parts:
+            reason = unsafe_name_reason(part)
+            if reason:
+                return reason.replace("the name ", "its name ", 1)
+        return None
 
 
 class ConcurrencyMap(BaseModel):

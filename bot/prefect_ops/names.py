@@ -30,8 +30,10 @@ def unsafe_name_reason(name: str, what: str = "name") -> str | None:
     if ".." in name:
         return f"the {what} contains '..', which could point the request at another object"
     for char in name:
-        if char in PREFECT_BANNED or char in PATH_CUTTERS:
-            return f"the {what} contains {char!r}, which Prefect bans or which cuts a URL path"
+        if char in PREFECT_BANNED:
+            return f"the {what} contains {char!r}, which Prefect bans in names"
+        if char in PATH_CUTTERS:
+            return f"the {what} contains {char!r}, which cuts a URL path"
         if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
             return f"the {what} contains a control character ({ord(char):#x})"
     if len(path_segment(name)) > MAX_ENCODED:

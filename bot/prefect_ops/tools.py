@@ -53,6 +53,10 @@ def compact(limit: LimitStatus) -> dict[str, Any]:
     if limit.waiting:
         row["waiting"] = limit.waiting
         row["waiting_runs"] = [w.name for w in limit.waiting_runs]
+    notes = [n for n in (limit.read_note, limit.unchangeable_reason()) if n]
+    if notes:  # an odd object is listed like any other, with why the bot cannot touch it
+        row["note"] = "; ".join(notes) + ("; the bot cannot change it, a person must" if limit.unchangeable_reason()
+                                          else "")
     return row
 
 

@@ -9,6 +9,7 @@ the condition.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -23,12 +24,15 @@ from bot.prefect_ops.changes import (
 from bot.prefect_ops.leaks import ended_reason
 from bot.prefect_ops.limits import DEPLOYMENT_PREFIX, TAG_PREFIX
 from bot.prefect_ops.models import LimitStatus, WaitingRun
+from bot.safe_text import escape
+from bot.shell_text import command_or_note
 from bot.watch.incidents import Incident, IncidentKind, incident_key
 from bot.watch.reads import WatchSnapshot, has_late
 from bot.watch.render import duration, holders_text, name, runs_text
 
 INVISIBLE_ACQUIRERS = ("code waiting inside `concurrency()` cannot be seen: Prefect records no event or state for "
                        "a blocked acquire, so there may be waiters")
+log = logging.getLogger(__name__)
 LEAK_THRESHOLD_CAP = 60.0  # a slot whose holder ended this long ago is not a release in flight
 LABEL = {"global": "global limit", "tag": "tag limit", "deployment": "deployment", "work_pool": "work pool",
          "work_queue": "work queue"}
@@ -37,7 +41,46 @@ Detector = Callable[[WatchSnapshot, float, Mapping[str, datetime]], list[Inciden
 
 
 def set_limit_change(limit: LimitStatus, value: int) -> Change | None:
-    """The change that sets this limit's value; None for kinds a value change cannot express."""
+    """The change that sets this limit's value; None for kinds a value change cannot express, and
+    for a name the bot may not send to Prefect (see `fix_or_by_hand`)."""
+    try:
+        return _set_limit_change(limit, value)
+    except ValueError:  # ChangeError and pydantic's ValidationError: an odd name, refused before any request
+        return None
+
+
+def set_limit_argv(limit: LimitStatus, value: int) -> tuple[str, ...] | None:
+    """The Prefect CLI command that sets this limit by hand, as argv (None: no CLI command does)."""
+    if limit.kind == "work_pool":
+        return ("prefect", "work-pool", "set-concurrency-limit", limit.name, str(value))
+    if limit.kind == "work_queue" and "/" in limit.name:
+        pool, queue = limit.name.split("/", 1)
+        return ("prefect", "work-queue", "set-concurrency-limit", queue, str(value), "--pool", pool)
+    if limit.kind == "tag":
+        return ("prefect", "concurrency-limit", "create", limit.name, str(value))
+    if limit.kind == "global":
+        return ("prefect", "global-concurrency-limit", "update", limit.name, "--limit", str(value))
+    return None
+
+
+def by_hand(reason: str, argv: tuple[str, ...] | None) -> str:
+    """The hint for an object the bot will not change itself: why, and the command to do it by hand."""
+    how = command_or_note(*argv) if argv else "in the Prefect UI"
+    return f"the bot cannot change this one: {escape(reason)}; change it by hand: {how}"
+
+
+def fix_or_by_hand(limit: LimitStatus, value: int) -> tuple[Change | None, str | None]:
+    """A change for a card, or (None, a by-hand hint) when the name may not reach a request."""
+    try:
+        return _set_limit_change(limit, value), None
+    except ValueError as exc:
+        reason = str(exc).split(";", 1)[0].removeprefix("1 validation error for ").strip()
+        for error in getattr(exc, "errors", lambda: [])():
+            reason = str(error.get("msg", reason)).removeprefix("Value error, ").split(";", 1)[0]
+        return None, by_hand(reason, set_limit_argv(limit, value))
+
+
+def _set_limit_change(limit: LimitStatus, value: int) -> Change | None:
     if limit.kind == "work_pool":
         return WorkPoolLimitChange(action="set", pool=limit.name, limit=value)
     if limit.kind == "work_queue":
@@ -111,8 +154,9 @@ def waiting_on_full_limit(snap: WatchSnapshot, wait_seconds: float,
         if backlog > 1:
             evidence.append(f"+1 lets one start and {backlog - 1} still wait; a limit of {clearing} clears the "
                             "backlog now")
+        fix, hint = fix_or_by_hand(limit, limit.limit + 1)
         found.append(_incident("waiting_on_limit", limit, now, since=since, threshold_seconds=wait_seconds,
-                               summary=summary, fix=set_limit_change(limit, limit.limit + 1), evidence=evidence))
+                               summary=summary, fix=fix, hint=hint, evidence=evidence))
     return found
 
 
@@ -124,11 +168,12 @@ def gcl_at_limit(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, da
             continue
         key = incident_key("gcl_full", "global", limit.name)
         holders = holders_text(limit.holders) if limit.holders_known else "runs Prefect cannot name"
+        fix, hint = fix_or_by_hand(limit, limit.limit + 1)
         found.append(_incident(
             "gcl_full", limit, now, since=_full_since(limit, now, seen, key), threshold_seconds=wait_seconds,
             summary=f"global limit {name(limit.name)} is at its limit ({limit.active_slots}/{limit.limit}), "
                     f"held by {holders}",
-            fix=set_limit_change(limit, limit.limit + 1),
+            fix=fix, hint=hint,
             evidence=[f"limit {limit.limit}, active slots {limit.active_slots}", INVISIBLE_ACQUIRERS]))
     return found
 
@@ -170,9 +215,12 @@ def leaked_slots(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, da
             hint = (f"no reset proposed: it would also release {len(live)} live holder(s) "
                     f"({holders_text(live)}); it is safe once they finish")
         elif limit.kind == "tag":
-            fix = TagLimitChange(action="reset", tag=limit.name)
+            fix, hint = _or_by_hand(lambda limit=limit: TagLimitChange(action="reset", tag=limit.name),
+                                    ("prefect", "concurrency-limit", "reset", limit.name))
         elif limit.kind == "global" or limit.gcl_name or limit.name.startswith(DEPLOYMENT_PREFIX):
-            fix = GlobalLimitChange(action="reset", name=_gcl_name(limit))
+            fix, hint = _or_by_hand(lambda limit=limit: GlobalLimitChange(action="reset", name=_gcl_name(limit)),
+                                    ("prefect", "global-concurrency-limit", "update", _gcl_name(limit),
+                                     "--active-slots", "0"))
         if fix is not None:
             evidence.append(f"a reset releases: {holders_text(dead) if dead else 'no run (slots with no holder)'}")
         found.append(_incident(
@@ -181,6 +229,17 @@ def leaked_slots(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, da
                     f"({limit.active_slots}/{_show(limit.limit)} in use)",
             evidence=evidence, fix=fix, hint=hint))
     return found
+
+
+def _or_by_hand(build: Callable[[], Change], argv: tuple[str, ...]) -> tuple[Change | None, str | None]:
+    """`build()`, or (None, a by-hand hint) when the change refuses the object's name."""
+    try:
+        return build(), None
+    except ValueError as exc:
+        reason = str(exc).split(";", 1)[0]
+        for error in getattr(exc, "errors", lambda: [])():
+            reason = str(error.get("msg", reason)).removeprefix("Value error, ").split(";", 1)[0]
+        return None, by_hand(reason, argv)
 
 
 def late_without_worker(snap: WatchSnapshot, wait_seconds: float,
@@ -197,7 +256,7 @@ def late_without_worker(snap: WatchSnapshot, wait_seconds: float,
             "no_worker", limit, now, since=_oldest_wait(limit.waiting_runs, now), threshold_seconds=0.0,
             summary=f"work pool {name(limit.name)} has Late runs and no online worker",
             evidence=[f"Late: {runs_text(late, len(late))}", f"{limit.waiting} run(s) due in the pool"],
-            hint=f"start a worker: `prefect worker start --pool {limit.name}`"))
+            hint=f"start a worker: {command_or_note('prefect', 'worker', 'start', '--pool', limit.name)}"))
     return found
 
 
@@ -215,7 +274,8 @@ def late_in_unpolled_queue(snap: WatchSnapshot, wait_seconds: float,
             summary=f"work queue {name(limit.name)} has Late runs and no online worker polls it",
             evidence=[f"Late: {runs_text(late, len(late))}", f"the pool {name(pool)} has online workers, "
                       "none of them polling this queue"],
-            hint=f"start a worker for it: `prefect worker start --pool {pool} --work-queue {queue}`"))
+            hint="start a worker for it: "
+                 + command_or_note("prefect", "worker", "start", "--pool", pool, "--work-queue", queue)))
     return found
 
 
@@ -227,10 +287,10 @@ def paused_with_backlog(snap: WatchSnapshot, wait_seconds: float,
         if limit.kind not in ("work_pool", "work_queue") or not limit.paused or not limit.waiting:
             continue
         if limit.kind == "work_pool":
-            hint = f"resume it: `prefect work-pool resume {limit.name}`"
+            hint = f"resume it: {command_or_note('prefect', 'work-pool', 'resume', limit.name)}"
         else:
             pool, queue = limit.name.split("/", 1)
-            hint = f"resume it: `prefect work-queue resume {queue} --pool {pool}`"
+            hint = f"resume it: {command_or_note('prefect', 'work-queue', 'resume', queue, '--pool', pool)}"
         found.append(_incident(
             "paused_backlog", limit, now, since=_oldest_wait(limit.waiting_runs, now), threshold_seconds=0.0,
             summary=f"{LABEL[limit.kind]} {name(limit.name)} is paused with {limit.waiting} run(s) due",
@@ -248,12 +308,12 @@ def zero_limit_with_waiters(snap: WatchSnapshot, wait_seconds: float,
         waiting = snap.tasks_waiting.get(limit.name, 0) if limit.kind == "tag" else limit.waiting
         if not waiting:
             continue
+        fix, hint = fix_or_by_hand(limit, 1)
         found.append(_incident(
             "zero_limit", limit, now, since=_oldest_wait(limit.waiting_runs, now), threshold_seconds=0.0,
             summary=f"{LABEL[limit.kind]} {name(limit.name)} has limit 0, so its {waiting} waiting run(s) "
                     "can never start",
-            evidence=[f"waiting: {runs_text(limit.waiting_runs, waiting)}"],
-            fix=set_limit_change(limit, 1)))
+            evidence=[f"waiting: {runs_text(limit.waiting_runs, waiting)}"], fix=fix, hint=hint))
     return found
 
 
@@ -270,15 +330,17 @@ def blocked_deployment(snap: WatchSnapshot, wait_seconds: float,
             kind: IncidentKind = "disabled_limit"
             summary = (f"deployment {name(limit.name)} has its concurrency limit disabled, so its {len(due)} "
                        "due run(s) can never start (a disabled deployment limit blocks; it does not lift)")
-            fix: Change | None = GlobalLimitChange(action="enable", name=_gcl_name(limit))
+            fix, hint = _or_by_hand(lambda limit=limit: GlobalLimitChange(action="enable", name=_gcl_name(limit)),
+                                    ("prefect", "global-concurrency-limit", "enable", _gcl_name(limit)))
         elif limit.limit == 0:
-            kind, fix = "zero_limit", set_limit_change(limit, 1)
+            kind = "zero_limit"
+            fix, hint = fix_or_by_hand(limit, 1)
             summary = (f"deployment {name(limit.name)} has limit 0, so its {len(due)} due run(s) can never start")
         else:
             continue
         found.append(_incident(kind, limit, now, since=_oldest_wait(due, now), threshold_seconds=0.0,
                                summary=summary, waiting=len(due), waiting_runs=due[:5],
-                               evidence=[f"waiting: {runs_text(due, len(due))}"], fix=fix))
+                               evidence=[f"waiting: {runs_text(due, len(due))}"], fix=fix, hint=hint))
     return found
 
 
@@ -292,9 +354,32 @@ DETECTORS: tuple[Detector, ...] = (waiting_on_full_limit, gcl_at_limit, leaked_s
 
 
 def detect(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, datetime] | None = None) -> list[Incident]:
-    """Every condition every detector sees now, ripe or not (see `Incident.ripe`)."""
+    """Every condition every detector sees now, ripe or not (see `Incident.ripe`).
+
+    Each detector runs on the whole snapshot; one that raises runs again object by object, so an odd
+    object (a name no change may carry, a value no model expected) costs its own incident at most,
+    never the tick: the other objects' incidents are still found.
+    """
     seen = seen or {}
-    return [incident for detector in DETECTORS for incident in detector(snap, wait_seconds, seen)]
+    found: list[Incident] = []
+    for detector in DETECTORS:
+        try:
+            found += detector(snap, wait_seconds, seen)
+        except Exception:
+            log.exception("detector %s failed on the whole snapshot; running it per object", detector.__name__)
+            found += _per_object(detector, snap, wait_seconds, seen)
+    return found
+
+
+def _per_object(detector: Detector, snap: WatchSnapshot, wait_seconds: float,
+                seen: Mapping[str, datetime]) -> list[Incident]:
+    found: list[Incident] = []
+    for limit in snap.limits:
+        try:
+            found += detector(snap.model_copy(update={"limits": [limit]}), wait_seconds, seen)
+        except Exception:
+            log.exception("detector %s skipped one %s it could not read", detector.__name__, limit.kind)
+    return found
 
 
 def ripe(incidents: list[Incident], now: datetime) -> list[Incident]:

@@ -7,6 +7,7 @@ task runs for full tag limits), so a quiet server costs the map and little more.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 
 from prefect.client.orchestration import PrefectClient
@@ -28,6 +29,7 @@ from bot.prefect_ops.liveness import live_running_tasks, live_waiting_tasks
 from bot.prefect_ops.models import Holder, LimitStatus, WaitingRun
 from bot.prefect_ops.runs import paged, read_flow_runs, utcnow, waiting_run
 
+log = logging.getLogger(__name__)
 PARALLEL = 6
 
 
@@ -56,32 +58,49 @@ async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
     late_pools = [lim.name for lim in cmap.of_kind("work_pool") if has_late(lim)]
     full_tags = [lim.name for lim in cmap.of_kind("tag") if lim.full]
 
-    async def workers(pool: str) -> tuple[str, int, bool]:
+    async def workers(pool: str) -> tuple[str, int, bool] | None:
         async with gate:
-            info = await by_name.read_work_pool(client, pool)
-            if info.type.endswith((":push", ":managed")):
-                return pool, 0, True
-            found = await by_name.read_workers_for_work_pool(client, pool)
+            try:
+                info = await by_name.read_work_pool(client, pool)
+                if info.type.endswith((":push", ":managed")):
+                    return pool, 0, True
+                found = await by_name.read_workers_for_work_pool(client, pool)
+            except Exception as exc:  # one pool Prefect cannot read by name: unknown, the others go on
+                log.warning("watcher could not read the workers of one pool: %s", type(exc).__name__)
+                return None
             return pool, sum(1 for w in found if w.status == WorkerStatus.ONLINE), False
 
-    async def waiting_tasks(tag: str) -> tuple[str, list[WaitingRun]]:
+    async def waiting_tasks(tag: str) -> tuple[str, list[WaitingRun]] | None:
         async with gate:
-            return tag, await live_waiting_tasks(client, tag)
+            try:
+                return tag, await live_waiting_tasks(client, tag)
+            except Exception as exc:  # isolated like `workers`
+                log.warning("watcher could not read the tasks of one tag: %s", type(exc).__name__)
+                return None
 
-    async def unleased(limit: LimitStatus) -> tuple[str, list[Holder]]:
+    async def unleased(limit: LimitStatus) -> tuple[str, list[Holder]] | None:
         async with gate:
             leased = {h.id for h in limit.holders}
-            return limit.name, [h for h in await live_running_tasks(client, limit.name) if h.id not in leased]
+            try:
+                running = await live_running_tasks(client, limit.name)
+            except Exception as exc:  # isolated like `workers`
+                log.warning("watcher could not read the running tasks of one tag: %s", type(exc).__name__)
+                return None
+            return limit.name, [h for h in running if h.id not in leased]
 
     async def unpolled(queue: LimitStatus) -> str | None:
         async with gate:
-            info = await client.read_work_queue(queue.id)
+            try:
+                info = await client.read_work_queue(queue.id)
+            except Exception as exc:  # isolated like `workers`
+                log.warning("watcher could not read one work queue: %s", type(exc).__name__)
+                return None
             return queue.name if getattr(info.status, "value", info.status) == "NOT_READY" else None
 
-    pools = await asyncio.gather(*(workers(p) for p in late_pools))
-    tags = dict(await asyncio.gather(*(waiting_tasks(t) for t in full_tags)))
+    pools = [p for p in await asyncio.gather(*(workers(p) for p in late_pools)) if p is not None]
+    tags = dict(t for t in await asyncio.gather(*(waiting_tasks(t) for t in full_tags)) if t is not None)
     unleased_tags = [lim for lim in cmap.of_kind("tag") if lim.active_slots > len(lim.holders)]
-    live_unleased = dict(await asyncio.gather(*(unleased(lim) for lim in unleased_tags)))
+    live_unleased = dict(u for u in await asyncio.gather(*(unleased(lim) for lim in unleased_tags)) if u is not None)
     blocked = [lim for lim in cmap.of_kind("deployment") if lim.id and (not lim.enabled or lim.limit == 0)]
     due = await _due_runs_of(client, blocked)
     online = {name for name, count, _ in pools if count > 0}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from bot.knowledge.verifier.extract import split_command
 from bot.knowledge.verifier.report import Finding
+from bot.shell_text import shell_line
 
 __all__ = ["Uses", "cross_check", "python_uses"]
 
@@ -121,7 +122,7 @@ def cross_check(uses: Uses) -> list[Finding]:
                 message=f"This creates a tag limit for task runs tagged {name!r}, but the answer passes "
                 f"{name!r} to {call}(), which uses a global concurrency limit (GCL) named {name!r}. The tag "
                 f"limit has no effect on it, and without the GCL {call}() runs unguarded.",
-                fix=f"prefect gcl create {name} --limit 2{decay}",
+                fix=shell_line("prefect", "gcl", "create", name, "--limit", "2", *decay.split()),
             )
         )
     used_by_code = uses.slot_names | uses.rate_names
@@ -133,7 +134,7 @@ def cross_check(uses: Uses) -> list[Finding]:
                 snippet=uses.gcls[name][0],
                 message=f"This creates a global concurrency limit named {name!r}, but nothing calls "
                 f"concurrency({name!r}); tasks tagged {name!r} are limited only by a tag limit.",
-                fix=f"prefect concurrency-limit create {name} 2",
+                fix=shell_line("prefect", "concurrency-limit", "create", name, "2"),
             )
         )
     for name in sorted(uses.rate_names & set(uses.gcls)):
@@ -147,7 +148,7 @@ def cross_check(uses: Uses) -> list[Finding]:
                     message=f"rate_limit({name!r}) needs a limit with slot decay; without "
                     "--slot-decay-per-second it fails with 422 (Only concurrency limits with slot decay "
                     "can be used for rate limiting).",
-                    fix=f"prefect gcl create {name} --limit 5 --slot-decay-per-second 1.0",
+                    fix=shell_line("prefect", "gcl", "create", name, "--limit", "5", "--slot-decay-per-second", "1.0"),
                 )
             )
     return findings
