@@ -78,8 +78,9 @@ async def answer_and_score(questions: list[RealQuestion], pipeline=None) -> list
         reply = await pipeline.answer(Turn(text=item.question, user_id="real-questions", channel="terminal",
                                            thread_ts="real-questions", source="cli"))
         text = reply.text or ""
-        results.append(Scored(item.id, text, missing_essentials(item.essentials, text),
-                              ",".join(reply.tool_calls)))
+        offered = re.search(r"`more (?P<slug>[a-z][a-z0-9-]+)`", text)
+        route = ",".join(reply.tool_calls) + (f":{offered.group('slug')}" if offered else "")
+        results.append(Scored(item.id, text, missing_essentials(item.essentials, text), route))
     return results
 
 

@@ -65,7 +65,7 @@ def _questions(w: dict[str, str]) -> list[tuple[str, list[str]]]:
         (f"inspect gcl {w['gcl']}", [w["gcl"], "0/3"]),
         (f"inspect tag {w['tag']}", [w["tag"], "0/2"]),
         (f"inspect deployment {w['deployment']}", [w["deployment"], "0/1", "CANCEL_NEW"]),
-        (f"why is run {w['run']} stuck?", [w["run"], "Checks made", "deployment limit"]),
+        (f"why is run {w['run']} stuck?", [w["run"], "Checks made", "deployment limit", "more diagnosing-stuck-runs"]),
         (f"diagnose {w['run']}", [w["run"], "Checks made"]),
         (f"why is {w['deployment']} not running", [w["deployment"], "Checks made"]),
         (f"only one run of {w['deployment']} at a time, skip overlapping runs",  # already so: no proposal

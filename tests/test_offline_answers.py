@@ -114,7 +114,7 @@ def test_more_in_a_slack_thread_and_in_the_slash_command(fresh_slack, prefect_ap
                             if c.args.get("thread_ts") == ts)
 
         wait_until(lambda: "more work-pools-and-queues" in thread(), timeout=90, what="the short answer")
-        assert "A run whose worker died holds its slot" in thread()
+        assert "keeps its slot until cancelled" in thread()
         assert "read_work_pool_concurrency_status" not in thread()  # only in the full recipe
         reply = message("more", ts=f"{int(time.time())}.000200", thread_ts=ts)
         assert bot.post_event(reply).status == 200

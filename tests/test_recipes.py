@@ -74,3 +74,11 @@ def test_runnable_snippet_runs_against_the_real_server(prefect_api_url, tmp_path
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     for expected in EXPECTED_OUTPUT[slug]:
         assert expected in result.stdout, (expected, result.stdout)
+
+
+@pytest.mark.parametrize("recipe", list(BOOK), ids=lambda r: r.slug)
+def test_short_answer_carries_its_essentials(recipe: Recipe):
+    """What the offline answer shows (the short answer) keeps the must-have commands the recipe lists."""
+    assert len(recipe.essentials) >= 2, f"{recipe.slug}: list the short answer's must-have commands in `essentials:`"
+    missing = [item for item in recipe.essentials if item not in recipe.short_answer]
+    assert not missing, f"{recipe.slug}: the short answer lost {missing}"

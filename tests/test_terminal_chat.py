@@ -101,10 +101,11 @@ async def test_a_proposal_from_ask_is_decided_later_in_the_chat(prefect_api_url,
     env = _env(tmp_path)
     asked = await asyncio.to_thread(_run, ["ask", f"set work pool {pool} limit to 6"], env)
     assert asked.returncode == 0, asked.stderr[-2000:]
+    assert "What if:" in asked.stdout  # the live effect line Slack cards show (issue 24)
     assert await pool_limit(pool) == 2
     chat = await asyncio.to_thread(_run, ["chat"], env, "/pending\na\n/pending\n/quit\n")
     assert chat.returncode == 0, chat.stderr[-2000:]
-    assert "limit 2 → 6" in chat.stdout and "Applied" in chat.stdout
+    assert "limit 2 → 6" in chat.stdout and "Applied" in chat.stdout and "What if:" in chat.stdout
     assert "Nothing is waiting for a decision." in chat.stdout
     assert await pool_limit(pool) == 6
 

@@ -21,8 +21,10 @@ async def _answer(runtime, text: str, user: str):
 
     reply = await runtime.pipeline.answer(Turn(text=text, user_id=user, channel="terminal",
                                                thread_ts=runtime.session_id, source="cli"))
-    proposals = [await runtime.approvals.get(pid) for pid in reply.proposals]
-    return reply, [p for p in proposals if p is not None]
+    from bot.terminal.proposals import live_what_if
+
+    proposals = [p for p in [await runtime.approvals.get(pid) for pid in reply.proposals] if p is not None]
+    return reply, [(p, await live_what_if(runtime.approvals, p)) for p in proposals]
 
 
 def as_json(reply, proposals) -> str:
@@ -30,8 +32,8 @@ def as_json(reply, proposals) -> str:
         "answer": reply.text,
         "offline": reply.offline,
         "failed": reply.failed,
-        "proposals": [{"id": p.id, "status": p.status, "diff": p.diff, "expires_at": p.expires_at.isoformat()}
-                      for p in proposals],
+        "proposals": [{"id": p.id, "status": p.status, "diff": p.diff, "what_if": what_if,
+                       "expires_at": p.expires_at.isoformat()} for p, what_if in proposals],
         "tool_calls": reply.tool_calls,
         "model_rounds": reply.model_rounds,
         "timings": {k: round(v, 3) for k, v in reply.timings.items()},
@@ -63,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         print(as_json(reply, proposals))
     else:
         renderer.reply(reply)
-        for proposal in proposals:
-            renderer.proposal(proposal.diff, proposal.id, proposal.reason, proposal.destructive)
+        for proposal, what_if in proposals:
+            renderer.proposal(proposal.diff, proposal.id, proposal.reason, proposal.destructive, what_if)
             renderer.notice("Pending: an approver can approve it in Slack, or you can ask again in "
                             "`concurrency-bot chat` and approve it there.")
     return 1 if reply.failed else 0

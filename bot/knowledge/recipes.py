@@ -50,6 +50,7 @@ class Recipe(BaseModel):
     slug: str
     questions: list[str] = []  # phrasings people use for this topic: routing data
     claims: list[Claim] = []  # behavioural claims and the tests that prove them
+    essentials: list[str] = []  # what the short answer must always carry (commands, flags, settings)
 
     @field_validator("keywords", mode="before")
     @classmethod
@@ -76,6 +77,7 @@ class Recipe(BaseModel):
             slug=path.stem,
             questions=[str(q) for q in meta.get("questions") or []],
             claims=meta.get("claims") or [],
+            essentials=[str(e) for e in meta.get("essentials") or []],
         )
 
     def runnable_snippets(self) -> list[str]:

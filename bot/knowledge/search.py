@@ -28,6 +28,7 @@ _STOPWORDS = frozenset(
 _TITLE_WEIGHT = 3
 _KEYWORD_WEIGHT = 3
 QUESTION_WEIGHT = 0.5  # the best matching listed question counts this much next to the document score
+PHRASE_WEIGHT = 0.5  # per word of a recipe's multi-word keyword found verbatim (in order) in the question
 TYPO_MIN_LENGTH = 5  # shorter words are too easily "corrected" into another word
 TYPO_CUTOFF = 85.0  # rapidfuzz ratio above which an unknown word is read as a known one ("deploymnet")
 
@@ -59,6 +60,12 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def _contains_run(tokens: list[str], phrase: list[str]) -> bool:
+    """`phrase` appears in `tokens` as consecutive words."""
+    n = len(phrase)
+    return any(tokens[i:i + n] == phrase for i in range(len(tokens) - n + 1))
+
+
 @dataclass(frozen=True)
 class RecipeHit:
     recipe: Recipe
@@ -82,6 +89,9 @@ class RecipeSearch:
         questions = [tokenize(q) or ["_"] for r in self._recipes for q in r.questions]
         self._vocabulary = sorted(set(self._vocabulary).union(t for q in questions for t in q))
         self._known = frozenset(self._vocabulary)
+        # Multi-word keywords ("global concurrency limit", "task server") name a topic more surely than
+        # their words do one by one, so a question that says one gets a bonus for that recipe.
+        self._phrases = [[tokens for k in r.keywords if len(tokens := tokenize(k)) >= 2] for r in self._recipes]
         self._questions = bm25s.BM25() if questions else None
         if self._questions is not None:
             self._questions.index(questions, show_progress=False)
@@ -114,5 +124,8 @@ class RecipeSearch:
                 for owner, best in self._best.items():
                     scores[owner] += QUESTION_WEIGHT * best
                 self._best.clear()
+        for i, phrases in enumerate(self._phrases):
+            best_phrase = max((len(p) for p in phrases if _contains_run(tokens, p)), default=0)
+            scores[i] += PHRASE_WEIGHT * min(best_phrase, 2)
         ranked = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
         return [RecipeHit(self._recipes[i], float(scores[i])) for i in ranked if scores[i] > 0]

@@ -30,8 +30,7 @@ GUEST_NO_PROPOSALS = ("Only people in this workspace can propose limit changes. 
 
 __all__ = ["OfflineEngine", "MODEL_OFF", "GRAMMAR_HELP", "COMMAND_HELP"]
 
-MODEL_OFF = ("_The model is off ({reason}), so this answer comes from live Prefect reads and our verified "
-             "recipe book._")
+MODEL_OFF = "_The model is off ({reason}): answered from live Prefect reads and our verified recipes._"
 GRAMMAR_HELP = (
     "Changes I can propose without a model (an approver still has to approve them):\n"
     "• `set work pool NAME limit to N` · `clear work pool NAME limit`\n"
@@ -193,11 +192,14 @@ class OfflineEngine:
         from bot.prefect_ops.errors import NotFound
 
         try:
-            return Reply(text=await self.diagnose(subject), offline=True, tool_calls=["diagnose_run"])
+            diagnosis = await self.diagnose(subject)
         except NotFound as exc:
             text = (f"I found no flow run or deployment called {tick(subject)} ({exc}).\n\n"
                     + await self.knowledge(question))
             return Reply(text=text, offline=True, tool_calls=["diagnose_run", "search_recipes"])
+        # "Why is X stuck" wants both: what holds X right now, and what to do about that kind of hold.
+        return Reply(text=f"{diagnosis}\n\n{await self.knowledge(question, live_lines=False)}", offline=True,
+                     tool_calls=["diagnose_run", "search_recipes"])
 
     # --- proposals ------------------------------------------------------------------------------
     async def _propose_for(self, turn: Turn, request: ChangeRequest | str, reason: str) -> Reply:
@@ -248,9 +250,11 @@ class OfflineEngine:
         return await self._create(target, turn.user_id, turn.channel, turn.thread_ts, turn.text)
 
     # --- knowledge --------------------------------------------------------------------------------
-    async def knowledge(self, question: str) -> str:
+    async def knowledge(self, question: str, live_lines: bool = True) -> str:
         """The best recipe, with the real names of the objects the question mentions."""
         objects, live = await self._mentioned(question)
+        if not live_lines:  # the caller already shows live state
+            live = []
         # Names mean nothing to the search index, their kinds do: "the etl pool" is about pools.
         query = question
         for kind, name in objects.items():
@@ -265,7 +269,7 @@ class OfflineEngine:
             parts.append("**On your server now:**\n\n" + "\n".join(f"- {line}" for line in live))
         offer = f"_Say “more” for the full recipe (`more {recipe.slug}`)"
         if len(hits) > 1:
-            offer += f"; see also {hits[1].recipe.title} (`more {hits[1].recipe.slug}`)"
+            offer += f"; related: `more {hits[1].recipe.slug}`"
         parts.append(offer + "._")
         return "\n\n".join(parts)
 

@@ -27,12 +27,25 @@ _DIAGNOSE = [
     rf"(?:diagnose|debug|explain)\s+(?:my\s+|the\s+)?{_SUBJECT}(?:\s|$|\?)",
     rf"^{_SUBJECT}\s+(?:is\s+)?(?:stuck|waiting|late)\b",
 ]
+# Live reads answer imperatives ("show limits", "list busy slots") and lookups ("what's full?",
+# "which limits are full?"); a how/why question never is one, whatever nouns it uses.
 _LIST = [
-    r"\b(?:show|list|print|display|give)\b.*\b(?:all\s+)?(?:limits|concurrency|slots|occupancy)\b",
-    r"^(?:limits|list|ls|concurrency map|show limits)$",
-    r"\bwhat\s+limits\b", r"\bwhat(?:'s|\s+is)\s+(?:full|busy)\b", r"\bconcurrency\s+map\b",
-    r"\bwhich\s+limits\b",
+    r"^(?:please\s+)?(?:show|list|print|display|give\s+me|get)\b(?:\s+(?:me|us|all|the|my|our|every|current|"
+    r"of|busy|full))*(?:\s+[\w-]+){0,2}?\s+(?:limits|concurrency(?:\s+(?:map|limits))?|slots|occupancy)\b",
+    r"^(?:limits|list|ls|concurrency map|show limits|list limits)$",
+    r"^what(?:'s|\s+is|\s+are)\s+(?:full|busy|blocked)\b",
+    r"^(?:what|which)\s+limits\s+(?:are\s+there|are\s+(?:set|full|busy)|do\s+(?:i|we|you)\s+(?:have|see)|"
+    r"exist|have\s+(?:i|we))\b",
+    r"^(?:what|which)\s+(?:pools|queues|deployments|tags)\s+(?:are\s+)?(?:full|busy)\b",
+    r"^(?:the\s+)?concurrency\s+map$",
 ]
+# A how/why question (or a wish: "I want…", "is there a way…") is answered from the recipe book.
+_HOW_OR_WHY = re.compile(
+    r"^(?:how|why|can|could|should|would|will|does|do|did|is|are|was|were|when|where|what\s+(?:is|are|does|do)\s+"
+    r"(?:the\s+)?(?:best|difference|default|right|point|meaning)|what\s+does|is\s+there|any\s+way|"
+    r"i\s+(?:want|need|would\s+like|wonder|am\s+trying))\b|\b(?:how\s+(?:do|can|should|to|would|does)|why)\b",
+    re.IGNORECASE)
+_LOOKUP = re.compile(r"^(?:how\s+(?:full|busy)\s+(?:is|are))\b", re.IGNORECASE)
 _KIND = (r"(?:work[ _-]?pool|pool|work[ _-]?queue|queue|deployment|gcl|global(?:\s+concurrency)?\s+limit|"
          r"tag(?:\s+limit)?|limit)")
 _INSPECT = [
@@ -66,7 +79,12 @@ def _near_miss(tidy: str) -> bool:
 
 
 def classify(text: str) -> Intent:
-    """Route one question; the first matching family wins (change, diagnose, list, inspect)."""
+    """Route one question; the first matching family wins (change, diagnose, list, inspect).
+
+    Precedence: a change request, then "why is X stuck" (live diagnosis plus the recipe), then any
+    other how/why question (the recipe book, never a live read because it says "limit" or "pool"),
+    then imperatives and lookups that read live state ("inspect pool etl", "what's full?").
+    """
     change = parse_change_request(text)
     if change is not None:
         return Intent(kind="change", change=change)
@@ -80,6 +98,8 @@ def classify(text: str) -> Intent:
         match = re.search(pattern, tidy, re.IGNORECASE)
         if match and match.group("subject").lower() not in _STOP_SUBJECTS:
             return Intent(kind="diagnose", subject=match.group("subject"))
+    if _HOW_OR_WHY.search(tidy) and not _LOOKUP.match(tidy):
+        return Intent(kind="knowledge")
     for pattern in _INSPECT:
         match = re.search(pattern, tidy, re.IGNORECASE)
         if match and match.group("subject").strip().lower() not in _STOP_SUBJECTS | {"limits", "all"}:

@@ -11,7 +11,7 @@ from bot.prefect_ops.models import ConcurrencyMap, Diagnosis, Holder, LimitStatu
 from bot.safe_text import tick
 from bot.shell_text import command_or_note
 
-__all__ = ["limits_table", "limit_detail", "diagnosis_text", "KIND_TITLES"]
+__all__ = ["limits_table", "limit_detail", "diagnosis_text", "KIND_TITLES", "unheld_slots"]
 
 KIND_TITLES = {"deployment": "Deployment limits", "work_pool": "Work pool limits", "work_queue": "Work queue limits",
                "tag": "Tag (task) limits", "global": "Global concurrency limits"}
@@ -41,7 +41,21 @@ def occupancy(limit: LimitStatus) -> str:
     flags = limit.flags()
     if limit.full:  # after "disabled"/"paused", before the rest
         flags.insert(int(not limit.enabled) + int(limit.paused), "FULL")
+    leaked = unheld_slots(limit)
+    if leaked:  # what diagnose and the watcher call it, said where the numbers are
+        flags.append(f"{leaked} leaked: counted with no holder")
     return used + (f" ({', '.join(flags)})" if flags else "")
+
+
+def unheld_slots(limit: LimitStatus) -> int:
+    """Slots a tag limit counts that no task run holds (0 where Prefect cannot say who holds them).
+
+    A tag slot left counted after its lease went (Prefect's own tag reset does that in 3.9.1) blocks
+    tagged tasks until someone frees it; the watcher reports the same slots as leaked. (Deployment
+    slots are also held by Cancelling runs, which the holder list does not show, so they are left out.)"""
+    if limit.kind != "tag" or not limit.holders_known:
+        return 0
+    return max(0, limit.active_slots - len(limit.holders))
 
 
 def limits_table(cmap: ConcurrencyMap, busy_only: bool = False) -> str:

@@ -6,15 +6,32 @@ audit log, exactly as for a Slack click; this module only asks the person and sh
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.terminal.render import TerminalRenderer
 
-__all__ = ["ProposalPrompt", "CHOICES"]
+__all__ = ["ProposalPrompt", "CHOICES", "live_what_if"]
+
+log = logging.getLogger(__name__)
+WHAT_IF_SECONDS = 10
 
 CHOICES = "[a]pprove, [e]dit value, [r]eject, or Enter to leave it pending"
 ReadLine = Callable[[str], Awaitable[str | None]]
+
+
+async def live_what_if(approvals: Any, proposal: Any) -> str | None:
+    """The what-if line a Slack card shows, read from live Prefect; None when Prefect cannot say in time."""
+    from bot.prefect_ops.whatif import what_if
+
+    try:
+        async with approvals.client_factory() as client:
+            return await asyncio.wait_for(what_if(client, proposal.change), timeout=WHAT_IF_SECONDS)
+    except Exception as exc:  # the proposal is shown either way
+        log.info("no what-if line for %s: %s", proposal.id, type(exc).__name__)
+        return None
 
 
 class ProposalPrompt:
@@ -33,7 +50,8 @@ class ProposalPrompt:
     async def _one(self, proposal_id: str) -> None:
         proposal = await self.approvals.get(proposal_id)
         while proposal is not None and proposal.status == "pending":
-            self.renderer.proposal(proposal.diff, proposal.id, proposal.reason, proposal.destructive)
+            self.renderer.proposal(proposal.diff, proposal.id, proposal.reason, proposal.destructive,
+                                   await live_what_if(self.approvals, proposal))
             answer = await self.read_line(f"{CHOICES}: ")
             choice = (answer or "").strip().lower()
             if choice in ("a", "approve", "y", "yes"):

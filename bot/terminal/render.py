@@ -40,8 +40,11 @@ class TerminalRenderer:
         if footer:
             self.console.print(Text(" · ".join(footer), style="dim"))
 
-    def proposal(self, diff: str, proposal_id: str, reason: str, destructive: bool) -> None:
+    def proposal(self, diff: str, proposal_id: str, reason: str, destructive: bool,
+                 what_if: str | None = None) -> None:
         body = Text(diff, style="bold")
+        if what_if:  # the same live line a Slack card shows
+            body.append(f"\nWhat if: {what_if}")
         if reason:
             body.append(f"\n{reason}", style="dim")
         if destructive:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from bot.terminal.proposals import ProposalPrompt
 from bot.terminal.render import TerminalRenderer
@@ -32,7 +33,7 @@ def stdin_reader(console: Console) -> ReadLine:
     def read(prompt: str) -> str | None:
         if sys.stdin.isatty():
             try:
-                return console.input(prompt)
+                return console.input(Text(prompt))  # a Text is not markup: "[a]pprove" stays as typed
             except EOFError:
                 return None
         console.print(prompt, end="", markup=False, highlight=False)
