@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# `make test` spreads the suite over pytest-xdist workers, each with its own Prefect server, fake Slack
+# and model server (tests/conftest.py); one test module is one unit of work; tests/schedule.py hands
+# out the slowest modules first, and xdist keeps that order (--no-loadscope-reorder).
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: run test faults bench lint venv
 
@@ -20,7 +25,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check bot tests bench
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest $(XDIST) -q -ra --durations=15
 
 faults: $(STAMP)
 	$(BIN)/python -m pytest -q -m faults -s tests/
@@ -32,3 +37,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests bench
+
+# Long runs have targets of their own, one file each under make/ (make/soak.mk: `make soak`,
+# make/compat.mk: `make compat`). Their tests carry the marker of the same name (registered in
+# pyproject.toml); tests/schedule.py leaves them out of every run whose -m does not name the marker,
+# so `make test` stays the normal suite. Such a target runs e.g. `pytest -m soak`.
+-include make/*.mk

@@ -18,11 +18,13 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import pytest
 
 from tests.fakes.prefect_server import free_port
 from tests.fakes.processes import wait_until_healthy
@@ -74,6 +76,20 @@ def check(group: str, case: str, expected: str, observed: str, passed: bool) -> 
     """Record a row, then fail the test if the case failed (the row stays in the table)."""
     FAULTS.record(group, case, expected, observed, passed)
     assert passed, f"{case}: expected {expected}; observed {observed}"
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    """On an xdist worker, hand this worker's rows to the controller, which prints the one table."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["fault_rows"] = [asdict(row) for row in FAULTS.rows]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the xdist controller: gather the rows a worker recorded (the hook exists only with xdist)."""
+    for row in getattr(node, "workeroutput", {}).get("fault_rows", []):
+        FAULTS.rows.append(FaultRow(**row))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

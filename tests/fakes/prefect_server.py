@@ -7,6 +7,7 @@ and falls back to SQLite otherwise. Start-up can take over a minute on a 2-core 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -40,13 +41,61 @@ def postgres_available() -> bool:
         return False
 
 
-def create_postgres_database(prefix: str) -> str:
+def run_owner() -> int:
+    """The pid of the test run that owns what we create: the xdist controller for a worker, else us."""
+    return os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+
+
+def worker_name() -> str:
+    """gw0, gw1, ... under pytest-xdist; "main" in a run without workers."""
+    return os.environ.get("PYTEST_XDIST_WORKER") or "main"
+
+
+# Every database we create is named <prefix>_p<owner pid>_<suffix>, so a run killed before its
+# teardown leaves databases that a later run can recognise as nobody's and drop.
+_OWNED = re.compile(r"^cbot_[a-z]+_p(?P<pid>[0-9]+)_")
+
+
+def create_postgres_database(prefix: str, suffix: str | None = None) -> str:
+    """A new empty database. With a fixed `suffix` (a worker's name) any earlier one is dropped first."""
     import psycopg
 
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_p{run_owner()}_{suffix or uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return name
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def drop_stale_databases() -> list[str]:
+    """Drop the databases of earlier runs whose owning process is gone (killed runs); returns their names."""
+    import psycopg
+
+    dropped = []
+    try:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
+            for name in names:
+                owned = _OWNED.match(name)
+                if owned and not _alive(int(owned["pid"])):
+                    try:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                        dropped.append(name)
+                    except psycopg.Error:  # another run is dropping it at the same moment
+                        pass
+    except psycopg.Error:  # PostgreSQL went away: the server falls back or fails on its own
+        pass
+    return dropped
 
 
 def drop_postgres_database(name: str) -> None:
@@ -63,10 +112,12 @@ class PrefectServer:
     """One Prefect API server process; `url` is what PREFECT_API_URL should point at."""
 
     def __init__(self, port: int | None = None, use_postgres: bool | None = None,
-                 executable: Path | None = None) -> None:
-        """`executable` is another venv's `prefect` (an older release); the default is this venv's."""
+                 executable: Path | None = None, database_suffix: str | None = None) -> None:
+        """`executable` is another venv's `prefect` (an older release); the default is this venv's.
+        `database_suffix` names the PostgreSQL database (a worker's name); the default is unique."""
         self.port = port or free_port()
         self.executable = executable
+        self.database_suffix = database_suffix
         self.home = Path(tempfile.mkdtemp(prefix="prefect-home-"))
         self.use_postgres = postgres_available() if use_postgres is None else use_postgres
         self.database: str | None = None
@@ -94,7 +145,7 @@ class PrefectServer:
 
     def start(self, timeout: float = 240.0) -> PrefectServer:
         if self.use_postgres:
-            self.database = create_postgres_database("cbot_prefect")
+            self.database = create_postgres_database("cbot_prefect", self.database_suffix)
         prefect = self.executable or Path(sys.executable).with_name("prefect")
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
