@@ -148,7 +148,8 @@ def build_runtime(settings: Settings, socket_mode: bool = False) -> Runtime:
     register_home(app, approvals.pending, notice=home_notice(pipeline, None if approvals.policy.configured else NOBODY),
                   read_incidents=open_incidents_reader(settings, store), read_setup=setup_reader(doctor, approvals))
     register_slash_command(app, pipeline.offline, gate=gate, link_hosts=settings.link_hosts)
-    return Runtime(settings, store, pipeline, responder, app, approvals, build_watcher(settings, store, app, approvals),
+    return Runtime(settings, store, pipeline, responder, app, approvals,
+                   build_watcher(settings, store, app, approvals, gate),
                    doctor)
 
 
@@ -189,7 +190,8 @@ def open_incidents_reader(settings: Settings, store: Store) -> Any | None:
     return read
 
 
-def build_watcher(settings: Settings, store: Store, app: AsyncApp, approvals: Any) -> Any | None:
+def build_watcher(settings: Settings, store: Store, app: AsyncApp, approvals: Any,
+                  gate: Gate | None = None) -> Any | None:
     """The on-call watcher and its Snooze / Mute buttons, only when BOT_WATCH_CHANNEL is set."""
     if not settings.bot_watch_channel:
         return None
@@ -197,7 +199,7 @@ def build_watcher(settings: Settings, store: Store, app: AsyncApp, approvals: An
     from bot.watch.watcher import Watcher
 
     poster = SlackPoster(app.client, settings.bot_watch_channel, store, approvals)
-    register_watch_handlers(app, store, poster)
+    register_watch_handlers(app, store, poster, gate)
     return Watcher(store, poster, interval=settings.bot_watch_interval_seconds,
                    wait_seconds=settings.bot_watch_wait_seconds,
                    max_posts_per_hour=settings.bot_watch_max_posts_per_hour)

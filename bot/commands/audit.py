@@ -8,7 +8,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 HELP = "Print the audit log of proposals and decisions."
-ACTIONS = ("proposed", "edited", "applied", "failed", "stale", "rejected", "expired", "refused")
+ACTIONS = ("proposed", "edited", "applied", "failed", "stale", "rejected", "expired", "refused", "snoozed", "muted",
+           "unmuted")
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -139,8 +139,22 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
     """Wire the card's buttons and modals to the service. With a `gate`, refused clicks are rate-limited:
     past BOT_USER_RATE_LIMIT_PER_MINUTE refusals a minute, further clicks are dropped without a reply."""
 
-    async def throttled(user: str) -> bool:
-        return gate is not None and not await gate.click_allowed(user)
+    async def throttled(user: str, client: AsyncWebClient | None = None, channel: str | None = None,
+                        thread_ts: str | None = None) -> bool:
+        """True when the gate stops this click (allowed channels, the shared rate limit, refused-click
+        throttle); the clicker is told why, unless their refusals are being dropped."""
+        if gate is None:
+            return False
+        refusal = await gate.check_click(user, channel)
+        if refusal is None:
+            return False
+        if refusal and client is not None:
+            await tell(client, channel, user, refusal, thread_ts)
+        return True
+
+    async def card_channel(proposal_id: str) -> str | None:
+        proposal = await service.get(proposal_id)
+        return proposal.message_channel or proposal.channel if proposal is not None else None
 
     async def answer(client: AsyncWebClient, decision: Decision, user: str, channel: str | None,
                      thread_ts: str | None, what_if: str | None = None) -> None:
@@ -157,9 +171,9 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
     async def on_approve(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
         user = body["user"]["id"]
-        if await throttled(user):
-            return
         channel, thread_ts = _where(body)
+        if await throttled(user, client, channel, thread_ts):
+            return
         proposal_id, version = cards.parse_approve_value(str(body["actions"][0].get("value") or ""))
         what_if = await live_what_if(service, await service.get(proposal_id))  # refreshed at the click
         decision = await service.approve(proposal_id, user, guest=await guest(body, client, context), version=version)
@@ -169,18 +183,18 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
     async def on_revert(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
         user = body["user"]["id"]
-        if await throttled(user):
-            return
         channel, thread_ts = _where(body)
+        if await throttled(user, client, channel, thread_ts):
+            return
         decision = await service.propose_revert(str(body["actions"][0].get("value") or ""), user,
                                                 guest=await guest(body, client, context))
         await answer(client, decision, user, channel, thread_ts)
 
     async def _open_modal(body: dict[str, Any], client: AsyncWebClient, what: str, context: Any) -> None:
         user = body["user"]["id"]
-        if await throttled(user):
-            return
         channel, thread_ts = _where(body)
+        if await throttled(user, client, channel, thread_ts):
+            return
         proposal, refused = await service.may_decide(str(body["actions"][0].get("value") or ""), user, what,
                                                      guest=await guest(body, client, context))
         if refused is not None:
@@ -214,6 +228,8 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
             return
         await ack()
         user = body["user"]["id"]
+        if await throttled(user, client, await card_channel(str(metadata.get("id") or ""))):
+            return
         version = metadata.get("version")
         decision = await service.edit(str(metadata.get("id") or ""), user, raw or "",
                                       guest=await guest(body, client, context),
@@ -225,6 +241,8 @@ def register_approval_handlers(app: AsyncApp, service: ApprovalService, settings
                                client: AsyncWebClient, context: Any) -> None:
         await ack()
         user = body["user"]["id"]
+        if await throttled(user, client, await card_channel(str(_metadata(view).get("id") or ""))):
+            return
         note = _state_value(view, cards.REASON_BLOCK, cards.REASON_ACTION)
         decision = await service.reject(str(_metadata(view).get("id") or ""), user, note,
                                         guest=await guest(body, client, context))

@@ -3,8 +3,11 @@ and card clicks.
 
 - `BOT_ALLOWED_CHANNELS` (empty: everywhere); DMs are always allowed.
 - Guests (another organisation: bot.slack.membership) are answered read-only and never decide.
-- The per-user rate limit lives in the store, so every replica shares one window. Refused clicks
-  have a window of their own: a person hammering a button they may not press is throttled.
+- The per-user rate limit lives in the store, so every replica shares one window. Every click
+  counts in it like a message (a click that goes through too: twelve Reverts are twelve requests).
+  Refused clicks also have a window of their own: past it, refusals are dropped without a reply.
+- Every click passes `check_click` first: the card's channel must be allowed, like a message there
+  (BOT_WATCH_CHANNEL counts as allowed for clicks: the watcher posts its incidents there).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Gate", "NOT_HERE", "RATE_LIMITED"]
+__all__ = ["Gate", "NOT_HERE", "NOT_HERE_CLICK", "RATE_LIMITED"]
 
 RATE_LIMITED = "You're asking faster than I can answer well. Give me a minute and ask again."
 NOT_HERE = "I'm not enabled in this channel. Ask me in one of the channels I'm set up for, or in a DM."
+NOT_HERE_CLICK = ("I'm not enabled in this channel, so buttons here do nothing. Nothing changed; ask for the "
+                  "change again in one of the channels I'm set up for.")
 
 
 @dataclass
@@ -51,3 +56,14 @@ class Gate:
         if not allowed:
             log.info("refused clicks from %s are being throttled", user)
         return allowed
+
+    async def check_click(self, user: str, channel: str | None) -> str | None:
+        """The same gate as a message, for a click: None when it may go on (it has been counted in the
+        user's shared window); otherwise what to tell the clicker, "" meaning drop it without a reply."""
+        if not await self.click_allowed(user):
+            return ""
+        if channel and channel != self.settings.bot_watch_channel and not self.channel_allowed(channel):
+            return NOT_HERE_CLICK if await self.count_refusal(user) else ""
+        if not await self.allow(user):
+            return RATE_LIMITED if await self.count_refusal(user) else ""
+        return None

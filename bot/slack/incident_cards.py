@@ -16,6 +16,7 @@ from bot.watch.render import incident_lines, name
 
 SNOOZE = "watch_snooze"
 MUTE = "watch_mute"
+UNMUTE = "watch_unmute"
 SECTION_MAX = 2900
 
 
@@ -24,7 +25,7 @@ def _clip(text: str) -> str:
 
 
 def incident_blocks(incident: Incident, now: datetime, note: str | None = None,
-                    resolved: str | None = None) -> list[Block]:
+                    resolved: str | None = None, muted: bool = False) -> list[Block]:
     """The incident message: the seed-thread diagnosis, then buttons (or the resolution)."""
     lines = incident_lines(incident, now)
     if resolved:
@@ -44,6 +45,7 @@ def incident_blocks(incident: Incident, now: datetime, note: str | None = None,
         value = incident.key[:2000]
         blocks.append(ActionsBlock(block_id="watch_actions", elements=[
             ButtonElement(text="Snooze 1 h", action_id=SNOOZE, value=value),
+            ButtonElement(text="Unmute", action_id=UNMUTE, value=value) if muted else
             ButtonElement(text="Mute this object", action_id=MUTE, value=value),
         ]))
     return blocks

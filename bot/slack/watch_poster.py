@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 WATCHER = "watcher"  # the requester recorded on proposals the watcher makes
 SNOOZE_FOR = timedelta(hours=1)
+MUTE_FOR = timedelta(days=7)  # a mute ends by itself; Unmute on the message ends it sooner
 
 
 class SlackPoster:
@@ -45,8 +46,10 @@ class SlackPoster:
                                                       blocks=cards.plain(cards.incident_blocks(incident, now)))
         return response["channel"], response["ts"]
 
-    async def update(self, row: db.WatchIncident, incident: Incident, now: datetime, note: str | None = None) -> None:
-        await self._update(row, cards.incident_blocks(incident, now, note=note), cards.incident_text(incident))
+    async def update(self, row: db.WatchIncident, incident: Incident, now: datetime, note: str | None = None,
+                     muted: bool = False) -> None:
+        await self._update(row, cards.incident_blocks(incident, now, note=note, muted=muted),
+                           cards.incident_text(incident))
 
     async def resolve(self, row: db.WatchIncident, incident: Incident, now: datetime, text: str) -> None:
         await self._update(row, cards.incident_blocks(incident, now, resolved=text),
@@ -104,14 +107,22 @@ class SlackPoster:
             await self.client.chat_update(channel=row.channel, ts=row.message_ts, text=text, blocks=blocks)
 
 
-def register_watch_handlers(app: AsyncApp, store: Store, poster: SlackPoster) -> None:
-    """Snooze 1 h and Mute this object: a silence in the store, an audit row, a note on the message."""
+def register_watch_handlers(app: AsyncApp, store: Store, poster: SlackPoster, gate: Any | None = None) -> None:
+    """Snooze 1 h, Mute this object (7 days) and Unmute: a silence in the store (or its removal), an audit
+    row with the reason, a note on the message. Each click passes the same gate as a message."""
     membership = Membership()
 
     async def silence(body: dict[str, Any], what: str, client: AsyncWebClient, context: Any) -> None:
         from bot.slack.approval_handlers import is_guest, tell
 
         user = (body.get("user") or {}).get("id") or "unknown"
+        channel = (body.get("channel") or {}).get("id")
+        if gate is not None:
+            refusal = await gate.check_click(user, channel)
+            if refusal is not None:
+                if refusal:
+                    await tell(client, channel, user, refusal)
+                return
         key = str(((body.get("actions") or [{}])[0]).get("value") or "")[:300]
         row = await asyncio.to_thread(db.get_incident, store.sessions, key)
         if row is None:
@@ -125,18 +136,30 @@ def register_watch_handlers(app: AsyncApp, store: Store, poster: SlackPoster) ->
             return
         incident = Incident.model_validate_json(row.incident_json)
         now = datetime.now(UTC)
+        until: datetime | None = None
         if what == "snoozed":
-            until: datetime | None = now + SNOOZE_FOR
+            until = now + SNOOZE_FOR
             target, note = key, f"snoozed by {mention(user)} until {slack_time(until)}"
+            reason = "snooze button on the incident message"
+        elif what == "muted":
+            until, target = now + MUTE_FOR, incident.object_key
+            note = (f"{incident.object_kind.replace('_', ' ')} muted by {mention(user)} until {slack_time(until)}"
+                    " (Unmute ends it sooner)")
+            reason = f"mute button on a {incident.kind} incident message"
         else:
-            until, target = None, incident.object_key
-            note = f"{incident.object_kind.replace('_', ' ')} muted by {mention(user)}"
-        await asyncio.to_thread(db.silence, store.sessions, target, until, user, now)
+            target = incident.object_key
+            note = f"{incident.object_kind.replace('_', ' ')} unmuted by {mention(user)}"
+            reason = "unmute button on the incident message"
+        if what == "unmuted":
+            await asyncio.to_thread(db.unsilence, store.sessions, target)
+        else:
+            await asyncio.to_thread(db.silence, store.sessions, target, until, user, now)
         await asyncio.to_thread(proposal_db.add_audit, store.sessions, proposal_db.AuditEntry(
             at=proposal_db.to_db_time(now), proposal_id=row.proposal_id, action=what, actor=user,
-            detail=f"{what} watcher incident {key}" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")))
+            detail=f"{what} watcher incident {key}" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
+            + f"; reason: {reason}"))
         if row.status == db.OPEN:
-            await poster.update(row, incident, now, note=note)
+            await poster.update(row, incident, now, note=note, muted=what == "muted")
 
     @app.action(cards.SNOOZE)
     async def on_snooze(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
@@ -147,3 +170,8 @@ def register_watch_handlers(app: AsyncApp, store: Store, poster: SlackPoster) ->
     async def on_mute(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         await ack()
         await silence(body, "muted", client, context)
+
+    @app.action(cards.UNMUTE)
+    async def on_unmute(ack: Any, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        await ack()
+        await silence(body, "unmuted", client, context)

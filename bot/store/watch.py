@@ -167,6 +167,15 @@ def silence(sessions: sessionmaker, target: str, until: datetime | None, by: str
         session.commit()
 
 
+def unsilence(sessions: sessionmaker, target: str) -> None:
+    """End a snooze or mute now (Unmute)."""
+    with sessions() as session:
+        row = session.get(WatchSilence, target)
+        if row is not None:
+            session.delete(row)
+            session.commit()
+
+
 def silenced_targets(sessions: sessionmaker, now: datetime) -> set[str]:
     stmt = select(WatchSilence.target).where(
         WatchSilence.until.is_(None) | (WatchSilence.until > to_db_time(now)))
