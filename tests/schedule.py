@@ -1,8 +1,8 @@
 """How the suite is laid out over the pytest-xdist workers (`make test`: `pytest -n 2 --dist loadfile
 --no-loadscope-reorder`).
 
-- Long runs stay out of the normal suite: a test marked `soak` or `compat` runs only when the `-m`
-  expression names its marker (`make soak`, `make compat`, `pytest -m soak ...`).
+- Long runs stay out of the normal suite: a test marked `soak`, `compat` or `llama` runs only when the
+  `-m` expression names its marker (`make soak`, `make compat`, `make test-llama`, `pytest -m soak ...`).
 - A test module is the unit of work (`--dist loadfile`): its module-scoped fixtures (a bot, an
   installed wheel) are built once, on one worker. (`--dist loadgroup` would allow finer units, but
   with pytest 9.2 it silently stops grouping: pytest-xdist issue 1386.)
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-LONG_RUNS = ("soak", "compat")
+LONG_RUNS = ("soak", "compat", "llama")
 FIRST = "artifact"
 DURATIONS = Path(__file__).with_name("durations.json")
 UNMEASURED = 2.0  # seconds per test: a new module goes after the known slow ones, before the many quick ones

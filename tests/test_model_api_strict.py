@@ -107,6 +107,11 @@ def test_every_tool_call_id_is_answered_right_after_its_assistant_message(fresh_
     answer_a = {"role": "tool", "tool_call_id": "call_a", "content": "{}"}
     exc = refused(fresh_model, model=CLASSIC_MODEL, tools=[TOOL], messages=[*USER, asked, answer_a, *USER])
     assert exc.status_code == 400 and "did not have response messages: call_b" in exc.message
+    # a later round does not excuse an earlier unanswered call
+    later = {"role": "assistant", "content": None, "tool_calls": [_call("call_c")]}
+    exc = refused(fresh_model, model=CLASSIC_MODEL, tools=[TOOL], messages=[
+        *USER, asked, answer_a, *USER, later, {"role": "tool", "tool_call_id": "call_c", "content": "{}"}])
+    assert "did not have response messages: call_b" in exc.message and exc.param == "messages.[3].role"
     exc = refused(fresh_model, model=CLASSIC_MODEL, tools=[TOOL],
                   messages=[*USER, {"role": "tool", "tool_call_id": "call_x", "content": "{}"}])
     assert "must be a response to a preceeding message with 'tool_calls'" in exc.message
