@@ -86,5 +86,5 @@ def model_api():
 @pytest.fixture
 def fresh_model(model_api):
     model_api.reset()
-    return model_api
-
+    yield model_api
+    model_api.restore_provider()  # a module-scoped bot built next must not inherit this test's profile or keys

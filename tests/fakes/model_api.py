@@ -255,6 +255,12 @@ class FakeModelAPI(FakeServer):
         with self.lock:
             self._steps.extend(steps)
 
+    def restore_provider(self) -> None:
+        """Back to OpenAI with every key accepted; scripts and recorded requests stay."""
+        with self.lock:
+            self.profile = openai_profile()
+            self.revoked.clear()
+
     def reset(self) -> None:
         with self.lock:
             self._steps.clear()
