@@ -27,7 +27,7 @@ async def test_healthy_prefect_is_all_ok(prefect_api_url):
     rows = await check_prefect(load_settings(), PrefectTarget(prefect_api_url))
     assert [(r.name, r.status) for r in rows if r.status is not Status.OK] == []
     assert row(rows, "Prefect", "version").detail.startswith("Prefect 3.")
-    assert row(rows, "Prefect", "events").status is Status.OK
+    assert row(rows, "Prefect", "events").status is Status.OK and "all 7" in row(rows, "Prefect", "features").detail
 
 
 async def test_prefect_unreachable():

@@ -202,3 +202,23 @@ async def test_prefect_2_is_refused_in_one_line(tmp_path):
         said = (done.stdout + done.stderr).strip()
         assert said.endswith(f"this is Prefect {PREFECT2}; the bot needs a Prefect 3 server"), said
         assert "Traceback" not in said and len(said.splitlines()) == 1, said
+
+
+@pytest.mark.parametrize("version", ["3.4.25", PREFECT2])
+async def test_doctor_names_the_version_and_what_it_lacks(version):
+    """`concurrency-bot doctor` on real old servers: 3.4 is ✓ with its missing features as ⚠; 2.x is ✗."""
+    from bot.doctor.prefect_checks import PrefectTarget, check_prefect
+    from bot.doctor.report import Status
+    from bot.settings import load_settings
+
+    rows = {r.name: r for r in await check_prefect(load_settings(), PrefectTarget(_server(version).url))}
+    if version == PREFECT2:
+        assert rows["version"].status is Status.FAIL
+        assert rows["version"].detail == f"this is Prefect {PREFECT2}; the bot needs a Prefect 3 server"
+        assert "Prefect 3" in rows["version"].fix and "events" not in rows
+        return
+    assert (rows["version"].status, rows["version"].detail) == (Status.OK, "Prefect 3.4.25")
+    features = rows["features"]
+    assert features.status is Status.WARN
+    assert "work pool concurrency status (`prefect work-pool slots`) (since 3.6.23)" in features.detail
+    assert features.fix == "upgrade the server to Prefect 3.6.23 or later to have them all"

@@ -1,5 +1,6 @@
-"""Prefect checks: the server answers, takes our credentials, runs a Prefect the bot supports, and its
-event stream (the watcher's wake-up signal) accepts a subscriber.
+"""Prefect checks: the server answers, takes our credentials, runs a Prefect the bot supports (version and
+features from `bot.prefect_ops.capabilities`, the same detection every read uses), and its event stream
+(the watcher's wake-up signal) accepts a subscriber.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bot.doctor.report import Row, fail, ok, warn
+from bot.doctor.report import Row, Status, fail, ok, warn
 from bot.redact import redact
 from bot.settings import Settings
 
@@ -52,43 +53,67 @@ def _credential_names(target: PrefectTarget) -> str:
     return "PREFECT_API_KEY (Prefect Cloud) or PREFECT_API_AUTH_STRING (a server with basic auth)"
 
 
-async def _version(client: httpx.AsyncClient, target: PrefectTarget) -> tuple[list[Row], str | None]:
+async def _reach(client: httpx.AsyncClient, target: PrefectTarget) -> tuple[list[Row], bool]:
+    """Does the URL answer as a Prefect API, and take our credentials? (Version and features: below.)"""
     assert target.url is not None
     base = target.url.rstrip("/")
     try:
         response = await client.get(f"{base}/admin/version", headers=target.headers())
     except httpx.HTTPError as exc:
         return [fail(GROUP, "server", f"{redact(base)} does not answer ({type(exc).__name__})",
-                     "start the Prefect server, or fix PREFECT_API_URL (it ends in /api)")], None
+                     "start the Prefect server, or fix PREFECT_API_URL (it ends in /api)")], False
     if response.status_code in (401, 403):
         return [ok(GROUP, "server", f"{redact(base)} answers"),
                 fail(GROUP, "auth", f"the server refused our credentials (HTTP {response.status_code})",
-                     f"set {_credential_names(target)} to a value this server accepts")], None
+                     f"set {_credential_names(target)} to a value this server accepts")], False
     if response.status_code == 404:
         return [fail(GROUP, "server", f"{redact(base)} answers but is not a Prefect API (404 on /admin/version)",
                      "PREFECT_API_URL must be the API URL, ending in /api (Cloud: …/accounts/ID/workspaces/ID)")], \
-            None
+            False
     if response.status_code >= 400:
         return [fail(GROUP, "server", f"{redact(base)} answered HTTP {response.status_code}",
-                     "check the Prefect server's logs")], None
+                     "check the Prefect server's logs")], False
     try:
-        version = str(response.json())
+        response.json()
     except ValueError:
         return [fail(GROUP, "server", f"{redact(base)} answered something that is not Prefect's JSON",
-                     "PREFECT_API_URL must be the API URL, ending in /api")], None
+                     "PREFECT_API_URL must be the API URL, ending in /api")], False
     auth = "none needed" if not target.headers() else f"{_credential_names(target)} accepted"
-    return [ok(GROUP, "server", f"{redact(base)} answers"), ok(GROUP, "auth", auth)], version
+    return [ok(GROUP, "server", f"{redact(base)} answers"), ok(GROUP, "auth", auth)], True
 
 
-def _version_row(version: str) -> Row:
-    major = version.split(".", 1)[0]
-    if major == "2":
-        return fail(GROUP, "version", f"this is Prefect {version}; the bot needs a Prefect 3 server",
-                    "upgrade the server to Prefect 3 (prefect.io/docs upgrade guide), or point PREFECT_API_URL at one")
-    if major != "3":
-        return warn(GROUP, "version", f"Prefect {version}: the bot is checked against Prefect 3",
-                    "use a Prefect 3 server")
-    return ok(GROUP, "version", f"Prefect {version}")
+async def _capabilities(target: PrefectTarget) -> list[Row]:
+    """Version and features as the bot detects them for every read; a 2.x server is named as such."""
+    from prefect.client.orchestration import PrefectClient
+
+    from bot.prefect_ops.capabilities import UnsupportedServer, capabilities, ensure_supported
+    from bot.prefect_ops.errors import PrefectOpsError
+
+    assert target.url is not None
+    try:
+        async with PrefectClient(api=target.url, api_key=target.api_key, auth_string=target.auth_string) as client:
+            await capabilities(client, refresh=True)
+            caps = await ensure_supported(client)
+    except UnsupportedServer as exc:
+        return [fail(GROUP, "version", str(exc), "upgrade the server to Prefect 3, or point PREFECT_API_URL at a "
+                     "Prefect 3 server")]
+    except PrefectOpsError as exc:
+        return [fail(GROUP, "version", f"could not read the server's version ({exc})",
+                     "check the Prefect server's logs")]
+    flavour = "Prefect Cloud" if caps.cloud else f"Prefect {caps.version}"
+    rows = [ok(GROUP, "version", flavour)]
+    from bot.prefect_ops.capabilities import FEATURES
+
+    lacking = [name for name in FEATURES if not caps.has(name)]  # type: ignore[arg-type]
+    if not lacking:
+        rows.append(ok(GROUP, "features", f"all {len(FEATURES)} the bot uses ("
+                       + ", ".join(sorted(FEATURES)) + ")"))
+    else:
+        labels = "; ".join(f"{FEATURES[n].label} (since {FEATURES[n].since})" for n in lacking)
+        newest = max((FEATURES[n].since for n in lacking), key=lambda v: tuple(int(p) for p in v.split(".")))
+        rows.append(warn(GROUP, "features", f"{caps.version} lacks {labels}; the bot works around each",
+                         f"upgrade the server to Prefect {newest} or later to have them all"))
+    return rows
 
 
 async def _events(target: PrefectTarget) -> Row:
@@ -115,10 +140,11 @@ async def check_prefect(settings: Settings, target: PrefectTarget | None = None)
         return [warn(GROUP, "server", "PREFECT_API_URL is not set: `chat` and `make run` start a local Prefect "
                      "server; `serve` has none", "set PREFECT_API_URL to your server's API (http://HOST:4200/api)")]
     async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-        rows, version = await _version(client, target)
-    if version is None:
+        rows, reached = await _reach(client, target)
+    if not reached:
         return rows
-    rows.append(_version_row(version))
-    if version.startswith("3."):
+    caps_rows = await _capabilities(target)
+    rows += caps_rows
+    if all(r.status is not Status.FAIL for r in caps_rows):
         rows.append(await _events(target))
     return rows
