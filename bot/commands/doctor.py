@@ -28,7 +28,7 @@ def check() -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=logging.CRITICAL)  # the table says what went wrong; no log lines around it
     report = check()
     print(report.as_json() if args.json else report.table())  # type: ignore[attr-defined]
     return report.exit_code()  # type: ignore[attr-defined]

@@ -23,8 +23,7 @@ def _problem_row(problem: dict[str, Any]) -> Row:
     said = str(problem.get("provider_message") or "").splitlines()[0][:200] if problem.get("provider_message") else ""
     code = f", {problem['code']}" if problem.get("code") else ""
     detail = f"{problem.get('summary')} (HTTP {problem.get('status')}{code}: {said})"
-    return fail(GROUP, ROW_OF_KIND.get(str(problem.get("kind")), "model"), detail,
-                f"change {problem.get('setting')} (model {problem.get('model')})")
+    return fail(GROUP, ROW_OF_KIND.get(str(problem.get("kind")), "model"), detail, f"change {problem.get('setting')}")
 
 
 def _transient_row(settings: Settings, detail: str) -> Row:

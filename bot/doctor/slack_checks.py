@@ -107,7 +107,7 @@ async def _mode(settings: Settings) -> Row:
     return ok(GROUP, "Socket Mode", "the app token opens a connection (apps.connections.open)")
 
 
-async def _channel(client: AsyncWebClient, channel: str, setting: str) -> Row:
+async def _channel(client: AsyncWebClient, channel: str, setting: str, bot: str) -> Row:
     name = f"in {channel}"
     try:
         info = (await client.conversations_info(channel=channel)).get("channel") or {}
@@ -118,7 +118,7 @@ async def _channel(client: AsyncWebClient, channel: str, setting: str) -> Row:
                         f"add channels:read and groups:read to the app, {REINSTALL}")
         if error == "channel_not_found":
             return fail(GROUP, name, f"{setting} {channel}: no such channel, or a private one the bot is not in",
-                        f"check the ID; for a private channel, invite the bot there: /invite @the-bot in {channel}")
+                        f"check the ID; for a private channel, invite the bot there: /invite @{bot} in {channel}")
         return fail(GROUP, name, f"could not read {setting} {channel} ({error})", "check the channel ID")
     except Exception as exc:
         return fail(GROUP, name, f"could not read {setting} {channel} ({_error(exc)})", "check network access")
@@ -126,7 +126,7 @@ async def _channel(client: AsyncWebClient, channel: str, setting: str) -> Row:
         return fail(GROUP, name, f"{setting} {channel} is archived", f"unarchive it or remove it from {setting}")
     if not info.get("is_member"):
         return fail(GROUP, name, f"the bot is not a member of {channel} ({setting})",
-                    f"invite it: /invite @the-bot in {channel}")
+                    f"invite it: /invite @{bot} in {channel}")
     return ok(GROUP, name, f"the bot is a member ({setting})")
 
 
@@ -210,6 +210,14 @@ async def check_slack(settings: Settings) -> list[Row]:
         channels.append((watch, "BOT_WATCH_CHANNEL"))
     elif watch:
         channels = [(c, "BOT_WATCH_CHANNEL" if c == watch else s) for c, s in channels]
-    rows += await asyncio.gather(*(_channel(client, c, s) for c, s in channels if not c.startswith("D")))
+    channels = [(c, s) for c, s in channels if not c.startswith("D")]
+    unreadable = granted is not None and not {"channels:read", "groups:read"} <= granted
+    if channels and unreadable:  # every conversations.info would answer missing_scope: say it once
+        rows.append(warn(GROUP, "channels", f"cannot check that the bot is in {', '.join(c for c, _ in channels)} "
+                         "without channels:read and groups:read", "grant them (see the scopes row), then run "
+                         "`concurrency-bot doctor` again"))
+    elif channels:
+        bot = str(info.get("user") or "the-bot")
+        rows += await asyncio.gather(*(_channel(client, c, s, bot) for c, s in channels))
     rows += await _approvers(client, settings)
     return rows
