@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from bot.doctor.report import Report, Row, Status
 from bot.doctor.settings_checks import check_settings
 from bot.doctor.slack_checks import check_slack
 from bot.doctor.store_checks import check_store
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from bot.slack.scopes import BOT_SCOPES
 from bot.store import Store
 from bot.store.migrate import head_revision, upgrade
@@ -281,3 +283,28 @@ def test_doctor_on_a_fresh_machine_prints_only_ok_and_warnings(tmp_path):
 
     payload = json.loads(as_json.stdout)
     assert payload["ok"] is True and all(c["fix"] for c in payload["checks"] if c["status"] != "ok")
+
+
+# --- generated inputs --------------------------------------------------------------------------
+
+_names = st.one_of(st.sampled_from(sorted(n.upper() for n in Settings.model_fields)),
+                   st.from_regex(r"BOT_[A-Z_]{1,30}", fullmatch=True))
+_values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_names, _values, max_size=6))
+def test_any_environment_gives_rows_never_a_traceback(env):
+    """Whatever is in the environment: settings come back, every ⚠/✗ has a fix, no secret is echoed."""
+    built, rows = check_settings(env, None)
+    assert isinstance(built, Settings) and rows
+    assert all(r.fix for r in rows if r.status is not Status.OK)
+    secrets = {v for k, v in env.items() if k.endswith(("TOKEN", "SECRET", "KEY")) and len(v) >= 6}
+    assert not any(s in r.detail or s in r.fix for r in rows for s in secrets)
+
+
+def test_home_tab_setup_lines_cannot_ping_or_link():
+    from bot.slack.home import setup_blocks
+
+    text_ = str([b.to_dict() for b in setup_blocks(["✗ Model · model: provider said <!channel> <https://evil.example|x>"])])
+    assert "<!channel>" not in text_ and "<https://evil.example" not in text_ and "&lt;!channel&gt;" in text_

@@ -110,3 +110,17 @@ async def test_health_detail_is_refused_without_a_configured_token():
         plain = await client.get("/healthz")
         assert refused.status == 403 and "BOT_METRICS_TOKEN" in (await refused.json())["error"]
         assert plain.status == 200 and await plain.json() == {"ok": True}
+
+
+def test_make_run_without_settings_shows_the_table_above_the_chat(prefect_api_url, tmp_path):
+    """`make run` is `concurrency-bot start`: with no Slack token it prints the doctor table, then chats."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BOT_"))}
+    env.update(HOME=str(tmp_path), BOT_DATA_DIR=str(tmp_path / "data"), COLUMNS="120")
+    done = subprocess.run([str(BIN), "start"], input="/quit\n", env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = done.stdout
+    table, banner = out.find("Settings\n  ✓ settings"), out.find("Prefect concurrency copilot")
+    assert 0 <= table < banner, out
+    assert "⚠ Slack" in out and "offline answers only" in out and "✓ version" in out and "0 ✗" in out
+    assert "Traceback" not in done.stderr
