@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def _load_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -209,11 +210,16 @@ def main() -> int:
         for text in timed:
             model.embed(text)
         print(f"embedding a question: {1000 * (time.perf_counter() - started) / len(timed):.1f} ms on average")
-        print(f"{'router':<20} {'tuning':>8} {'held-out':>9}")
+        from routing_accuracy import load_set
+
+        paraphrases = load_set()
+        print(f"{'router':<20} {'tuning':>8} {'held-out':>9} {'paraphrases top-1':>18}")
         for name, search in routers:
             pipeline.offline = OfflineEngine(search)
             shares = [score(asyncio.run(answer_and_score(questions[half], pipeline))) for half in HALVES]
-            print(f"{name:<20} {shares[0]:>8.1%} {shares[1]:>9.1%}")
+            top1 = sum((hits := search.search(q, k=1)) != [] and hits[0].recipe.slug == slug
+                       for q, slug in paraphrases) / len(paraphrases)
+            print(f"{name:<20} {shares[0]:>8.1%} {shares[1]:>9.1%} {top1:>18.1%}")
     finally:
         if server is not None:
             server.stop()
