@@ -220,6 +220,14 @@ async def test_a_permanent_error_answers_offline_once_logs_the_setting_and_stops
     assert "misconfigured" in pipeline.model.health.notice()
 
 
+async def test_a_budget_the_model_cannot_give_names_bot_model_max_tokens(fresh_model, model_log):
+    pipeline = pipeline_for(settings_for(fresh_model, CLASSIC_MODEL, bot_model_max_tokens=50_000))
+    reply = await pipeline.answer(Turn("q", "U1"))
+    assert MISCONFIGURED in reply.text and len(fresh_model.requests) == 1
+    assert pipeline.model.health.problem.setting == "BOT_MODEL_MAX_TOKENS"
+    assert any("BOT_MODEL_MAX_TOKENS" in line and "at most 16384" in line for line in model_log.lines)
+
+
 async def test_without_an_offline_helper_the_misconfigured_line_is_the_answer(fresh_model):
     pipeline = pipeline_for(settings_for(fresh_model, "no-such-model"))
     reply = await pipeline.answer(Turn("q", "U1"))

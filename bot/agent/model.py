@@ -185,6 +185,8 @@ class ModelClient:
                     continue
                 if code == "context_length_exceeded":
                     raise ContextTooLong("the conversation is longer than the model's context window") from exc
+                if getattr(exc, "param", None) in ("max_tokens", "max_completion_tokens"):
+                    self._problem(unadaptable_problem(exc, model))  # e.g. a budget above the model's output limit
                 raise ModelUnavailable(_describe(exc)) from exc
             except openai.OpenAIError as exc:
                 problem = permanent_problem(exc, model)
