@@ -20,6 +20,7 @@ from typing import Any
 from bot.agent.context_fit import fit_to_window
 from bot.agent.model import ContextTooLong, ModelClient
 from bot.agent.registry import ToolRegistry, to_jsonable
+from bot.redact import error_summary
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,9 @@ async def run_tool_call(registry: ToolRegistry, call: Any, max_chars: int,
         try:
             content = to_jsonable(await tool.call(call.function.arguments))
         except Exception as exc:  # a tool error is information for the model
-            log.info("tool %s failed: %s", name, exc)
-            content = {"error": f"{type(exc).__name__}: {exc}"}
+            summary = error_summary(exc)  # never the raw body: Prefect (or a proxy) may echo headers in it
+            log.info("tool %s failed: %s", name, summary)
+            content = {"error": summary}
     text = content if isinstance(content, str) else json.dumps(content, default=str, ensure_ascii=False)
     return {"role": "tool", "tool_call_id": call.id, "content": truncate(clean(text), max_chars)}
 

@@ -30,7 +30,7 @@ from bot.prefect_ops.changes import (
     change_to_json,
     nothing_to_do,
 )
-from bot.redact import redact
+from bot.redact import error_summary, redact
 from bot.settings import Settings
 from bot.store import Store
 from bot.store import proposals as db
@@ -336,7 +336,7 @@ class ApprovalService:
                 await change.apply(client)
                 after = _normal(await change.read(client)) if change.action != "delete" else {"deleted": True}
         except Exception as exc:  # Prefect said no, or is unreachable: record it, never raise into Slack
-            error = redact(f"{type(exc).__name__}: {exc}")[:1000]  # shown on the card and in the audit log
+            error = error_summary(exc)  # shown on the card and in the audit log: a summary, never the body
             log.warning("applying proposal %s failed: %s", proposal.id, error)
             if await self._db(db.transition, proposal.id, [db.APPROVED], db.FAILED, error=error):
                 await self._audit("failed", user, proposal, result="failed", detail=error)

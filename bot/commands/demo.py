@@ -14,8 +14,11 @@ import json
 import sys
 from pathlib import Path
 
+from bot.redact import shown_url
+
 HELP = "Seed the Prefect server with a realistic concurrency situation to try (--clean removes it)."
 RECORD = "demo.json"
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +70,7 @@ async def _seed(record_path: Path) -> int:
             return 1
         api_url = str(client.api_url)
     record_path.write_text(json.dumps({"api_url": api_url, **record}, indent=2), encoding="utf-8")
-    _say(f"Seeded {api_url}:")
+    _say(f"Seeded {shown_url(api_url)}:")
     for line in (
         "• deployment demo-etl/nightly, limit 1: demo-nightly-1 runs, demo-nightly-2 is AwaitingConcurrencySlot",
         "• work pool demo-reports, limit 1 and full: demo-report-1 runs, two runs wait",
@@ -91,15 +94,15 @@ async def _clean(record_path: Path) -> int:
     record = json.loads(record_path.read_text(encoding="utf-8"))
     async with get_client() as client:
         if str(client.api_url) != record.get("api_url"):
-            _say(f"concurrency-bot demo --clean: the demo was seeded on {record.get('api_url')}, but this "
-                 f"is {client.api_url}; nothing removed.")
+            _say(f"concurrency-bot demo --clean: the demo was seeded on {shown_url(str(record.get('api_url')))}, "
+                 f"but this is {shown_url(str(client.api_url))}; nothing removed.")
             return 1
         failed = await clean(client, record)
     if failed:
         _say("Removed the demo, except: " + "; ".join(failed))
         return 1
     record_path.unlink()
-    _say(f"Removed the demo from {record['api_url']}: {len(record['flow_runs'])} runs, "
+    _say(f"Removed the demo from {shown_url(str(record['api_url']))}: {len(record['flow_runs'])} runs, "
          f"{len(record['deployments'])} deployments, {len(record['work_pools'])} work pools and "
          f"{len(record['gcls']) + len(record.get('tag_limits', []))} limits.")
     return 0

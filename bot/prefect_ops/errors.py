@@ -13,6 +13,8 @@ from typing import Any, ParamSpec, TypeVar
 import httpx
 from prefect.exceptions import ObjectNotFound
 
+from bot.redact import shown_url
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -96,7 +98,7 @@ def route_missing(exc: BaseException) -> RouteMissing | None:
 
 def api_url_of(client: Any) -> str:
     url = getattr(client, "api_url", None)
-    return str(url) if url is not None else "the configured PREFECT_API_URL"
+    return shown_url(str(url)) if url is not None else "the configured PREFECT_API_URL"
 
 
 def translate(exc: BaseException, api_url: str) -> PrefectOpsError | None:
