@@ -106,8 +106,12 @@ class Runtime:
 
     def health_detail(self) -> dict[str, Any]:
         """/healthz?detail=1 (behind BOT_METRICS_TOKEN): the model's state (bot.agent.model_health), or that
-        none is configured, and the doctor's current ✗/⚠ rows."""
-        return {"model": model_report(self.pipeline, self.settings), "doctor": self.doctor.detail()}
+        none is configured, the doctor's current ✗/⚠ rows, and the Prefect server as last read (version,
+        capabilities, or the one line refusing it)."""
+        from bot.prefect_ops.capabilities import known_state
+
+        return {"model": model_report(self.pipeline, self.settings), "doctor": self.doctor.detail(),
+                "prefect": known_state(self.settings.prefect_api_url) or {"state": "not read yet"}}
 
     def metrics_registry(self) -> Any:
         from bot.metrics import store_registry

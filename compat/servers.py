@@ -29,11 +29,17 @@ def start_server(version: str, timeout: float = 300.0, use_postgres: bool | None
     return PrefectServer(executable=executable_for(version), use_postgres=use_postgres).start(timeout=timeout)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m compat.servers VERSION`: start one server and print its API URL until Ctrl-C."""
+    import signal
     import time
 
     version = (argv if argv is not None else sys.argv[1:])[0]
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the server too
     server = start_server(version)
     print(server.url, flush=True)
     try:

@@ -222,3 +222,40 @@ async def test_doctor_names_the_version_and_what_it_lacks(version):
     assert features.status is Status.WARN
     assert "work pool concurrency status (`prefect work-pool slots`) (since 3.6.23)" in features.detail
     assert features.fix == "upgrade the server to Prefect 3.6.23 or later to have them all"
+
+
+def test_prefect_2_in_slack_home_tab_and_healthz(fresh_slack, tmp_path):
+    """Built as `serve` builds it, pointed at a Prefect 2 server: the thread, the Home tab and
+    /healthz?detail=1 each carry the one line, and nothing else about the server."""
+    import json
+    import time
+    import urllib.request
+
+    from bot.embedded_prefect import use_api_url
+    from tests.harness import BotHarness, mention
+
+    line = f"this is Prefect {PREFECT2}; the bot needs a Prefect 3 server"
+    original = os.environ["PREFECT_API_URL"]
+    use_api_url(_server(PREFECT2).url)  # this worker's client settings, put back below
+    bot = BotHarness(fresh_slack, None, f"sqlite:///{tmp_path / 'bot.db'}",
+                     bot_metrics_token="metrics-token-123456").start()
+    try:
+        assert bot.post_event(mention("show limits", ts="1700000200.000100")).status == 200
+        bot.wait_idle()
+        said = "\n".join(fresh_slack.bot_texts("C1", "1700000200.000100"))
+        assert line.lower() in said.lower() and "Traceback" not in said, said
+
+        event = {"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home",
+                 "event_ts": f"{time.time():.6f}"}
+        assert bot.post_event(event).status == 200
+        view = json.dumps(fresh_slack.wait_for("views.publish", 1, timeout=60)[-1].args["view"])
+        assert line in view, view
+
+        request = urllib.request.Request(f"{bot.url}/healthz?detail=1",
+                                         headers={"Authorization": "Bearer metrics-token-123456"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            detail = json.loads(response.read())
+        assert detail["prefect"]["supported"] is False and detail["prefect"]["problem"] == line
+    finally:
+        bot.stop()
+        use_api_url(original)

@@ -28,7 +28,7 @@ from bot.prefect_ops.errors import PrefectOpsError, PrefectUnavailable, api_url_
 
 __all__ = [
     "FEATURES", "Capabilities", "Feature", "FeatureName", "UnsupportedServer", "cached", "capabilities", "cloud_ui_url",
-    "ensure_supported", "forget", "is_cloud_url",
+    "ensure_supported", "forget", "is_cloud_url", "known_state", "refusal",
 ]
 
 RECHECK_SECONDS = 60.0
@@ -176,6 +176,7 @@ class Capabilities:
 
 
 _CACHE: dict[str, Capabilities] = {}
+_REFUSED: dict[str, str] = {}  # API URL -> the one line a non-Prefect server got
 _LOCKS: dict[str, asyncio.Lock] = {}
 
 
@@ -271,6 +272,10 @@ async def capabilities(client: Any, *, refresh: bool = False) -> Capabilities:
         except PrefectUnavailable:
             forget(url)
             raise
+        except UnsupportedServer as exc:
+            _REFUSED[url] = str(exc)
+            raise
+        _REFUSED.pop(url, None)
         if known is not None and known.version == version:
             known.checked_at = time.monotonic()
             return known
@@ -281,10 +286,36 @@ async def capabilities(client: Any, *, refresh: bool = False) -> Capabilities:
         return found
 
 
+def refusal(caps: Capabilities) -> str | None:
+    """The one line for a server the bot cannot work with, else None."""
+    parsed = caps.parsed
+    if parsed is not None and parsed.major < 3:
+        return f"this is Prefect {caps.version}; the bot needs a Prefect 3 server"
+    return None
+
+
+def known_state(api_url: str | None = None) -> dict[str, Any] | None:
+    """What the last read found, without asking the server (for /healthz and the Home tab).
+
+    `api_url` None means the one server this process has read, if it read exactly one.
+    """
+    urls = [api_url.rstrip("/")] if api_url else list({*_CACHE, *_REFUSED})
+    if len(urls) != 1:
+        return None
+    url = urls[0]
+    if url in _REFUSED:
+        return {"api_url": url, "supported": False, "problem": _REFUSED[url]}
+    caps = _CACHE.get(url)
+    if caps is None:
+        return None
+    problem = refusal(caps)
+    return {"api_url": url, "supported": problem is None, "problem": problem, **caps.summary()}
+
+
 async def ensure_supported(client: Any) -> Capabilities:
     """The server's capabilities, or UnsupportedServer when it is not a Prefect 3 server."""
     caps = await capabilities(client)
-    parsed = caps.parsed
-    if parsed is not None and parsed.major < 3:
-        raise UnsupportedServer(f"this is Prefect {caps.version}; the bot needs a Prefect 3 server")
+    problem = refusal(caps)
+    if problem is not None:
+        raise UnsupportedServer(problem)
     return caps

@@ -28,6 +28,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.prefect_ops.capabilities import UnsupportedServer
 from bot.redact import redact
 from bot.safe_text import channel_ref, clean, code, mention
 from bot.slack.limits import fit_view
@@ -201,7 +202,8 @@ async def publish_home(client: AsyncWebClient, user_id: str, read_map: MapReader
         limits_map = await read_map()
     except Exception as exc:  # the Home tab must render even when Prefect is down; the text stays in the log
         log.warning("Home tab: could not read Prefect: %s", exc)
-        error = PREFECT_DOWN.format(kind=type(exc).__name__)
+        error = (clean(redact(str(exc))) if isinstance(exc, UnsupportedServer)
+                 else PREFECT_DOWN.format(kind=type(exc).__name__))
     try:
         pending = await visible_to(user_id, await read_pending(), client, channels or ChannelVisibility())
     except Exception:
