@@ -43,10 +43,23 @@ LEFT_OUT_NOTE = "\n\n_To fit the model's context window I left out {what}._"
 TOO_LONG_NOTE = ("This conversation is too long for the model's context window even after trimming, so this "
                  "answer comes from the offline helper. A new thread starts fresh.")
 CAVEAT = "\n\n_⚠️ I could not verify everything above against Prefect {version}: {problems}_"
+OLDER_SERVER = "\n\n_Your Prefect server is older than some of this: {notes}._"
 
 
 class Verifier(Protocol):
     def __call__(self, markdown: str) -> Any: ...
+
+
+def verify_for_live_server(settings: Settings) -> Verifier:
+    """The verifier, also flagging what the live Prefect server (as last read) is too old for."""
+    from bot.knowledge.verifier import verify_markdown
+    from bot.prefect_ops.capabilities import known_state
+
+    def verify(markdown: str) -> Any:
+        state = known_state(settings.prefect_api_url) or {}
+        return verify_markdown(markdown, server_version=state.get("version"))
+
+    return verify
 
 
 class Searcher(Protocol):
@@ -260,6 +273,9 @@ class Pipeline:
         if not report.ok:
             problems = "; ".join(f.message for f in report.findings if f.severity == "error")[:400]
             reply.text += CAVEAT.format(version=prefect_version(), problems=problems)
+        older = [f.message for f in report.findings if f.kind == "version"]
+        if older:
+            reply.text += OLDER_SERVER.format(notes="; ".join(older))
 
 
 EMPTY_QUESTION = ("Hi! Ask me about Prefect concurrency: for example *\"only one run of my-flow/prod at "
@@ -329,7 +345,6 @@ def build_pipeline(settings: Settings | None = None, approvals: Any | None = Non
     from bot.agent.toolsets import tools_for_turn_factory
     from bot.knowledge.recipes import RecipeBook
     from bot.knowledge.search import RecipeSearch
-    from bot.knowledge.verifier import verify_markdown
     from bot.offline import OfflineEngine
     from bot.offline.live_facts import live_facts
 
@@ -340,7 +355,7 @@ def build_pipeline(settings: Settings | None = None, approvals: Any | None = Non
         tools_for_turn=tools_for_turn_factory(approvals),
         model=model_from_settings(settings),
         search=search,
-        verify=verify_markdown,
+        verify=verify_for_live_server(settings),
         offline=OfflineEngine(search, approvals),
         live_facts=live_facts,
         system_prompt=load_system_prompt(settings.bot_prompts_dir),

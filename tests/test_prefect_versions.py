@@ -259,3 +259,33 @@ def test_prefect_2_in_slack_home_tab_and_healthz(fresh_slack, tmp_path):
     finally:
         bot.stop()
         use_api_url(original)
+
+
+async def test_a_change_the_server_cannot_make_is_refused_before_approval(tmp_path):
+    """3.4 has no deployment grace periods: the proposal is refused with the reason; without it, it stands."""
+    from bot.approvals.service import ApprovalService, ProposalRefused
+    from tests.approvals_support import make_service
+
+    server = _server("3.4.25")
+    await (await _client("3.4.25")).__aexit__(None, None, None)  # seeded once: demo-reports/hourly exists
+    base = make_service(f"sqlite:///{tmp_path / 'bot.db'}")
+    service = ApprovalService(base.store, base.policy, client_factory=lambda: PrefectClient(api=server.url))
+    with pytest.raises(ProposalRefused) as refused:
+        await service.create_proposal(DeploymentLimitChange(action="set", deployment="demo-reports/hourly", limit=3,
+                                                            grace_period_seconds=120), requester="U1")
+    assert str(refused.value) == ("your server, 3.4.25, has no grace periods on deployment limits: upgrade to "
+                                  "Prefect 3.6.6, or set the deployment limit without a grace period")
+    proposal = await service.create_proposal(
+        DeploymentLimitChange(action="set", deployment="demo-reports/hourly", limit=3), requester="U1")
+    assert "limit" in proposal.diff
+
+
+def test_an_offline_answer_on_an_older_server_says_so_and_gives_the_form_that_works(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
+    env.update(BOT_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO), PREFECT_HOME=str(tmp_path / "home"),
+               PREFECT_API_URL=_server("3.4.25").url)
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "ask", "how do I see who holds my work pool's slots?"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    said = " ".join(done.stdout.split())
+    assert "prefect work-pool slots needs Prefect 3.6.23 and your server is 3.4.25" in said, said  # rendered
+    assert "prefect flow-run ls --state Pending --state Running" in said, said

@@ -197,6 +197,9 @@ class ApprovalService:
             raise ProposalRefused("the bot is in read-only mode, so it does not propose limit changes")
         try:
             async with self.client_factory() as client:
+                unsupported = await change.unsupported_here(client)
+                if unsupported:
+                    raise ProposalRefused(unsupported)
                 change = await change.resolve(client)
                 before = _normal(await change.read(client))
         except ChangeTargetMissing as exc:

@@ -13,6 +13,8 @@ HELP = "Check the commands and snippets of a Markdown answer against the install
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a Markdown file, or - for standard input")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--server-version", metavar="VERSION",
+                        help="also flag commands and APIs newer than this Prefect server (e.g. 3.4.25)")
 
 
 def _read(source: str) -> str:
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"verify: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    report = verify_markdown(markdown)
+    report = verify_markdown(markdown, server_version=args.server_version)
     if args.json:
         print(
             json.dumps(

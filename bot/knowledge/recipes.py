@@ -51,6 +51,8 @@ class Recipe(BaseModel):
     questions: list[str] = []  # phrasings people use for this topic: routing data
     claims: list[Claim] = []  # behavioural claims and the tests that prove them
     essentials: list[str] = []  # what the short answer must always carry (commands, flags, settings)
+    # Commands, flags and APIs newer than some Prefect 3 servers: key (bot.knowledge.versions) -> first release.
+    requires: dict[str, str] = {}
 
     @field_validator("keywords", mode="before")
     @classmethod
@@ -78,6 +80,7 @@ class Recipe(BaseModel):
             questions=[str(q) for q in meta.get("questions") or []],
             claims=meta.get("claims") or [],
             essentials=[str(e) for e in meta.get("essentials") or []],
+            requires={str(k): str(v) for k, v in (meta.get("requires") or {}).items()},
         )
 
     def runnable_snippets(self) -> list[str]:

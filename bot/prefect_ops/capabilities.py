@@ -35,7 +35,7 @@ RECHECK_SECONDS = 60.0
 READ_TIMEOUT = 15.0
 FeatureName = Literal[
     "pool_concurrency_status", "queue_concurrency_status", "tag_limits_as_global", "slot_leases",
-    "flow_labels", "deployment_limits", "events",
+    "flow_labels", "deployment_limits", "deployment_grace_period", "events",
 ]
 
 
@@ -72,6 +72,9 @@ FEATURES: dict[str, Feature] = {f.name: f for f in (
     Feature("deployment_limits", "deployment concurrency limits", "3.0",
             "limit the deployment's work queue instead (`prefect work-queue set-concurrency-limit`)",
             schema_field=("DeploymentUpdate", "concurrency_options")),
+    Feature("deployment_grace_period", "grace periods on deployment limits", "3.6.6",
+            "set the deployment limit without a grace period",
+            schema_field=("ConcurrencyOptions", "grace_period_seconds")),
     Feature("events", "the events API", "3.0",
             "look at the run's state history in the UI instead",
             route=("POST", "/events/filter")),

@@ -162,6 +162,12 @@ class _BaseChange(BaseModel):
     async def apply(self, client: Any) -> None:
         raise NotImplementedError
 
+    async def unsupported_here(self, client: Any) -> str | None:
+        """Why the connected server cannot make this change (an older release), else None.
+
+        Asked before a proposal is stored, so nobody is asked to approve what would fail."""
+        return None
+
 
 def _check_set_clear(action: str, limit: int | None) -> None:
     if action == "set" and limit is None:
@@ -336,6 +342,14 @@ class DeploymentLimitChange(_BaseChange):
                 "`concurrency_limit` removes this limit (Prefect sends an explicit null). To keep it, put it "
                 f"in prefect.yaml under the deployment `{name}` of flow `{flow}`:\n"
                 f"```\nconcurrency_limit:\n  limit: {self.limit}\n  collision_strategy: {strategy}\n```")
+
+    async def unsupported_here(self, client: Any) -> str | None:
+        caps = await capabilities(client)
+        if not caps.has("deployment_limits"):
+            return caps.missing("deployment_limits")
+        if self.grace_period_seconds is not None:
+            return caps.missing("deployment_grace_period")
+        return None
 
     async def _find(self, client: Any) -> dict[str, Any]:
         missing = f"no deployment named {self.deployment!r}"

@@ -12,7 +12,7 @@ __all__ = ["Finding", "VerifyReport"]
 class Finding(BaseModel):
     """One problem in an answer, with the corrected syntax when we know it."""
 
-    kind: Literal["command", "python", "yaml"]
+    kind: Literal["command", "python", "yaml", "version"]
     severity: Literal["error", "warning"]
     snippet: str
     message: str

@@ -19,6 +19,7 @@ from bot.knowledge.verifier.python_check import check_python
 from bot.knowledge.verifier.report import Finding, VerifyReport
 from bot.knowledge.verifier.settings_check import check_config_command, check_env_names
 from bot.knowledge.verifier.yaml_check import check_yaml
+from bot.knowledge.versions import older_server_notes
 
 __all__ = ["verify_markdown"]
 
@@ -39,13 +40,24 @@ def _python_source(block: CodeBlock) -> str:
     return session_source(block.text) if block.lang == "pycon" or is_session(block.text) else block.text
 
 
-def verify_markdown(markdown: str) -> VerifyReport:
-    """Check a Markdown answer against the installed Prefect; pure, thread-safe, never raises."""
+def verify_markdown(markdown: str, server_version: str | None = None) -> VerifyReport:
+    """Check a Markdown answer against the installed Prefect; pure, thread-safe, never raises.
+
+    With `server_version` (the user's live server), a command, flag or API newer than that server
+    is a warning of kind "version" whose message gives the form that works there.
+    """
     try:
-        return _verify(markdown if isinstance(markdown, str) else str(markdown))
+        report = _verify(markdown if isinstance(markdown, str) else str(markdown))
+        report.findings.extend(_safely("server version", lambda: _older_server(str(markdown), server_version), []))
+        return report
     except Exception:  # noqa: BLE001 - the last line of defence (extraction itself failed)
         log.exception("verifier failed on an answer of %d characters", len(str(markdown)))
         return VerifyReport()
+
+
+def _older_server(markdown: str, server_version: str | None) -> list[Finding]:
+    return [Finding(kind="version", severity="warning", snippet=entry.what, message=message)
+            for entry, message in older_server_notes(markdown, server_version)]
 
 
 def _verify(markdown: str) -> VerifyReport:
