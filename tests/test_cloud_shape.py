@@ -85,7 +85,8 @@ async def test_event_stream_through_the_cloud_shape(cloud):
         follower = EventFollower(on_event=lambda: seen.append(1))
         task = asyncio.ensure_future(follower.run())
         try:
-            await asyncio.to_thread(wait_until, lambda: any(m == "WS" for m, _, _ in cloud.requests), 60, "a subscription")
+            subscribed = lambda: any(m == "WS" for m, _, _ in cloud.requests)  # noqa: E731
+            await asyncio.to_thread(wait_until, subscribed, 60, "a subscription")
             async with PrefectClient(api=cloud.url, api_key=cloud.key) as client:
                 flow_id = await client.create_flow_from_name(f"cloud-flow-{uuid.uuid4().hex[:8]}")
                 deployment = await client.create_deployment(flow_id, f"cloud-dep-{uuid.uuid4().hex[:6]}")
