@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/concurrency-bot start
 
 test: $(STAMP)
-	$(BIN)/ruff check bot tests bench
+	$(BIN)/ruff check bot tests bench compat
 	$(BIN)/python -m pytest $(XDIST) -q -ra --durations=15
 
 faults: $(STAMP)
@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.watch_latency
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot tests bench
+	$(BIN)/ruff check bot tests bench compat
 
 # Long runs have targets of their own, one file each under make/ (make/soak.mk: `make soak`,
 # make/compat.mk: `make compat`). Their tests carry the marker of the same name (registered in

@@ -103,3 +103,30 @@ def test_ui_links_take_clouds_layout(cloud):
     assert cloud_ui_url("https://api.prefect.cloud/api/accounts/a1/workspaces/w1") == \
         "https://app.prefect.cloud/account/a1/workspace/w1"
     assert cloud_ui_url("http://127.0.0.1:4200/api") is None
+
+
+async def test_a_failing_check_leaves_no_coroutine_unawaited(cloud):
+    """The queue read fails (HTTP 500): the error is the answer, and the pool check after it is never
+    created, so no "coroutine '_check_pool' was never awaited" warning (seen on 3.4.25)."""
+    import gc
+    import warnings
+
+    from bot.prefect_ops import PrefectUnavailable, diagnose_run
+
+    suffix = uuid.uuid4().hex[:8]
+    async with PrefectClient(api=cloud.url, api_key=cloud.key) as client:
+        pool = f"warn-pool-{suffix}"
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        flow_id = await client.create_flow_from_name(f"warn-flow-{suffix}")
+        deployment = await client.create_deployment(flow_id, f"warn-dep-{suffix}", work_pool_name=pool)
+        run = await client.create_flow_run_from_deployment(deployment, name=f"warn-run-{suffix}")
+        cloud.failing = lambda method, tail: method == "GET" and tail == f"/work_queues/{run.work_queue_id}"
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with pytest.raises(PrefectUnavailable):
+                    await diagnose_run(client, str(run.id))
+                gc.collect()
+        finally:
+            cloud.failing = lambda method, tail: False
+    assert not [w for w in caught if "never awaited" in str(w.message)], [str(w.message) for w in caught]

@@ -14,6 +14,7 @@ import asyncio
 import json
 import threading
 import uuid
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -31,6 +32,8 @@ class CloudProxy:
         self.account, self.workspace = str(uuid.uuid4()), str(uuid.uuid4())
         self.port = 0
         self.requests: list[tuple[str, str, int]] = []  # (method, path below the prefix, status)
+        # Fault injection for tests: a (method, path below the prefix) the proxy answers with HTTP 500.
+        self.failing: Callable[[str, str], bool] = lambda method, tail: False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
@@ -82,6 +85,9 @@ class CloudProxy:
         if request.headers.get("Authorization") != f"Bearer {self.key}":
             self.requests.append((request.method, tail, 401))
             return web.json_response({"detail": "Invalid authentication credentials"}, status=401)
+        if self.failing(request.method, tail):
+            self.requests.append((request.method, tail, 500))  # 500: Prefect's client does not retry it
+            return web.json_response({"detail": "Internal Server Error"}, status=500)
         query = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else ""
         target = self.upstream + tail + (f"?{query}" if query else "")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
