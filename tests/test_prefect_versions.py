@@ -297,7 +297,7 @@ def test_an_offline_answer_on_an_older_server_says_so_and_gives_the_form_that_wo
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
     env.update(BOT_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO), PREFECT_HOME=str(tmp_path / "home"),
                PREFECT_API_URL=_server("3.4.25").url)
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "ask", "how do I see who holds my work pool's slots?"],
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "ask", "the pool is full and runs stay Scheduled"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     said = " ".join(done.stdout.split())
     assert "prefect work-pool slots needs Prefect 3.6.23 and your server is 3.4.25" in said, said  # rendered
