@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bot.knowledge.prompt_files import PromptsError
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    problem = prefect_url_problem(os.environ.get("PREFECT_API_URL"))
+    if problem and args.command != "doctor":  # Prefect itself would print a validation dump on import
+        print(f"concurrency-bot {args.command}: {problem}", file=sys.stderr)
+        return 2
     module = _load(args.command)
     if module is None:
         print(f"concurrency-bot {args.command}: not available in this build yet.", file=sys.stderr)
@@ -75,6 +80,48 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the last net: one clear line, never a traceback (the cause is named, not dumped)
+        print(f"concurrency-bot {args.command}: {failure_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def prefect_url_problem(url: str | None) -> str | None:
+    """Why PREFECT_API_URL cannot be used (checked before Prefect is imported), or None."""
+    from urllib.parse import urlsplit
+
+    from bot.redact import shown_url
+
+    if not url or not url.strip():
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        return f"PREFECT_API_URL is not a valid URL ({exc}): {shown_url(url)}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"PREFECT_API_URL must be an http(s) URL such as http://127.0.0.1:4200/api, not {shown_url(url)}"
+    return None
+
+
+def failure_line(exc: BaseException) -> str:
+    """What went wrong, in one line a person can act on, for errors no command turned into words."""
+    from bot.redact import error_summary, redact
+
+    kind = type(exc).__name__
+    module = type(exc).__module__ or ""
+    if kind == "ValidationError" and module.startswith("pydantic"):
+        first = next(iter(getattr(exc, "errors", lambda: [])() or []), {})
+        where = ".".join(str(part) for part in first.get("loc", ()) if part) or "value"
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        hint = " (check PREFECT_API_URL and the other PREFECT_* settings)" if "prefect" in str(exc).lower() \
+            or "URL" in message else ""
+        return redact(f"invalid setting {where}: {message}{hint}")[:300]
+    if module.startswith("sqlalchemy"):
+        first = (str(exc).splitlines() or [""])[0]
+        return redact(f"cannot open the bot's database (BOT_DATABASE_URL): {kind}: {first}")[:300]
+    if isinstance(exc, UnicodeDecodeError):
+        return "a file or value is not UTF-8 text"
+    return error_summary(exc)
 
 
 if __name__ == "__main__":

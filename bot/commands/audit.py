@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_since(text: str) -> datetime:
     match = _DURATION.match(text.strip().lower())
     if match:
-        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except (OverflowError, ValueError) as exc:  # 999999999d: before the year 1
+            raise argparse.ArgumentTypeError(f"{text!r} reaches back before any date; try 30d or an ISO date") \
+                from exc
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:

@@ -17,8 +17,19 @@ HELP = "Run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP on --port
 log = logging.getLogger("bot.serve")
 
 
+
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535 (argparse reports anything else as one line)."""
+    try:
+        port = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from exc
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=3000, help="HTTP mode port (default 3000)")
+    parser.add_argument("--port", type=port_number, default=3000, help="HTTP mode port (default 3000)")
     parser.add_argument("--host", default="0.0.0.0", help="HTTP mode bind address")
 
 

@@ -31,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"verify: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError:
+        print(f"verify: {args.file} is not UTF-8 text (a binary file?); give it a Markdown answer", file=sys.stderr)
+        return 2
     report = verify_markdown(markdown, server_version=args.server_version)
     if args.json:
         print(
