@@ -9,7 +9,7 @@ from bot.doctor.model_checks import check_model
 from bot.doctor.prefect_checks import PrefectTarget, check_prefect
 from bot.doctor.report import Row, Status
 from bot.settings import load_settings
-from tests.fakes.model_api import CLASSIC_MODEL, REASONING_MODEL, SUITE_MODEL, text, tool_calls
+from tests.fakes.model_api import CLASSIC_MODEL, REASONING_MODEL, SUITE_MODEL, hang, text, tool_calls
 from tests.fakes.prefect_server import free_port
 from tests.fakes.prefect_standins import BearerProxy, Prefect2Server
 from tests.harness import MODEL_KEY
@@ -124,3 +124,12 @@ async def test_model_provider_unreachable():
                                            openai_base_url=f"http://127.0.0.1:{free_port()}/v1"))
     bad = row(rows, "Model", "key")
     assert bad.status is Status.FAIL and "OPENAI_BASE_URL" in bad.fix
+
+
+async def test_a_hanging_provider_becomes_a_row_after_the_group_time_limit(fresh_model):
+    from bot.doctor import diagnose
+
+    fresh_model.script(hang(3))
+    report = await diagnose(model_settings(fresh_model), skip=("Slack", "Prefect", "Store"), timeout=1)
+    stuck = row(report.rows, "Model", "checks")
+    assert stuck.status is Status.FAIL and stuck.detail == "no answer within 1 s" and not stuck.unsafe

@@ -13,6 +13,7 @@ import logging
 import sys
 
 HELP = "Run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP on --port)."
+STARTUP_CHECK_SECONDS = 30.0  # per group: a slow provider delays the start this long at most, then is a ✗ row
 
 log = logging.getLogger("bot.serve")
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         configure_logging(settings)
         if settings.slack_bot_token is None:
             raise SettingsError("SLACK_BOT_TOKEN is not set: the bot needs its xoxb- token to talk to Slack.")
-        settings, report = asyncio.run(diagnose_environment())
+        settings, report = asyncio.run(diagnose_environment(timeout=STARTUP_CHECK_SECONDS))
     except SettingsError as exc:
         print(f"concurrency-bot serve: {exc}", file=sys.stderr)
         return 2
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"concurrency-bot serve: {exc}", file=sys.stderr)
         return 2
     runtime.doctor.set(report)
-    runtime.doctor.refresh = lambda: diagnose(settings)
+    runtime.doctor.refresh = lambda: diagnose(settings, timeout=STARTUP_CHECK_SECONDS)
     from bot.approvals.policy import ApproverGroupError
 
     try:
