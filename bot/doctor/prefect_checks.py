@@ -86,7 +86,7 @@ async def _capabilities(target: PrefectTarget) -> list[Row]:
     """Version and features as the bot detects them for every read; a 2.x server is named as such."""
     from prefect.client.orchestration import PrefectClient
 
-    from bot.prefect_ops.capabilities import UnsupportedServer, capabilities, ensure_supported
+    from bot.prefect_ops.capabilities import FEATURES, UnsupportedServer, capabilities, ensure_supported
     from bot.prefect_ops.errors import PrefectOpsError
 
     assert target.url is not None
@@ -102,8 +102,6 @@ async def _capabilities(target: PrefectTarget) -> list[Row]:
                      "check the Prefect server's logs")]
     flavour = "Prefect Cloud" if caps.cloud else f"Prefect {caps.version}"
     rows = [ok(GROUP, "version", flavour)]
-    from bot.prefect_ops.capabilities import FEATURES
-
     lacking = [name for name in FEATURES if not caps.has(name)]  # type: ignore[arg-type]
     if not lacking:
         rows.append(ok(GROUP, "features", f"all {len(FEATURES)} the bot uses ("
