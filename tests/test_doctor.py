@@ -5,6 +5,7 @@ Each failure mode produces its ✗ (or ⚠) row and a fix line; a healthy setup 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -279,8 +280,6 @@ def test_doctor_on_a_fresh_machine_prints_only_ok_and_warnings(tmp_path):
         assert needed in done.stdout
     as_json = subprocess.run([str(BIN), "doctor", "--json"], env=env, cwd=tmp_path, capture_output=True,
                              text=True, timeout=120)
-    import json
-
     payload = json.loads(as_json.stdout)
     assert payload["ok"] is True and all(c["fix"] for c in payload["checks"] if c["status"] != "ok")
 
@@ -308,3 +307,15 @@ def test_home_tab_setup_lines_cannot_ping_or_link():
 
     text_ = str([b.to_dict() for b in setup_blocks(["✗ Model · model: provider said <!channel> <https://evil.example|x>"])])
     assert "<!channel>" not in text_ and "<https://evil.example" not in text_ and "&lt;!channel&gt;" in text_
+
+
+def test_doctor_exits_non_zero_on_a_fail(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BOT_", "PREFECT_"))}
+    env.update(HOME=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"), BOT_ALLOWED_CHANNELS="C0OPS",
+               BOT_WATCH_CHANNEL="C0ALERTS")
+    done = subprocess.run([str(BIN), "doctor", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    payload = json.loads(done.stdout)
+    assert done.returncode == 1 and payload["ok"] is False and payload["summary"]["fail"] == 1
+    [bad] = [c for c in payload["checks"] if c["status"] == "fail"]
+    assert bad["name"] == "BOT_WATCH_CHANNEL" and bad["fix"] == "add C0ALERTS to BOT_ALLOWED_CHANNELS"
