@@ -319,3 +319,13 @@ def test_doctor_exits_non_zero_on_a_fail(tmp_path):
     assert done.returncode == 1 and payload["ok"] is False and payload["summary"]["fail"] == 1
     [bad] = [c for c in payload["checks"] if c["status"] == "fail"]
     assert bad["name"] == "BOT_WATCH_CHANNEL" and bad["fix"] == "add C0ALERTS to BOT_ALLOWED_CHANNELS"
+
+
+def test_a_malformed_prefect_url_is_a_row_not_a_validation_dump(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BOT_", "PREFECT_"))}
+    env.update(HOME=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_API_URL="http://[bad")
+    done = subprocess.run([str(BIN), "doctor"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "✗ server    PREFECT_API_URL is not a valid URL" in done.stdout and "set PREFECT_API_URL" in done.stdout
+    assert "validation error" not in (done.stdout + done.stderr).lower() and "Traceback" not in done.stderr
+    assert "✓ database" in done.stdout  # the other groups still ran

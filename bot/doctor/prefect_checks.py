@@ -28,6 +28,7 @@ class PrefectTarget:
     url: str | None
     api_key: str | None = None
     auth_string: str | None = None
+    invalid: str | None = None  # why `url` cannot be used (checked before Prefect is imported: bot.cli)
 
     @classmethod
     def from_prefect_settings(cls) -> PrefectTarget:
@@ -134,6 +135,9 @@ async def _events(target: PrefectTarget) -> Row:
 
 async def check_prefect(settings: Settings, target: PrefectTarget | None = None) -> list[Row]:
     target = target if target is not None else PrefectTarget.from_prefect_settings()
+    if target.invalid:
+        return [fail(GROUP, "server", target.invalid, "set PREFECT_API_URL to your server's API, such as "
+                     "http://127.0.0.1:4200/api (Cloud: https://api.prefect.cloud/api/accounts/ID/workspaces/ID)")]
     if not target.url:
         return [warn(GROUP, "server", "PREFECT_API_URL is not set: `chat` and `make run` start a local Prefect "
                      "server; `serve` has none", "set PREFECT_API_URL to your server's API (http://HOST:4200/api)")]
