@@ -36,6 +36,7 @@ DEGRADED = {
     "slot_leases": "no slot leases (stuck slots reset by count)",
     "flow_labels": "demo creates flows without labels",
     "deployment_limits": "no deployment limits",
+    "deployment_grace_period": "a deployment limit's grace period is refused before approval",
     "events": "no events API (global-limit holders unnamed)",
 }
 
@@ -145,7 +146,8 @@ async def server_cell(url: str) -> str:
 
     async with PrefectClient(api=url) as client:
         caps = await capabilities(client, refresh=True)
-    lacking = [DEGRADED[name] for name in FEATURES if not caps.has(name)]  # type: ignore[arg-type]
+    lacking = [DEGRADED.get(name, f"no {FEATURES[name].label}") for name in FEATURES
+               if not caps.has(name)]  # type: ignore[arg-type]
     if not lacking:
         return "works: every capability"
     return "degraded: " + "; ".join(lacking)

@@ -450,7 +450,6 @@ async def _check_backlog(client: PrefectClient, run: FlowRun | None, blocked: bo
     )
 
 
-@at_boundary
 def _unreadable(check: str, run: FlowRun | None, exc: Exception) -> Finding:
     response = getattr(exc, "response", None) or getattr(getattr(exc, "http_exc", None), "response", None)
     status = getattr(response, "status_code", None)
@@ -460,6 +459,7 @@ def _unreadable(check: str, run: FlowRun | None, exc: Exception) -> Finding:
                            f"cannot address it by name ({f'HTTP {status}' if status else type(exc).__name__})")
 
 
+@at_boundary
 async def diagnose_run(client: PrefectClient, run_or_deployment: str) -> Diagnosis:
     """Explain why a flow run (id or name), or a deployment's waiting run, is not running."""
     run = await _find_run(client, run_or_deployment)

@@ -32,8 +32,9 @@ class CloudProxy:
         self.account, self.workspace = str(uuid.uuid4()), str(uuid.uuid4())
         self.port = 0
         self.requests: list[tuple[str, str, int]] = []  # (method, path below the prefix, status)
-        # Fault injection for tests: a (method, path below the prefix) the proxy answers with HTTP 500.
-        self.failing: Callable[[str, str], bool] = lambda method, tail: False
+        # Fault injection for tests, per (method, path below the prefix): True answers HTTP 500 (which
+        # Prefect's client does not retry); "drop" closes the connection unanswered, as a dying server does.
+        self.failing: Callable[[str, str], bool | str] = lambda method, tail: False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
@@ -85,8 +86,13 @@ class CloudProxy:
         if request.headers.get("Authorization") != f"Bearer {self.key}":
             self.requests.append((request.method, tail, 401))
             return web.json_response({"detail": "Invalid authentication credentials"}, status=401)
-        if self.failing(request.method, tail):
-            self.requests.append((request.method, tail, 500))  # 500: Prefect's client does not retry it
+        fault = self.failing(request.method, tail)
+        if fault == "drop" and request.transport is not None:
+            self.requests.append((request.method, tail, 0))
+            request.transport.close()
+            return web.Response(status=500)  # never reaches the client: the connection is gone
+        if fault:
+            self.requests.append((request.method, tail, 500))
             return web.json_response({"detail": "Internal Server Error"}, status=500)
         query = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else ""
         target = self.upstream + tail + (f"?{query}" if query else "")
