@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import openai
 from openai import AsyncOpenAI
@@ -208,7 +208,7 @@ class ModelClient:
                 continue
             return response
 
-    def _problem(self, problem: ModelProblem) -> None:
+    def _problem(self, problem: ModelProblem) -> NoReturn:
         self.health.record_problem(problem)
         raise ModelMisconfigured(problem)
 
