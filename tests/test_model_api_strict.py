@@ -12,7 +12,7 @@ import re
 
 import openai
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.model_api import (
@@ -134,6 +134,7 @@ def test_tool_lists_follow_the_limits(fresh_model):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.text(min_size=0, max_size=70))
+@example(name="list_limits\n")  # a regex `$` accepts a trailing newline; OpenAI does not
 def test_tool_names_are_accepted_exactly_when_they_match_the_pattern(model_api, name):
     model_api.reset()
     tool = {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": {}}}}

@@ -47,7 +47,7 @@ CHARS_PER_TOKEN = 4
 CACHE_MIN_TOKENS = 1024  # prompt caching starts at 1,024 tokens and grows in steps of 128
 CACHE_STEP = 128
 MAX_TOOLS = 128
-TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # matched whole (fullmatch): `$` lets a trailing newline through
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 # Every top-level field of `CompletionCreateParams` in the openai package.
 KNOWN_PARAMS = {
@@ -517,7 +517,7 @@ def check_tools(tools: Any, tool_choice: Any, has_choice: bool) -> None:
             raise ProviderRefusal(400, f"Invalid '{where}.function.name': string too long. Expected a string with "
                                   f"maximum length 64, but got a string with length {len(str(name))} instead.",
                                   "string_above_max_length", f"{where}.function.name")
-        if not TOOL_NAME.match(name):
+        if not TOOL_NAME.fullmatch(name):
             raise ProviderRefusal(400, f"Invalid '{where}.function.name': string does not match pattern. Expected a "
                                   "string that matches the pattern '^[a-zA-Z0-9_-]+$'.", "invalid_value",
                                   f"{where}.function.name")
