@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(XDIST) -q -ra --durations=15
 
 faults: $(STAMP)
-	$(BIN)/python -m pytest -q -m faults -s tests/
+	HYPOTHESIS_PROFILE=faults $(BIN)/python -m pytest -q -m faults -s tests/
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
