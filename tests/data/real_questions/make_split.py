@@ -8,6 +8,11 @@ Run from the repository root:  python tests/data/real_questions/make_split.py
 It rewrites tuning.jsonl and heldout.jsonl only when they do not exist yet (pass --force to
 redo it). Re-running never changes which half a question is in, because the seed and the input
 are fixed.
+
+A second batch (raw_collected_2.txt) was collected later. `--add-batch 2` splits it on its own,
+with its own seed, after dropping ids already in batch 1, and appends its rows (marked
+"batch": 2) to the same two files without touching any batch-1 row, so the first split stays
+exactly as it was. `--check` recomputes both splits and fails if a file disagrees.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RAW = HERE / "raw_collected.txt"
 SEED = 20261205  # the day the split was made; never change it
+RAW_2 = HERE / "raw_collected_2.txt"
+SEED_2 = 2026120502  # batch 2's own seed; never change it
 TUNING = HERE / "tuning.jsonl"
 HELDOUT = HERE / "heldout.jsonl"
 
@@ -49,9 +56,9 @@ def source_of(url: str) -> str:
     return "github-issue"
 
 
-def read_raw() -> list[dict]:
+def read_raw(path: Path = RAW) -> list[dict]:
     records: dict[str, dict] = {}
-    for line in RAW.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         url, question, answer = (part.strip() for part in line.split(" | ", 2))
@@ -68,9 +75,9 @@ def read_raw() -> list[dict]:
     return [records[key] for key in sorted(records)]
 
 
-def split(records: list[dict]) -> tuple[list[dict], list[dict]]:
+def split(records: list[dict], seed: int = SEED) -> tuple[list[dict], list[dict]]:
     shuffled = list(records)
-    random.Random(SEED).shuffle(shuffled)
+    random.Random(seed).shuffle(shuffled)
     half = (len(shuffled) + 1) // 2
     return shuffled[:half], shuffled[half:]
 
@@ -81,7 +88,45 @@ def write(path: Path, rows: list[dict]) -> None:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def batch_2() -> tuple[list[dict], list[dict]]:
+    """Batch 2 split on its own: ids already in batch 1 are dropped first."""
+    seen = {r["id"] for r in read_raw(RAW)}
+    records = [dict(r, batch=2) for r in read_raw(RAW_2) if r["id"] not in seen]
+    return split(records, SEED_2)
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def add_batch_2() -> int:
+    tuning, heldout = batch_2()
+    for path, new in ((TUNING, tuning), (HELDOUT, heldout)):
+        rows = _rows(path)
+        have = {r["id"] for r in rows}
+        write(path, rows + [r for r in new if r["id"] not in have])
+    print(f"batch 2: {len(tuning) + len(heldout)} new questions -> tuning {len(tuning)}, "
+          f"held-out {len(heldout)} (seed {SEED_2})")
+    return 0
+
+
+def check() -> int:
+    """Both files hold exactly the halves the two seeded splits give."""
+    t1, h1 = split(read_raw(RAW))
+    t2, h2 = batch_2()
+    for path, expected in ((TUNING, t1 + t2), (HELDOUT, h1 + h2)):
+        if {r["id"] for r in _rows(path)} != {r["id"] for r in expected}:
+            print(f"{path.name} does not match the seeded split", file=sys.stderr)
+            return 1
+    print("both files match the seeded splits")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if "--check" in argv:
+        return check()
+    if "--add-batch" in argv:
+        return add_batch_2()
     if (TUNING.exists() or HELDOUT.exists()) and "--force" not in argv:
         print("split already made; pass --force to rewrite it", file=sys.stderr)
         return 1
