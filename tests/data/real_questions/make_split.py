@@ -9,10 +9,10 @@ It rewrites tuning.jsonl and heldout.jsonl only when they do not exist yet (pass
 redo it). Re-running never changes which half a question is in, because the seed and the input
 are fixed.
 
-A second batch (raw_collected_2.txt) was collected later. `--add-batch 2` splits it on its own,
-with its own seed, after dropping ids already in batch 1, and appends its rows (marked
-"batch": 2) to the same two files without touching any batch-1 row, so the first split stays
-exactly as it was. `--check` recomputes both splits and fails if a file disagrees.
+Later batches (raw_collected_2.txt, raw_collected_3.txt) were collected afterwards.
+`--add-batch N` splits batch N on its own, with its own seed, after dropping ids already in an
+earlier batch, and appends its rows (marked "batch": N) to the same two files without touching
+any earlier row, so earlier splits stay exactly as they were. `--check` recomputes both splits and fails if a file disagrees.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ RAW = HERE / "raw_collected.txt"
 SEED = 20261205  # the day the split was made; never change it
 RAW_2 = HERE / "raw_collected_2.txt"
 SEED_2 = 2026120502  # batch 2's own seed; never change it
+RAW_3 = HERE / "raw_collected_3.txt"
+SEED_3 = 2026120503  # batch 3's own seed; never change it
+LATER_BATCHES = {2: (RAW_2, SEED_2), 3: (RAW_3, SEED_3)}
 TUNING = HERE / "tuning.jsonl"
 HELDOUT = HERE / "heldout.jsonl"
 
@@ -88,33 +91,38 @@ def write(path: Path, rows: list[dict]) -> None:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def batch_2() -> tuple[list[dict], list[dict]]:
-    """Batch 2 split on its own: ids already in batch 1 are dropped first."""
+def later_batch(number: int) -> tuple[list[dict], list[dict]]:
+    """A later batch split on its own: ids already in an earlier batch are dropped first."""
     seen = {r["id"] for r in read_raw(RAW)}
-    records = [dict(r, batch=2) for r in read_raw(RAW_2) if r["id"] not in seen]
-    return split(records, SEED_2)
+    for earlier in range(2, number):
+        seen |= {r["id"] for r in read_raw(LATER_BATCHES[earlier][0])}
+    raw, seed = LATER_BATCHES[number]
+    records = [dict(r, batch=number) for r in read_raw(raw) if r["id"] not in seen]
+    return split(records, seed)
 
 
 def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def add_batch_2() -> int:
-    tuning, heldout = batch_2()
+def add_batch(number: int) -> int:
+    tuning, heldout = later_batch(number)
     for path, new in ((TUNING, tuning), (HELDOUT, heldout)):
         rows = _rows(path)
         have = {r["id"] for r in rows}
         write(path, rows + [r for r in new if r["id"] not in have])
-    print(f"batch 2: {len(tuning) + len(heldout)} new questions -> tuning {len(tuning)}, "
-          f"held-out {len(heldout)} (seed {SEED_2})")
+    print(f"batch {number}: {len(tuning) + len(heldout)} new questions -> tuning {len(tuning)}, "
+          f"held-out {len(heldout)} (seed {LATER_BATCHES[number][1]})")
     return 0
 
 
 def check() -> int:
     """Both files hold exactly the halves the two seeded splits give."""
-    t1, h1 = split(read_raw(RAW))
-    t2, h2 = batch_2()
-    for path, expected in ((TUNING, t1 + t2), (HELDOUT, h1 + h2)):
+    tuning, heldout = split(read_raw(RAW))
+    for number in LATER_BATCHES:
+        t, h = later_batch(number)
+        tuning, heldout = tuning + t, heldout + h
+    for path, expected in ((TUNING, tuning), (HELDOUT, heldout)):
         if {r["id"] for r in _rows(path)} != {r["id"] for r in expected}:
             print(f"{path.name} does not match the seeded split", file=sys.stderr)
             return 1
@@ -126,7 +134,7 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         return check()
     if "--add-batch" in argv:
-        return add_batch_2()
+        return add_batch(int(argv[argv.index("--add-batch") + 1]))
     if (TUNING.exists() or HELDOUT.exists()) and "--force" not in argv:
         print("split already made; pass --force to rewrite it", file=sys.stderr)
         return 1
