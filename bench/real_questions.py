@@ -48,6 +48,10 @@ def main() -> int:
             results = asyncio.run(answer_and_score(load(half), pipeline))
             rows.append((half, str(len(results)), f"{score(results):.1%}", f"{median_length(results):.0f}",
                          str(max(len(r.answer) for r in results))))
+            for batch in sorted({r.batch for r in results}):
+                part = [r for r in results if r.batch == batch]
+                rows.append((f"  batch {batch}", str(len(part)), f"{score(part):.1%}", f"{median_length(part):.0f}",
+                             str(max(len(r.answer) for r in part))))
             misses[half] = [r for r in results if not r.passed]
         print(_table(rows))
         shown = ["tuning"] if args.misses else []

@@ -25,6 +25,7 @@ class RealQuestion:
     question: str
     url: str
     essentials: list[list[str]]
+    batch: int = 1
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Scored:
     answer: str
     missing: list[str] = field(default_factory=list)
     route: str = ""
+    batch: int = 1
 
     @property
     def passed(self) -> bool:
@@ -43,7 +45,7 @@ def load(half: str) -> list[RealQuestion]:
     if half not in HALVES:
         raise ValueError(f"unknown half {half!r}; one of {HALVES}")
     rows = [json.loads(line) for line in (DATA / f"{half}.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    return [RealQuestion(r["id"], r["question"], r["url"], r["essentials"]) for r in rows]
+    return [RealQuestion(r["id"], r["question"], r["url"], r["essentials"], r.get("batch", 1)) for r in rows]
 
 
 def _matches(option: str, text: str) -> bool:
@@ -80,7 +82,7 @@ async def answer_and_score(questions: list[RealQuestion], pipeline=None) -> list
         text = reply.text or ""
         offered = re.search(r"`more (?P<slug>[a-z][a-z0-9-]+)`", text)
         route = ",".join(reply.tool_calls) + (f":{offered.group('slug')}" if offered else "")
-        results.append(Scored(item.id, text, missing_essentials(item.essentials, text), route))
+        results.append(Scored(item.id, text, missing_essentials(item.essentials, text), route, item.batch))
     return results
 
 

@@ -12,7 +12,8 @@ are fixed.
 Later batches (raw_collected_2.txt, raw_collected_3.txt) were collected afterwards.
 `--add-batch N` splits batch N on its own, with its own seed, after dropping ids already in an
 earlier batch, and appends its rows (marked "batch": N) to the same two files without touching
-any earlier row, so earlier splits stay exactly as they were. `--check` recomputes both splits and fails if a file disagrees.
+any earlier row, so earlier splits stay exactly as they were. `--check` recomputes every split
+and fails if a file disagrees.
 """
 
 from __future__ import annotations
