@@ -52,6 +52,15 @@ def test_how_and_why_questions_go_to_the_recipe_book():
         assert classify(text).kind == "knowledge", text
 
 
+def test_a_long_sentence_that_starts_with_a_verb_is_not_a_mistyped_change():
+    # An issue title, not a command: it must reach the recipe book, not the change grammar's help.
+    title = ("Update deployment concurrency behavior when lease renewal fails: today execution continues "
+             "when the lease for a deployment concurrency slot cannot be renewed")
+    assert classify(title).kind == "knowledge"
+    assert classify("set work pool x limit to lots").kind == "bad_change"
+    assert classify("update deployment etl/nightly limit to lots please").kind == "bad_change"
+
+
 _OPENERS = st.sampled_from(["how do I", "how can we", "why does", "why is", "why are", "How should I", "can I",
                             "does", "is there a way to", "I want to", "what is the best way to"])
 _NOUNS = st.sampled_from(["limit", "limits", "pool", "work pool", "queue", "work queue", "concurrency", "slots",

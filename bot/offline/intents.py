@@ -71,10 +71,19 @@ def _tidy(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().rstrip("?.!").strip()
 
 
+NEAR_MISS_MAX_WORDS = 12  # a mistyped command is short; a longer sentence is a question or an issue title
+
+
 def _near_miss(tidy: str) -> bool:
-    """A command verb followed soon by a kind word ("set work pool x limit to lots"): a mistyped change."""
-    head = " ".join(tidy.split()[:4])
+    """A short command verb followed soon by a kind word ("set work pool x limit to lots"): a mistyped change.
+
+    A long sentence that merely starts with a verb ("Update deployment concurrency behavior when lease
+    renewal fails: today ...") describes a problem, so it goes to the recipe book instead.
+    """
+    words = tidy.split()
+    head = " ".join(words[:4])
     return (looks_like_change_request(tidy) and not re.search(r"\bhow\b", tidy, re.I)
+            and len(words) <= NEAR_MISS_MAX_WORDS and ":" not in tidy
             and re.search(r"\b(gcl|pool|queue|deployment|tag)\b", head, re.I) is not None)
 
 
