@@ -49,6 +49,16 @@ def test_every_recipe_has_a_short_answer_and_people_never_see_self_tests():
     assert any(recipe.runnable_snippets() for recipe in BOOK)  # the self-tests still exist for the tests
 
 
+def test_every_recipe_slug_survives_redaction_in_the_offer_line():
+    # "task-runner-and-fanout" contains "sk-runner-and-fanout", which an unanchored OpenAI-key pattern
+    # took for a key: the offer became "`more ta[redacted]`" and `more` could not find the recipe.
+    from bot.redact import redact
+
+    for recipe in BOOK:
+        line = f"_Say “more” for the full recipe (`more {recipe.slug}`)._"
+        assert redact(line) == line, recipe.slug
+
+
 async def test_offline_answers_are_short_answers_with_one_offer_line():
     data = yaml.safe_load((REPO / "tests" / "data" / "routing_paraphrases.yaml").read_text(encoding="utf-8"))
     lengths = []
