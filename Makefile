@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.prompt_tokens
 	$(BIN)/python -m bench.watch_latency
+	$(BIN)/python -m bench.watch_calls
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests bench compat

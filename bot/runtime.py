@@ -206,4 +206,5 @@ def build_watcher(settings: Settings, store: Store, app: AsyncApp, approvals: An
     register_watch_handlers(app, store, poster, gate)
     return Watcher(store, poster, interval=settings.bot_watch_interval_seconds,
                    wait_seconds=settings.bot_watch_wait_seconds,
-                   max_posts_per_hour=settings.bot_watch_max_posts_per_hour)
+                   max_posts_per_hour=settings.bot_watch_max_posts_per_hour,
+                   max_calls_per_minute=settings.bot_watch_max_calls_per_minute)

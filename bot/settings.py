@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     bot_watch_interval_seconds: float = Field(default=30.0, gt=0)
     bot_watch_wait_seconds: float = Field(default=600.0, ge=0)
     bot_watch_max_posts_per_hour: int = Field(default=10, ge=1)
+    # the watcher's share of the Prefect API budget (Prefect Cloud: one bucket per account, Team 1,000/min)
+    bot_watch_max_calls_per_minute: int = Field(default=100, ge=10)
 
     @model_validator(mode="before")
     @classmethod

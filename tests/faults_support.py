@@ -109,6 +109,7 @@ class Rule:
     status: int = 500
     seconds: float = 0.0
     times: int | None = None  # None: until removed
+    headers: dict[str, str] | None = None  # extra response headers of a `fail` (e.g. Retry-After on a 429)
 
 
 class PrefectProxy:
@@ -207,7 +208,7 @@ class PrefectProxy:
             handler.close_connection = True
             return
         if rule is not None and rule.action == "fail":
-            self._reply(handler, rule.status, {"Content-Type": "application/json"},
+            self._reply(handler, rule.status, {"Content-Type": "application/json", **(rule.headers or {})},
                         b'{"detail":"injected failure"}')
             return
         if rule is not None and rule.action == "delay":

@@ -11,19 +11,23 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 PREFIXES = ["prefect.flow-run.", "prefect.task-run.", "prefect.concurrency-limit.", "prefect.work-pool.",
             "prefect.work-queue.", "prefect.worker.", "prefect.deployment."]
+EXCLUDED = ["prefect.flow-run.heartbeat", "prefect.task-run.heartbeat", "prefect.worker.submitted-flow-run",
+            "prefect.worker.executed-flow-run"]  # chatter: what flow-run state events already say
 MAX_BACKOFF = 60.0
+REPLAY_SKEW = timedelta(seconds=5)  # events this much older than the follower's start may still be news
 
 
 def _event_filter(since: datetime | None = None):
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
 
     occurred = EventOccurredFilter(since=since, until=datetime.now(UTC) + timedelta(minutes=5)) if since else None
-    values = {"event": EventNameFilter(prefix=PREFIXES)}
+    values = {"event": EventNameFilter(prefix=PREFIXES, exclude_name=EXCLUDED)}
     if occurred is not None:
         values["occurred"] = occurred
     return EventFilter(**values)
@@ -32,10 +36,13 @@ def _event_filter(since: datetime | None = None):
 class EventFollower:
     """Calls `on_event` for every relevant event; survives disconnects. `events` counts what it saw."""
 
-    def __init__(self, on_event: Callable[[], None], subscriber_factory: Callable[..., object] | None = None) -> None:
+    def __init__(self, on_event: Callable[[], None], subscriber_factory: Callable[..., object] | None = None,
+                 classify: Callable[[Any], bool] | None = None) -> None:
         self.on_event = on_event
+        self.classify = classify  # False: an event not worth a look (a heartbeat); None: events missed
         self.subscriber_factory = subscriber_factory
         self.events = 0
+        self.started = datetime.now(UTC)
         self.reconnects = 0
         self.last_occurred: datetime | None = None
 
@@ -55,9 +62,13 @@ class EventFollower:
                         await self._backfill(self.last_occurred)
                     backoff = 1.0
                     async for event in subscriber:
+                        if event.occurred < self.started - REPLAY_SKEW or (
+                                self.last_occurred is not None and event.occurred < self.last_occurred):
+                            continue  # the stream replays recent history on connect: already read
                         self.events += 1
                         self.last_occurred = event.occurred
-                        self.on_event()
+                        if self.classify is None or self.classify(event):
+                            self.on_event()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -77,8 +88,13 @@ class EventFollower:
                 page = await client.read_events(filter=_event_filter(since), limit=1)
         except Exception as exc:
             log.info("event backfill failed: %s", type(exc).__name__)
-            self.on_event()  # we do not know what we missed: look now
+            self._missed()  # we do not know what we missed: look now
             return
         if page is not None and page.events:
             self.events += len(page.events)
-            self.on_event()
+            self._missed()
+
+    def _missed(self) -> None:
+        if self.classify is not None:
+            self.classify(None)
+        self.on_event()

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from datetime import datetime
 
+from httpx import HTTPStatusError
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     DeploymentFilter,
@@ -20,14 +21,23 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType, WorkerStatus
+from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import BaseModel, Field
 
 from bot.prefect_ops import by_name
 from bot.prefect_ops.concurrency_map import concurrency_map
+from bot.prefect_ops.limits import (
+    list_deployment_limits,
+    list_global_limits,
+    list_pool_and_queue_limits,
+    list_tag_limits,
+)
 from bot.prefect_ops.liveness import live_running_tasks, live_waiting_tasks
 from bot.prefect_ops.models import Holder, LimitStatus, WaitingRun
+from bot.prefect_ops.names import api_path
 from bot.prefect_ops.runs import paged, read_flow_runs, utcnow, waiting_run
+from bot.watch.targets import Targets
 
 log = logging.getLogger(__name__)
 PARALLEL = 6
@@ -54,9 +64,26 @@ def has_late(limit: LimitStatus) -> bool:
 async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
     """Read the map once, then the workers and pending tagged tasks the detectors will ask about."""
     cmap = await concurrency_map(client)
+    return await _complete(client, cmap.read_at, cmap.limits)
+
+
+async def _complete(client: PrefectClient, read_at: datetime, limits: list[LimitStatus],
+                    known: WatchSnapshot | None = None) -> WatchSnapshot:
+    """The reads the detectors need beyond the limits themselves, only for the limits that need them.
+    With `known` (a targeted read), workers and queue polling already read at the last full read are
+    reused: they change with worker start/stop, which the next full read sees."""
     gate = asyncio.Semaphore(PARALLEL)
-    late_pools = [lim.name for lim in cmap.of_kind("work_pool") if has_late(lim)]
-    full_tags = [lim.name for lim in cmap.of_kind("tag") if lim.full]
+
+    def of_kind(kind: str) -> list[LimitStatus]:
+        return [lim for lim in limits if lim.kind == kind]
+
+    late_pools = [lim.name for lim in of_kind("work_pool") if has_late(lim)]
+    if known is not None:
+        seen = set(known.online_workers) | known.pools_without_workers
+        reused = [(p, known.online_workers.get(p, 0), p in known.pools_without_workers) for p in late_pools
+                  if p in seen]
+        late_pools = [p for p in late_pools if p not in seen]
+    full_tags = [lim.name for lim in of_kind("tag") if lim.full]
 
     async def workers(pool: str) -> tuple[str, int, bool] | None:
         async with gate:
@@ -98,17 +125,22 @@ async def read_snapshot(client: PrefectClient) -> WatchSnapshot:
             return queue.name if getattr(info.status, "value", info.status) == "NOT_READY" else None
 
     pools = [p for p in await asyncio.gather(*(workers(p) for p in late_pools)) if p is not None]
+    if known is not None:
+        pools += reused
     tags = dict(t for t in await asyncio.gather(*(waiting_tasks(t) for t in full_tags)) if t is not None)
-    unleased_tags = [lim for lim in cmap.of_kind("tag") if lim.active_slots > len(lim.holders)]
+    unleased_tags = [lim for lim in of_kind("tag") if lim.active_slots > len(lim.holders)]
     live_unleased = dict(u for u in await asyncio.gather(*(unleased(lim) for lim in unleased_tags)) if u is not None)
-    blocked = [lim for lim in cmap.of_kind("deployment") if lim.id and (not lim.enabled or lim.limit == 0)]
+    blocked = [lim for lim in of_kind("deployment") if lim.id and (not lim.enabled or lim.limit == 0)]
     due = await _due_runs_of(client, blocked)
     online = {name for name, count, _ in pools if count > 0}
-    late_queues = [q for q in cmap.of_kind("work_queue")
+    late_queues = [q for q in of_kind("work_queue")
                    if has_late(q) and not q.paused and q.id and q.name.split("/", 1)[0] in online]
-    queues = await asyncio.gather(*(unpolled(q) for q in late_queues))
+    if known is not None:  # queues already found unpolled stay so until the next full read
+        queues = [q.name for q in late_queues if q.name in known.unpolled_queues]
+    else:
+        queues = await asyncio.gather(*(unpolled(q) for q in late_queues))
     return WatchSnapshot(
-        read_at=cmap.read_at, limits=cmap.limits,
+        read_at=read_at, limits=limits,
         online_workers={name: online for name, online, _ in pools},
         pools_without_workers={name for name, _, workerless in pools if workerless},
         tasks_waiting={tag: len(runs) for tag, runs in tags.items()}, tag_waiters=tags,
@@ -132,3 +164,63 @@ async def _due_runs_of(client: PrefectClient, deployments: list[LimitStatus]) ->
     for run in runs:
         out.setdefault(names[run.deployment_id], []).append(waiting_run(run))
     return out
+
+
+async def _gcl_by_name_or_id(client: PrefectClient, ident: str) -> GlobalConcurrencyLimitResponse | None:
+    try:
+        response = await client.request("GET", api_path("v2", "concurrency_limits", ident))
+    except HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return None
+        raise
+    return GlobalConcurrencyLimitResponse.model_validate(response.json())
+
+
+async def read_targets(client: PrefectClient, previous: WatchSnapshot, targets: Targets) -> WatchSnapshot:
+    """Re-read only the objects `targets` names and merge them into `previous`: a few calls per event burst
+    instead of a full read. Objects not named keep their last full read."""
+    read_at = utcnow()
+    fresh: list[LimitStatus] = []
+    gone: set[tuple[str, str]] = set()  # (kind, name) of previous rows replaced or deleted
+    if targets.pools:
+        pools, queues = await list_pool_and_queue_limits(client)
+        fresh += pools + queues
+        gone |= {(lim.kind, lim.name) for lim in previous.limits if lim.kind in ("work_pool", "work_queue")}
+    if targets.deployments:
+        ids = list(targets.deployments)
+        deployments = await paged(lambda limit, offset: client.read_deployments(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)), limit=limit, offset=offset))
+        fresh += await list_deployment_limits(client, [], deployments)
+        gone |= {(lim.kind, lim.name) for lim in previous.limits
+                 if lim.kind == "deployment" and lim.id in targets.deployments}
+    if targets.tags:
+        found = [await _gcl_by_name_or_id(client, f"tag:{tag}") for tag in sorted(targets.tags)]
+        fresh += [row for row in await list_tag_limits(client, [g for g in found if g is not None])
+                  if row.name in targets.tags]
+        gone |= {("tag", tag) for tag in targets.tags}
+    if targets.limits:
+        found = [await _gcl_by_name_or_id(client, str(limit_id)) for limit_id in sorted(targets.limits, key=str)]
+        fresh += await list_global_limits(client, [g for g in found if g is not None])
+        gone |= {(lim.kind, lim.name) for lim in previous.limits if lim.kind == "global" and lim.id in targets.limits}
+    gone |= {(lim.kind, lim.name) for lim in fresh}
+    partial = await _complete(client, read_at, fresh, previous)
+    limits = [lim for lim in previous.limits if (lim.kind, lim.name) not in gone] + fresh
+
+    def names(kind: str) -> set[str]:
+        return {name for k, name in gone if k == kind}
+
+    def merged(old: dict, new: dict, kind: str) -> dict:
+        return {k: v for k, v in old.items() if k not in names(kind)} | new
+
+    return WatchSnapshot(
+        read_at=read_at, limits=limits,
+        online_workers=merged(previous.online_workers, partial.online_workers, "work_pool"),
+        pools_without_workers={p for p in previous.pools_without_workers if p not in names("work_pool")}
+        | partial.pools_without_workers,
+        tasks_waiting=merged(previous.tasks_waiting, partial.tasks_waiting, "tag"),
+        tag_waiters=merged(previous.tag_waiters, partial.tag_waiters, "tag"),
+        tag_unleased_live=merged(previous.tag_unleased_live, partial.tag_unleased_live, "tag"),
+        deployment_due=merged(previous.deployment_due, partial.deployment_due, "deployment"),
+        unpolled_queues={q for q in previous.unpolled_queues if q not in names("work_queue")}
+        | partial.unpolled_queues,
+    )

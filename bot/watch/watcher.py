@@ -1,9 +1,14 @@
 """The watcher loop in `serve`: lead (one replica at a time), read, detect, post once, update, resolve.
 
-Every `interval` it reads live state; Prefect's event stream wakes it sooner, so a change shows up in
-seconds without depending on any one event. Only the replica holding the lease in the store acts,
-and every incident moves watching → open → resolved by compare-and-set on its key, so it is posted
-once across replicas and restarts.
+Every `interval` it reads all live state once (a full read: a handful of paged calls). Between full
+reads, Prefect's event stream names the objects that changed, and the watcher re-reads only those
+(a targeted read), debounced, so a change shows up in seconds for a few calls. Heartbeats and worker
+chatter wake nothing. Every call goes through a metered client: `max_calls_per_minute` caps the
+watcher's share of the account's API budget, a 429 pauses it for the server's Retry-After, and reads
+give up in seconds (short timeouts, one retry) so a dead server never outlasts the leader lease, which
+is also renewed while a read runs. Only the replica holding the lease acts, and every incident moves
+watching → open → resolved by compare-and-set on its key, so it is posted once across replicas and
+restarts.
 """
 
 from __future__ import annotations
@@ -24,17 +29,21 @@ from bot.safe_text import mention
 from bot.store import Store
 from bot.store import watch as db
 from bot.store.proposals import from_db_time
+from bot.watch.budget import CallMeter, Throttled, few_retries, metered_client_factory
 from bot.watch.detectors import detect
 from bot.watch.events import EventFollower
 from bot.watch.incidents import Incident
-from bot.watch.reads import read_snapshot
+from bot.watch.reads import WatchSnapshot, read_snapshot, read_targets
 from bot.watch.render import duration
+from bot.watch.targets import Targets, targets_for, targets_of
 
 log = logging.getLogger(__name__)
 
 LOCK = "watcher"
 CONFIRM_SECONDS = 2.0  # slot/run mismatches must be seen twice this far apart: a moment's skew is no incident
-WAKE_DEBOUNCE = 0.3
+WAKE_DEBOUNCE = 1.0  # events arriving within this are one targeted read
+FIRST_FULL_COST = 30  # calls a full read is assumed to cost until one is measured
+FIRST_TARGETED_COST = 8
 REPOST_AFTER = timedelta(minutes=2)  # a post claimed but never recorded (a crash mid-post) is retried
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[Any]]
@@ -42,12 +51,6 @@ ClientFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _prefect_client() -> AbstractAsyncContextManager[Any]:
-    from prefect import get_client
-
-    return get_client()
 
 
 async def open_incidents(store: Store) -> list[Incident]:
@@ -60,16 +63,16 @@ class Watcher:
     """Owns the loop; Slack posting is delegated to `poster` (bot.slack.watch_poster.SlackPoster)."""
 
     def __init__(self, store: Store, poster: Any, *, interval: float = 30.0, wait_seconds: float = 600.0,
-                 max_posts_per_hour: int = 10, client_factory: ClientFactory = _prefect_client,
+                 max_posts_per_hour: int = 10, client_factory: ClientFactory | None = None,
                  clock: Callable[[], datetime] = _now, replica_id: str | None = None,
                  follow_events: bool = True, confirm_seconds: float | None = None,
-                 settle_seconds: float | None = None) -> None:
+                 settle_seconds: float | None = None, max_calls_per_minute: int = 100,
+                 api_url: str | None = None) -> None:
         self.store = store
         self.poster = poster
         self.interval = interval
         self.wait_seconds = wait_seconds
         self.max_posts_per_hour = max_posts_per_hour
-        self.client_factory = client_factory
         self.clock = clock
         self.replica_id = replica_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.follow_events = follow_events
@@ -77,17 +80,50 @@ class Watcher:
         # hysteresis: an open incident must stay away this long before it is resolved; back sooner, it is
         # the same episode and the same message
         self.settle = max(3 * interval, 5.0) if settle_seconds is None else settle_seconds
-        self.lease_seconds = 1.25 * interval
+        self.lease_seconds = max(1.25 * interval, 10.0)
+        self.meter = CallMeter(max_calls_per_minute)
+        # a request may take at most a fifth of the lease; with one retry a dead server fails a read in
+        # well under half the lease (Prefect's default retries wait 2+4+8+16+32 s)
+        self.request_timeout = max(2.0, min(10.0, self.lease_seconds / 5))
+        self.client_factory = client_factory or metered_client_factory(self.meter, self.request_timeout, api_url)
         self.leading = False
         self.wake = asyncio.Event()
         self.ticks = 0
+        self.snapshot: WatchSnapshot | None = None
+        self.targets = Targets()
+        self.last_full = float("-inf")
+        self.last_read = float("-inf")
+        self.recheck_at = float("inf")  # when a condition seen but not yet ripe should be looked at again
+        self.later = Targets()  # ... and which objects that look reads
+        self.cost = {"full": FIRST_FULL_COST, "targeted": FIRST_TARGETED_COST}
+        self.reads = {"full": 0, "targeted": 0, "deferred": 0, "throttled": 0}
+        self.events_seen = 0
+        self.events_used = 0
+
+    def note_event(self, event: Any) -> bool:
+        """The event stream's filter: remember what `event` names; True when it is worth a look.
+        None stands for events missed while disconnected: read everything."""
+        self.events_seen += 1
+        found = Targets(full=True) if event is None else targets_of(event)
+        if found is not None and self.snapshot is not None and event is not None:
+            name = str(getattr(event, "event", ""))
+            if name.startswith(("prefect.flow-run.", "prefect.task-run.")):  # runs: only limits we know of
+                found.deployments &= {lim.id for lim in self.snapshot.limits if lim.kind == "deployment"}
+                found.tags &= {lim.name for lim in self.snapshot.limits if lim.kind == "tag"}
+            if not found:
+                found = None
+        if found is None:
+            return False
+        self.events_used += 1
+        self.targets.add(found)
+        return True
 
     async def _db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(func, *args, **kwargs)
 
     # --- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
-        follower = EventFollower(self.wake.set) if self.follow_events else None
+        follower = EventFollower(self.wake.set, classify=self.note_event) if self.follow_events else None
         follow_task = asyncio.ensure_future(follower.run()) if follower else None
         try:
             while True:
@@ -104,37 +140,102 @@ class Watcher:
                 await asyncio.gather(follow_task, return_exceptions=True)
             await self._db(db.release_lead, self.store.engine, LOCK, self.replica_id)
 
-    async def step(self) -> float:
-        """One turn: renew or take the lease; if leading, tick. Returns seconds until the next turn."""
+    async def _renew(self) -> bool:
         try:
-            self.leading = await self._db(db.try_lead, self.store.engine, LOCK, self.replica_id,
-                                          self.lease_seconds, self.clock())
+            return await self._db(db.try_lead, self.store.engine, LOCK, self.replica_id, self.lease_seconds,
+                                  self.clock())
         except Exception:
             log.exception("watcher could not reach the store")
-            self.leading = False
-            return self.interval / 2
+            return False
+
+    async def step(self) -> float:
+        """One turn: renew or take the lease; if leading, read what is due (everything once per interval,
+        else what events named) within the call budget. Returns seconds until the next turn."""
+        self.leading = await self._renew()
         if not self.leading:
+            self.snapshot = None  # a standby's picture goes stale; it reads everything when it takes over
             return self.interval / 2  # standby: check the lease often enough to take over in time
-        started = time.monotonic()
+        now = time.monotonic()
+        if now >= self.recheck_at:
+            self.targets.add(self.later)
+            self.later, self.recheck_at = Targets(), float("inf")
+        full = self.snapshot is None or self.targets.full or now - self.last_full >= self.interval
+        if not full and not self.targets:
+            return max(0.05, min(self.last_full + self.interval, self.recheck_at) - now)
+        kind = "full" if full else "targeted"
+        if not full and not self.targets.urgent:  # pace run churn so the minute's budget lasts the minute
+            # half of what full reads leave: the other half stays free for configuration changes
+            spare = (self.meter.max_per_minute - self.cost["full"] * 60 / self.interval) / 2
+            gap = 60 * self.cost["targeted"] / max(spare, self.cost["targeted"])
+            if now - self.last_read < gap:
+                return max(0.05, min(self.last_read + gap, self.last_full + self.interval) - now)
+        # a targeted read leaves room for a full read due soon: the full read is what keeps the truth
+        reserve = self.cost["full"] if not full and self.last_full + self.interval - now < 15 else 0
+        wait = self.meter.wait_for(self.cost[kind] + reserve)
+        if wait > 0:  # over the call budget or inside a 429's Retry-After: keep what is due for later
+            self.reads["deferred"] += 1
+            return wait
         try:
-            pending = await self.tick()
+            pending = await self._leading(self.tick(full=full))
+        except Throttled as exc:
+            self.reads["throttled"] += 1
+            log.warning("watcher paused: %s", exc)
+            return max(exc.retry_after, self.meter.wait_for(1))
         except Exception as exc:
-            log.warning("watcher tick failed: %s: %s", type(exc).__name__, str(exc)[:300])
-            return self.interval
-        spent = time.monotonic() - started  # keep a steady cadence: reads start every `interval`
-        return max(0.05, (min(self.interval, self.confirm) if pending else self.interval) - spent)
+            log.warning("watcher read failed: %s: %s", type(exc).__name__, str(exc)[:300])
+            return min(self.interval, max(self.request_timeout, 5.0))
+        if pending is not None:
+            self.recheck_at = min(self.recheck_at, time.monotonic() + pending)
+        now = time.monotonic()
+        return max(0.05, min(self.last_full + self.interval, self.recheck_at) - now)
+
+    async def _leading(self, work: Any) -> Any:
+        """Run `work` while renewing the lease every third of it; if the lease is lost, stop the work
+        before it posts or updates anything (another replica leads now)."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.lease_seconds / 3)
+                if done:
+                    return task.result()
+                if not await self._renew():
+                    self.leading = False
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise RuntimeError("lost the watcher lease during a read; another replica leads")
+        finally:
+            if not task.done():
+                task.cancel()
 
     # --- one read ----------------------------------------------------------------------------------
-    async def tick(self) -> bool:
-        """Read, detect, reconcile with the store; True when a condition waits for confirmation."""
-        async with self.client_factory() as client:
-            snap = await read_snapshot(client)
+    async def tick(self, full: bool = True) -> float | None:
+        """Read (everything, or what events named), detect, reconcile with the store. Returns seconds
+        until a condition seen but not yet reportable should be looked at again, or None."""
+        targets, self.targets = self.targets, Targets()
+        before = self.meter.total
+        try:
+            async with self.client_factory() as client:
+                with few_retries(1):
+                    if full or self.snapshot is None:
+                        snap = await read_snapshot(client)
+                        self.last_full = time.monotonic()
+                    else:
+                        snap = await read_targets(client, self.snapshot, targets)
+        except BaseException:
+            self.targets.add(targets)  # nothing was read: what was due stays due
+            raise
+        kind = "full" if full or self.snapshot is None else "targeted"
+        self.reads[kind] += 1
+        self.last_read = time.monotonic()
+        if self.meter.total > before:
+            self.cost[kind] = self.meter.total - before
+        self.snapshot = snap
         now = self.clock()
         rows = {row.key: row for row in await self._db(db.incident_rows, self.store.sessions)}
         seen = {key: from_db_time(row.first_seen) for key, row in rows.items()}
         found = {incident.key: incident for incident in detect(snap, self.wait_seconds, seen)}
         silenced = await self._db(db.silenced_targets, self.store.sessions, now)
-        pending = False
+        pending: float | None = None
         self.ticks += 1
         applied = await self._applied_notes(rows)
         for key, incident in found.items():
@@ -152,8 +253,12 @@ class Watcher:
                     await self._db(db.set_incident, self.store.sessions, key, (db.WATCHING,), status=db.OPEN,
                                    opened_at=now, last_seen=now, incident_json=incident.model_dump_json(),
                                    waited_json=json.dumps(waited), fingerprint=incident.fingerprint())
-                else:
-                    pending = True
+                else:  # look again (at this object only) when it ripens or can be confirmed
+                    due = max(incident.since + timedelta(seconds=incident.threshold_seconds),
+                              first_seen + timedelta(seconds=self.confirm if incident.needs_confirmation else 0))
+                    wait = max(0.5, (due - now).total_seconds())
+                    pending = wait if pending is None else min(pending, wait)
+                    self.later.add(targets_for(incident, snap))
                     await self._db(db.set_incident, self.store.sessions, key, (db.WATCHING,), last_seen=now,
                                    incident_json=incident.model_dump_json(), waited_json=json.dumps(waited))
             elif row.status == db.OPEN:

@@ -144,10 +144,10 @@ class PrefectServer:
         return env
 
     def start(self, timeout: float = 240.0) -> PrefectServer:
-        if self.use_postgres:
+        if self.use_postgres and self.database is None:
             self.database = create_postgres_database("cbot_prefect", self.database_suffix)
         prefect = self.executable or Path(sys.executable).with_name("prefect")
-        log = open(self.log_path, "wb")
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
             env=self.environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -159,6 +159,20 @@ class PrefectServer:
             self.stop()
             raise
         return self
+
+    def restart(self, timeout: float = 240.0) -> PrefectServer:
+        """Stop the server process and start it again on the same port and database: what an operator's
+        restart does (in-memory state such as slot leases is lost, the database is kept)."""
+        self._terminate()
+        return self.start(timeout)
+
+    def _terminate(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

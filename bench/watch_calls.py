@@ -1,0 +1,216 @@
+"""`python -m bench.watch_calls`: the watcher's Prefect API calls per minute on a big, busy server.
+
+Seeds about 1,000 objects (deployments, a fifth of them with their own limit, tag limits, pools with
+queues), keeps one pool busy (runs created, taken Pending → Running → Completed, as a worker would, so
+the event stream is full of flow-run events), then runs the watcher as `serve` builds it (default
+interval 30 s, `BOT_WATCH_MAX_CALLS_PER_MINUTE` 100) and counts every request its client sends with an
+httpx event hook (the CallMeter), not by patching anything. Meanwhile it pauses pools that have a run
+due and times each Prefect event → Slack post. Prints one table row beside the targets.
+
+    python -m bench.watch_calls [--objects 1000] [--minutes 3] [--prefect-api-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+TARGET_CALLS = 100
+TARGET_LATENCY = 10.0
+BUSY_LIMIT = 2
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.watch_calls", description=__doc__.splitlines()[0])
+    p.add_argument("--objects", type=int, default=1000, help="objects to seed (default 1000)")
+    p.add_argument("--minutes", type=float, default=3.0, help="steady-state minutes measured (default 3)")
+    p.add_argument("--samples", type=int, default=3, help="event → post samples (default 3)")
+    p.add_argument("--prefect-api-url", help="use this Prefect server instead of starting one")
+    return p.parse_args(argv)
+
+
+async def _gather_limited(jobs, parallel: int = 8) -> list:
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(job):
+        async with gate:
+            return await job
+
+    return await asyncio.gather(*(one(j) for j in jobs))
+
+
+async def seed(client, objects: int, tag: str) -> tuple[str, str]:
+    """About `objects` objects: 70% deployments (one in five limited), 20% tag limits, 10% pools with a
+    queue each. Returns the busy pool and its deployment id."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    pools = max(2, objects // 10)
+    tags = objects // 5
+    deployments = objects - pools - tags
+    names = [f"bench-{tag}-pool-{i}" for i in range(pools)]
+    await _gather_limited(client.create_work_pool(WorkPoolCreate(name=n, type="process")) for n in names)
+    await _gather_limited(client.create_work_queue(name="extra", work_pool_name=n) for n in names)
+    await _gather_limited(client.create_concurrency_limit(tag=f"bench-{tag}-tag-{i}", concurrency_limit=5)
+                          for i in range(tags))
+    flow_id = await client.create_flow_from_name(f"bench-{tag}-flow")
+    await _gather_limited(client.create_deployment(
+        flow_id=flow_id, name=f"dep-{i}", work_pool_name=names[i % pools],
+        concurrency_limit=3 if i % 5 == 0 else None) for i in range(deployments))
+    busy = f"bench-{tag}-busy"
+    await client.create_work_pool(WorkPoolCreate(name=busy, type="process", concurrency_limit=BUSY_LIMIT))
+    busy_dep = await client.create_deployment(flow_id=flow_id, name="busy", work_pool_name=busy)
+    return busy, str(busy_dep)
+
+
+async def churn(busy_dep: str, stop: asyncio.Event) -> int:
+    """Keep the busy pool full: runs start, run a few seconds, complete; a backlog of one keeps waiting."""
+    from prefect import get_client
+    from prefect.states import Completed, Pending, Running
+
+    done = 0
+    async with get_client() as client:
+        running: list[tuple[uuid.UUID, float]] = []
+        while not stop.is_set():
+            while len(running) < BUSY_LIMIT:
+                run = await client.create_flow_run_from_deployment(uuid.UUID(busy_dep))
+                await client.set_flow_run_state(run.id, Pending())
+                await client.set_flow_run_state(run.id, Running())
+                running.append((run.id, time.monotonic() + 4.0))
+            for run_id, until in list(running):
+                if time.monotonic() >= until:
+                    await client.set_flow_run_state(run_id, Completed())
+                    running.remove((run_id, until))
+                    done += 1
+            await asyncio.sleep(0.5)
+        for run_id, _ in running:
+            await client.set_flow_run_state(run_id, Completed())
+    return done
+
+
+async def latency_samples(slack, channel: str, samples: int) -> list[float]:
+    """Pause pools that have a run due; time until the incident message is in the test Slack."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+
+    out = []
+    async with get_client() as client:
+        for _ in range(samples):
+            await asyncio.sleep(7.0)  # a random-ish phase against the 30 s full reads
+            pool = f"bench-lat-{uuid.uuid4().hex[:8]}"
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            flow_id = await client.create_flow_from_name(f"{pool}-flow")
+            dep = await client.create_deployment(flow_id=flow_id, name="d", work_pool_name=pool)
+            await client.create_flow_run_from_deployment(dep)
+            started = time.monotonic()
+            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
+            while not any(pool in str(c.args) for c in slack.calls_to("chat.postMessage")
+                          if c.args.get("channel") == channel):
+                if time.monotonic() - started > 120:
+                    raise RuntimeError(f"no post for {pool} in 120 s")
+                await asyncio.sleep(0.05)
+            out.append(time.monotonic() - started)
+            print(f"event → post: {out[-1]:.2f} s", file=sys.stderr)
+            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
+    return out
+
+
+async def measure(slack, store_url: str, objects: int, minutes: float, samples: int) -> dict:
+    from prefect import get_client
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.settings import load_settings
+    from bot.slack.watch_poster import SlackPoster
+    from bot.store import Store
+    from bot.watch.watcher import Watcher
+
+    tag = uuid.uuid4().hex[:6]
+    started = time.monotonic()
+    async with get_client() as client:
+        busy, busy_dep = await seed(client, objects, tag)
+    print(f"seeded {objects} objects in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+    settings = load_settings()  # the defaults `serve` uses
+    store = Store.open(store_url)
+    channel = f"CCALLS{tag}"
+    poster = SlackPoster(AsyncWebClient(token="xoxb-bench-token-123456", base_url=f"{slack.url}/api/"), channel,
+                         store)
+    watcher = Watcher(store, poster, interval=settings.bot_watch_interval_seconds,
+                      wait_seconds=settings.bot_watch_wait_seconds,
+                      max_posts_per_hour=1000, max_calls_per_minute=settings.bot_watch_max_calls_per_minute)
+    stop = asyncio.Event()
+    churner = asyncio.ensure_future(churn(busy_dep, stop))
+    task = asyncio.ensure_future(watcher.run())
+    try:
+        deadline = time.monotonic() + 300
+        while watcher.reads["full"] < 1:  # warm-up: the first full read
+            if time.monotonic() > deadline:
+                raise RuntimeError("the watcher never completed a read")
+            await asyncio.sleep(0.1)
+        first_cost = watcher.cost["full"]
+        await asyncio.sleep(2.0)
+        calls0, reads0, t0 = watcher.meter.total, dict(watcher.reads), time.monotonic()
+        events0, used0 = watcher.events_seen, watcher.events_used
+        latencies = await latency_samples(slack, channel, samples)
+        remaining = minutes * 60 - (time.monotonic() - t0)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        elapsed = time.monotonic() - t0
+        calls = watcher.meter.total - calls0
+        reads = {k: watcher.reads[k] - reads0.get(k, 0) for k in watcher.reads}
+    finally:
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        runs = await churner
+        store.close()
+    return dict(objects=objects, busy=busy, minutes=elapsed / 60, calls=calls, per_minute=calls / (elapsed / 60),
+                full_cost=first_cost, targeted_cost=watcher.cost["targeted"], reads=reads, latencies=latencies,
+                runs=runs,
+                events=watcher.events_seen - events0, used=watcher.events_used - used0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    server = None
+    if args.prefect_api_url:
+        url = args.prefect_api_url
+    else:
+        from tests.fakes.prefect_server import PrefectServer
+
+        server = PrefectServer()
+        url = server.url
+        print(f"starting a Prefect server at {url} …", file=sys.stderr)
+        server.start()
+    os.environ["PREFECT_API_URL"] = url
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from tests.fakes.slack_api import FakeSlackAPI
+
+    slack = FakeSlackAPI().start()
+    work = Path(tempfile.mkdtemp(prefix="cbot-watch-calls-"))
+    try:
+        row = asyncio.run(measure(slack, f"sqlite:///{work / 'calls.db'}", args.objects, args.minutes, args.samples))
+    finally:
+        slack.stop()
+        if server is not None:
+            server.stop()
+    lat = row["latencies"]
+    reads = row["reads"]
+    print("| Objects | Busy pool runs | Minutes | Full reads | Targeted reads | Deferred | Events (used) "
+          "| Calls per full / targeted read | API calls/min | Target | Event → post median / max | Target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {row['objects']} | {row['runs']} | {row['minutes']:.1f} | {reads['full']} | {reads['targeted']} | "
+          f"{reads['deferred']} | {row['events']} ({row['used']}) | {row['full_cost']} / {row['targeted_cost']} | "
+          f"{row['per_minute']:.0f} | ≤ {TARGET_CALLS} | "
+          f"{statistics.median(lat):.1f} s / {max(lat):.1f} s | < {TARGET_LATENCY:g} s |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

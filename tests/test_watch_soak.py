@@ -1,0 +1,42 @@
+"""The watcher soak: every situation of issue 25 on a real server with real process workers.
+
+The short run (one cycle, a few minutes of real runs) is part of the normal suite; `make soak` runs
+the same scenarios for at least 10 minutes. Both print the table and hold the same lines: every
+situation detected or correctly quiet, no unsafe proposal, one post per incident.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.prefect_server import PrefectServer
+from tests.soak_support import run_soak, table
+
+
+@pytest.fixture
+def soak_server():
+    server = PrefectServer().start()  # its own: the soak restarts it
+    yield server
+    server.stop()
+
+
+async def _soak(soak_server, slack_api, tmp_path, minutes: float) -> None:
+    result = await run_soak(soak_server, slack_api, tmp_path, minutes)
+    print("\n" + table(result))
+    assert result["unsafe"] == 0
+    assert result["posts_per_incident"] <= 1
+    for scenario in result["scenarios"]:
+        if scenario.expect == "detect":
+            assert scenario.detected, table(result)
+        assert scenario.false_alarms == 0, table(result)
+
+
+@pytest.mark.timeout(900)
+async def test_watcher_soak_short(soak_server, slack_api, tmp_path):
+    await _soak(soak_server, slack_api, tmp_path, minutes=0)
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(3600)
+async def test_watcher_soak_ten_minutes(soak_server, slack_api, tmp_path):
+    await _soak(soak_server, slack_api, tmp_path, minutes=10)
