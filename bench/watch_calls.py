@@ -172,7 +172,8 @@ async def measure(slack, store_url: str, objects: int, minutes: float, samples: 
         store.close()
     return dict(objects=objects, busy=busy, minutes=elapsed / 60, calls=calls, per_minute=calls / (elapsed / 60),
                 full_cost=first_cost, targeted_cost=watcher.cost["targeted"], reads=reads, latencies=latencies,
-                runs=runs,
+                runs=runs, full_seconds=statistics.median(watcher.durations["full"] or [0]),
+                targeted_seconds=statistics.median(watcher.durations["targeted"] or [0]),
                 events=watcher.events_seen - events0, used=watcher.events_used - used0)
 
 
@@ -203,10 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     lat = row["latencies"]
     reads = row["reads"]
     print("| Objects | Busy pool runs | Minutes | Full reads | Targeted reads | Deferred | Events (used) "
-          "| Calls per full / targeted read | API calls/min | Target | Event → post median / max | Target |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| Calls per full / targeted read | Seconds per full / targeted read | API calls/min | Target "
+          "| Event → post median / max | Target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {row['objects']} | {row['runs']} | {row['minutes']:.1f} | {reads['full']} | {reads['targeted']} | "
           f"{reads['deferred']} | {row['events']} ({row['used']}) | {row['full_cost']} / {row['targeted_cost']} | "
+          f"{row['full_seconds']:.1f} / {row['targeted_seconds']:.1f} | "
           f"{row['per_minute']:.0f} | ≤ {TARGET_CALLS} | "
           f"{statistics.median(lat):.1f} s / {max(lat):.1f} s | < {TARGET_LATENCY:g} s |")
     return 0

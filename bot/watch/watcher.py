@@ -20,6 +20,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
@@ -97,6 +98,7 @@ class Watcher:
         self.later = Targets()  # ... and which objects that look reads
         self.cost = {"full": FIRST_FULL_COST, "targeted": FIRST_TARGETED_COST}
         self.reads = {"full": 0, "targeted": 0, "deferred": 0, "throttled": 0}
+        self.durations: dict[str, deque[float]] = {"full": deque(maxlen=50), "targeted": deque(maxlen=50)}
         self.events_seen = 0
         self.events_used = 0
 
@@ -212,7 +214,7 @@ class Watcher:
         """Read (everything, or what events named), detect, reconcile with the store. Returns seconds
         until a condition seen but not yet reportable should be looked at again, or None."""
         targets, self.targets = self.targets, Targets()
-        before = self.meter.total
+        before, began = self.meter.total, time.monotonic()
         try:
             async with self.client_factory() as client:
                 with few_retries(1):
@@ -227,6 +229,7 @@ class Watcher:
         kind = "full" if full or self.snapshot is None else "targeted"
         self.reads[kind] += 1
         self.last_read = time.monotonic()
+        self.durations[kind].append(self.last_read - began)
         if self.meter.total > before:
             self.cost[kind] = self.meter.total - before
         self.snapshot = snap
