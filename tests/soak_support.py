@@ -90,6 +90,7 @@ class Soak:
         self.proposals_checked: set[str] = set()
         self.restart_task_done_at: float | None = None
         self.first_restart_post_at: float | None = None
+        self.reposted: list[str] = []
         self.scenarios: dict[str, Scenario] = {}
         self.deployments: dict[str, Any] = {}
 
@@ -185,6 +186,7 @@ class Soak:
                     for e in b.get("elements", []) if e.get("value")}
             for key in keys:
                 per_key[key] = per_key.get(key, 0) + 1
+        self.reposted = sorted(key for key, count in per_key.items() if count > 1)
         return max(per_key.values(), default=0)
 
     async def check_proposals(self, service: Any, client: Any) -> None:
@@ -362,8 +364,9 @@ async def run_soak(server: Any, slack: Any, work: Path, minutes: float) -> dict:
         restart.notes.append(f"{left} slot(s) still counted after the holder finished")
     soak.score()
     elapsed = (time.monotonic() - started) / 60
+    per_incident = soak.posts_per_incident()
     return dict(minutes=elapsed, cycles=cycles, scenarios=list(soak.scenarios.values()), unsafe=soak.unsafe,
-                posts_per_incident=soak.posts_per_incident(), calls_per_minute=watcher.meter.total / elapsed,
+                posts_per_incident=per_incident, reposted=soak.reposted, calls_per_minute=watcher.meter.total / elapsed,
                 reads=dict(watcher.reads))
 
 
@@ -376,5 +379,6 @@ def table(result: dict) -> str:
             "quiet" if not s.false_alarms else "posted")
         lines.append(f"| {s.name} | {s.expect} | {seen} | {s.false_alarms} | {'; '.join(s.notes)[:200]} |")
     lines.append(f"| unsafe proposals | 0 | {result['unsafe']} | | |")
-    lines.append(f"| posts per incident (max) | 1 | {result['posts_per_incident']} | | |")
+    lines.append(f"| posts per incident (max) | 1 | {result['posts_per_incident']} | | "
+                 f"{', '.join(result.get('reposted') or [])[:300]} |")
     return "\n".join(lines)

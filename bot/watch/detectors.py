@@ -323,8 +323,12 @@ def blocked_deployment(snap: WatchSnapshot, wait_seconds: float,
     Late, the worker aborts them every poll) while it has runs due: nothing of it will ever start."""
     now, found = snap.read_at, []
     for limit in snap.limits:
-        due = snap.deployment_due.get(limit.name, [])
-        if limit.kind != "deployment" or not due:
+        if limit.kind != "deployment":
+            continue
+        due = list(snap.deployment_due.get(limit.name, []))  # due Scheduled/Late runs
+        seen = {w.id for w in due}
+        due += [w for w in limit.waiting_runs if w.id not in seen]  # AwaitingConcurrencySlot, rescheduled ahead
+        if not due:
             continue
         if not limit.enabled:
             kind: IncidentKind = "disabled_limit"
