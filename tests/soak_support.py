@@ -62,7 +62,7 @@ def gcl_user(name: str, seconds: float) -> None:
 '''
 
 WAIT_SECONDS = 20.0
-INTERVAL = 5.0
+INTERVAL = 10.0
 
 
 @dataclass

@@ -49,6 +49,7 @@ class Incident(BaseModel):
     fix: Change | None = None  # a change that would clear it; proposed, never applied here
     hint: str | None = None  # what to do when no limit change fixes it (start a worker, resume)
     applied: str | None = None  # the approved fix, once applied ("limit raised to 2 by @x; …")
+    absent_since: datetime | None = None  # first read that no longer saw it (the settling window runs from here)
 
     @property
     def key(self) -> str:

@@ -308,8 +308,14 @@ class Watcher:
                     row.incident_json = incident.model_dump_json()
                     if row.message_ts:
                         await self.poster.update(row, incident, now)
-        last_seen = from_db_time(row.last_seen) or now
-        if now - last_seen < timedelta(seconds=self.settle):
+        incident = Incident.model_validate_json(row.incident_json)
+        if incident.absent_since is None:  # the first read without it: the settling window starts now
+            incident.absent_since = now
+            await self._db(db.set_incident, self.store.sessions, row.key, (db.OPEN,),
+                           incident_json=incident.model_dump_json())
+            if self.settle > 0:
+                return
+        if now - incident.absent_since < timedelta(seconds=self.settle):
             return  # not settled: if it comes back now it is the same episode, the same message
         if not await self._db(db.set_incident, self.store.sessions, row.key, (db.OPEN,), status=db.RESOLVED,
                               resolved_at=now):
