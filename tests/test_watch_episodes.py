@@ -64,8 +64,9 @@ async def test_an_incident_that_clears_and_returns_within_the_window_is_one_mess
         pool = await _paused_pool_with_a_run(client)
         await watcher.tick()
         assert len(_top_posts(fresh_slack, channel, pool)) == 1
-        for _ in range(2):  # it flaps: resumed, then paused again
+        for _ in range(2):  # it flaps: resumed (seen so by two reads), then paused again
             await client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
+            await watcher.tick()
             await watcher.tick()
             await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
             await watcher.tick()
