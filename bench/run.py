@@ -26,6 +26,7 @@ from bench.report import RESULTS, BenchReport, BotResults, MapResult, print_repo
 from bench.scenarios import Bench, burst, plans, single_answers, steady_load, warm_up
 
 SMOKE = dict(duration=3.0, rate=10.0, burst=20, naive_duration=2.0, naive_burst=3, drain=20.0, naive_drain=5.0,
+             token_rate=1000.0,  # the smoke checks the run works, not the figures: answers stream 10x faster
              model_latency=0.2, burst_latency=0.5, map_limits=20, map_deployments=10, map_repeat=1)
 err = Console(stderr=True)
 

@@ -82,19 +82,22 @@ def _measured() -> dict[str, float]:
 
 
 def record(junit_xml: Path) -> int:
-    """Merge the per-test seconds of a JUnit XML report into tests/durations.json; returns how many."""
-    figures = _measured()
-    count = 0
+    """Merge the per-test seconds of a JUnit XML report into tests/durations.json; returns how many.
+
+    A module in the report replaces its old figures (so renamed tests leave nothing behind); the
+    figures of modules the report did not run are kept."""
+    measured: dict[str, float] = {}
     for case in ET.parse(junit_xml).getroot().iter("testcase"):
         if case.find("skipped") is not None:
             continue
         parts = case.get("classname", "").split(".")  # tests.test_x or tests.test_x.TestClass
         end = next((i for i, part in enumerate(parts) if part.startswith("test_")), len(parts) - 1) + 1
         node_id = "::".join(["/".join(parts[:end]) + ".py", *parts[end:], case.get("name", "")])
-        figures[node_id] = round(float(case.get("time", "0")), 2)
-        count += 1
+        measured[node_id] = round(float(case.get("time", "0")), 2)
+    modules = {_module_of(node_id) for node_id in measured}
+    figures = {k: v for k, v in _measured().items() if _module_of(k) not in modules} | measured
     DURATIONS.write_text(json.dumps(dict(sorted(figures.items())), indent=0) + "\n")
-    return count
+    return len(measured)
 
 
 if __name__ == "__main__":
