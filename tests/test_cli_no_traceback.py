@@ -58,8 +58,11 @@ def test_audit_since_beyond_any_date(tmp_path):
     assert_one_clear_line(run(["audit", "--since", "999999999d"], tmp_path), "--since")
 
 
-@pytest.mark.parametrize("url", ["garbage", "garbage://x", f"postgresql://u:secret-pw@127.0.0.1:{free_port()}/db"])
+# Fixed ids: every xdist worker must collect the same test names (a free port in an id differs per worker).
+@pytest.mark.parametrize("url", ["garbage", "garbage://x", "postgresql://u:secret-pw@127.0.0.1:{port}/db"],
+                         ids=["garbage", "unknown-scheme", "unreachable-postgres"])
 def test_a_garbage_or_unreachable_database_url(url, tmp_path):
+    url = url.format(port=free_port())
     done = run(["audit"], tmp_path, BOT_DATABASE_URL=url)
     assert_one_clear_line(done, "BOT_DATABASE_URL")
     assert "secret-pw" not in done.stdout + done.stderr
