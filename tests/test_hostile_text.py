@@ -208,6 +208,11 @@ def test_home_tab_limits_and_proposals(bot, fresh_slack, tag_limits):
     for index, name in enumerate(TAGS[:12]):  # pending proposals with hostile names, in a public channel
         change = TagLimitChange(action="set", tag=proposable(name, 100 + index), limit=50 + index)
         bot.call(lambda c=change: service.create_proposal(c, "UASKER", "r", "C1", "1.0"))
+    # Names Prefect takes never hold `<`, `>` or `&`, so they alone cannot show a missing escape. A requester
+    # is free text when it comes from the terminal (`ask --user …`), and the Home tab shows it to everyone.
+    for index, who in enumerate(CORPUS[:8]):
+        change = TagLimitChange(action="set", tag=f"req-{index}-{RUN}", limit=3)
+        bot.call(lambda c=change, w=who: service.create_proposal(c, f"terminal:{w}", "r", "C1", "1.0"))
     before = len(fresh_slack.calls_to("views.publish"))
     event = {"type": "app_home_opened", "user": "UASKER", "channel": "D1", "tab": "home",
              "event_ts": f"{time.time():.6f}"}
@@ -221,16 +226,43 @@ def test_home_tab_limits_and_proposals(bot, fresh_slack, tag_limits):
     assert any(BLANK_NAME in piece for piece in shown) or all(t.strip() for t in tag_limits)
 
 
-def test_slash_list_and_inspect_offline_answers(bot, fresh_slack, tag_limits):
+@pytest.fixture(scope="module")
+async def hostile_runs_pool(prefect_api_url):
+    """A full pool whose holder and waiting runs have hostile names: run names are free text in Prefect
+    (unlike limit names, which refuse `<`, `>` and `&`), and the list and inspect answers show them."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.states import Late, Running
+
+    from bot.prefect_ops.runs import utcnow
+
+    pool = f"hostile-runs-{RUN}"
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1))
+        flow_id = await client.create_flow_from_name(f"hostile-runs-flow-{RUN}")
+        dep_id = await client.create_deployment(flow_id, f"hostile-runs-dep-{RUN}", work_pool_name=pool)
+        holder = await client.create_flow_run_from_deployment(dep_id, name=f"<!channel> & <@U0ADMIN> {RUN}")
+        await client.set_flow_run_state(holder.id, Running(), force=True)
+        waiter = await client.create_flow_run_from_deployment(dep_id, name=f"<{EVIL}|x> &lt;!here&gt; {RUN}")
+        await client.set_flow_run_state(waiter.id, Late(scheduled_time=utcnow() - timedelta(minutes=5)), force=True)
+    return pool
+
+
+def test_slash_list_and_inspect_offline_answers(bot, fresh_slack, tag_limits, hostile_runs_pool):
     posted = bot.post_command("/concurrency", "list")
     assert posted.status == 200
     listed = fresh_slack.wait_for("response", 1, timeout=60)[-1].args["text"]
     assert RUN in listed
     assert_inert(listed, "/concurrency list", longest=NAME_SHOWN_CHARS)
-    for count, tag in enumerate(tag_limits[:6], start=2):
+    bot.post_command("/concurrency", f"inspect {hostile_runs_pool}")
+    inspected = fresh_slack.wait_for("response", 2, timeout=60)[-1].args["text"]
+    assert "U0ADMIN" in inspected and "!channel" in inspected, inspected[:1500]  # the hostile run names are shown
+    assert_inert(inspected, "/concurrency inspect of a pool with hostile run names")
+    for count, tag in enumerate(tag_limits[:6], start=3):
         bot.post_command("/concurrency", f"inspect {tag}")
         answer = fresh_slack.wait_for("response", count, timeout=60)[-1].args["text"]
-        assert_inert(answer, f"/concurrency inspect corpus[{count - 2}]")
+        assert_inert(answer, f"/concurrency inspect corpus[{count - 3}]")
 
 
 async def test_diagnose_of_a_hostile_run_name(bot, fresh_slack, prefect_api_url):
