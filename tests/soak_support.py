@@ -180,14 +180,32 @@ class Soak:
             restart.notes.append("posted before the holder finished")
 
     def posts_per_incident(self) -> int:
-        per_key: dict[str, int] = {}
-        for post in self.posts():
-            keys = {e.get("value") for b in post.get("blocks", []) if b.get("type") == "actions"
-                    for e in b.get("elements", []) if e.get("value")}
-            for key in keys:
-                per_key[key] = per_key.get(key, 0) + 1
-        self.reposted = sorted(key for key, count in per_key.items() if count > 1)
-        return max(per_key.values(), default=0)
+        """Messages per episode: a post for a key whose earlier message was not resolved yet is a duplicate;
+        a post after "Resolved" is a new episode (trouble that came back after the settling window)."""
+        def keys_of(args: dict) -> set[str]:
+            return {e.get("value") for b in args.get("blocks", []) if b.get("type") == "actions"
+                    for e in b.get("elements", []) if e.get("value")} - {None}
+
+        calls = list(self.slack.calls)
+        posts = [c for c in calls if c.method == "chat.postMessage" and c.args.get("channel") == self.channel
+                 and not c.args.get("thread_ts")]
+        tops = sorted((m["ts"] for (ch, _), msgs in list(self.slack.messages.items()) if ch == self.channel
+                       for m in msgs if m["ts"] == m["thread_ts"]), key=float)
+        keys_by_ts = {ts: keys_of(post.args) for ts, post in zip(tops, posts, strict=False)}
+        open_posts: dict[str, int] = {}
+        worst: dict[str, int] = {}
+        for call in calls:
+            if call.args.get("channel") != self.channel or call.args.get("thread_ts"):
+                continue
+            if call.method == "chat.postMessage":
+                for key in keys_of(call.args):
+                    open_posts[key] = open_posts.get(key, 0) + 1
+                    worst[key] = max(worst.get(key, 0), open_posts[key])
+            elif call.method == "chat.update" and str(call.args.get("text", "")).startswith("Resolved"):
+                for key in keys_by_ts.get(call.args.get("ts"), set()):
+                    open_posts[key] = 0
+        self.reposted = sorted(key for key, count in worst.items() if count > 1)
+        return max(worst.values(), default=0)
 
     async def check_proposals(self, service: Any, client: Any) -> None:
         """Every reset proposal, as it appears, against the live runs (read here, not by the bot)."""
