@@ -608,7 +608,11 @@ async def test_prefect_failed_apply_marks_the_proposal_failed(proc, proxy, fresh
         row = await _wait_status(service.store, pid, ("failed", "applied"))
     finally:
         proxy.clear()
-    updates = [c.args for c in fresh_slack.calls_to("chat.update") if c.args.get("ts") == card_ts]
+    # The status flips before the card is redrawn: wait for the redraw that says so (a loaded machine is slow).
+    failed_card = await asyncio.to_thread(lambda: _wait(lambda: [
+        c.args for c in fresh_slack.calls_to("chat.update")
+        if c.args.get("ts") == card_ts and "applying failed" in json.dumps(c.args.get("blocks"))]))
+    updates = failed_card or [c.args for c in fresh_slack.calls_to("chat.update") if c.args.get("ts") == card_ts]
     card = json.dumps(updates[-1]["blocks"]) if updates else ""
     check("prefect", "apply refused by Prefect (PATCH → 500)", "proposal failed, error on the card",
           f"{row.status if row else None}; card: {short(card[card.find('applying failed'):], 60)}",
