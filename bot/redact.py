@@ -24,7 +24,7 @@ __all__ = ["redact", "remember", "encodings", "error_summary", "shown_url", "Red
            "RedactingFormatter", "REDACTED"]
 
 TOKEN_PATTERNS = re.compile(
-    r"(?<![A-Za-z0-9_-])(xox[abposre]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|sk-[A-Za-z0-9_-]{12,}"
+    r"(?<![A-Za-z0-9])(xox[abposre]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|sk-[A-Za-z0-9_-]{12,}"
     r"|pn[ub]_[A-Za-z0-9]{12,}"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{12,})"
 )

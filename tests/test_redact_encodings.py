@@ -85,6 +85,9 @@ def test_every_encoding_of_a_given_secret_is_redacted(secret):
     ("postgresql://bot:p@ss@w0rd@db:5432/bot", "p@ss@w0rd"), ("https://h/api?token=abc123def&x=1", "abc123def"),
     ("password=hunter22", "hunter22"), ('{"password": "hunter22"}', "hunter22"),
     ("Authorization: Basic dXNlcjpzZWNyZXQtcGFzcw==", "dXNlcjpzZWNyZXQtcGFzcw"), ("api_key: sk_live_abcdef", "sk_live"),
+    # a key glued to a name by '-' or '_' (a tag such as `leak-pnb_…`) is still a key; only letters or
+    # digits right before it (the `sk-` in `task-runner`) make it part of a word
+    ("tag leak-pnb_0123456789abcdefABCDEF", "pnb_0123456789"), ("x_sk-abcdefghijklmnop", "sk-abcdefghijkl"),
 ])
 def test_shapes_of_secrets_we_do_not_hold(text, secret):
     shown = redact(text)
