@@ -117,7 +117,7 @@ async def test_model_proposes_card_is_posted_and_approval_applies(bot, fresh_sla
     assert await pool_limit(pool) == 3, "nothing changes before the click"
 
     posted = click(bot, cards.APPROVE, proposal_id, APPROVER)
-    assert posted.status == 200 and posted.elapsed < 1.5
+    assert posted.status == 200  # ack latency is a bench row (make bench), not a timed test
     ts = card_ts(bot, proposal_id)
     update = wait_until(lambda: card_updates(fresh_slack, ts), what="card update")[-1]
     assert await pool_limit(pool) == 5

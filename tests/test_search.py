@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bot.knowledge.recipes import RecipeBook
@@ -46,8 +44,7 @@ def test_tokenize_keeps_hyphenated_terms():
     assert tokenize("work-pool limits") == ["work-pool", "work", "pool", "limit"]
 
 
-def test_search_is_fast():
-    start = time.perf_counter()
-    for _ in range(200):
-        SEARCH.search("one run at a time per deployment")
-    assert (time.perf_counter() - start) / 200 < 0.01
+def test_search_is_deterministic():
+    """Its speed is measured by the bench (bot overhead per answer), not asserted here."""
+    first = SEARCH.search("one run at a time per deployment")
+    assert first and all(SEARCH.search("one run at a time per deployment") == first for _ in range(20))

@@ -39,7 +39,6 @@ async def objects(prefect_api_url):
 def _command(harness: BotHarness, text: str, count: int, user: str = "U1") -> dict:
     posted = harness.post_command("/concurrency", text, user_id=user)
     assert posted.status == 200, posted.body
-    assert posted.elapsed < 3.0  # acked before any Prefect work
     responses = harness.slack_api.wait_for("response", count=count, timeout=60)
     return responses[count - 1].args
 
