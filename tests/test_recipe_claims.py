@@ -869,13 +869,22 @@ def _tests_in(path: Path) -> set[str]:
             and node.name.startswith("test_")}
 
 
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
 def test_every_listed_claim_has_its_test():
+    """Each claim quotes its own sentence from its recipe's body, and names a test that exists."""
     book = RecipeBook.load()
     ids: set[str] = set()
     for recipe in book:
+        body = _squash(recipe.body)
         for claim in recipe.claims:
             assert claim.id not in ids, f"duplicate claim id {claim.id}"
             ids.add(claim.id)
+            quoted = _squash(claim.sentence)
+            assert quoted, (recipe.slug, claim.id, "no sentence: quote the recipe text that makes this claim")
+            assert quoted in body, (recipe.slug, claim.id, "sentence not found in the recipe body", quoted)
             file, _, name = claim.test.partition("::")
             assert name and (ROOT / file).is_file(), (recipe.slug, claim.test)
             assert name in _tests_in(ROOT / file), (recipe.slug, claim.test)

@@ -37,6 +37,7 @@ class Claim(BaseModel):
     id: str
     claim: str
     test: str  # "tests/file.py::test_name"
+    sentence: str = ""  # the recipe's own words for it, quoted verbatim: ties the claim to the text people read
 
 
 class Recipe(BaseModel):
