@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -31,14 +30,9 @@ def main() -> int:
     parser.add_argument("--show-heldout-misses", action="store_true", help="also list the held-out misses")
     args = parser.parse_args()
 
-    server = None
-    if not os.environ.get("PREFECT_API_URL"):
-        from tests.fakes.prefect_server import PrefectServer
+    from tests.fakes.prefect_server import server_for_script
 
-        server = PrefectServer().start()
-        os.environ["PREFECT_API_URL"] = server.url
-    os.environ.pop("OPENAI_API_KEY", None)
-    try:
+    with server_for_script():
         from tests.real_questions import HALVES, answer_and_score, load, median_length, offline_pipeline, score
 
         pipeline = offline_pipeline()
@@ -60,9 +54,6 @@ def main() -> int:
             print(f"\n{half} misses ({len(misses[half])}):")
             for result in misses[half]:
                 print(f"  {result.id:<40} route={result.route:<28} missing: {'; '.join(result.missing)}")
-    finally:
-        if server is not None:
-            server.stop()
     return 0
 
 

