@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
+
+from bench.watch_setup import prefect_and_slack
 
 TARGET_CALLS = 100
 TARGET_LATENCY = 10.0
@@ -179,28 +178,8 @@ async def measure(slack, store_url: str, objects: int, minutes: float, samples: 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    server = None
-    if args.prefect_api_url:
-        url = args.prefect_api_url
-    else:
-        from tests.fakes.prefect_server import PrefectServer
-
-        server = PrefectServer()
-        url = server.url
-        print(f"starting a Prefect server at {url} …", file=sys.stderr)
-        server.start()
-    os.environ["PREFECT_API_URL"] = url
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from tests.fakes.slack_api import FakeSlackAPI
-
-    slack = FakeSlackAPI().start()
-    work = Path(tempfile.mkdtemp(prefix="cbot-watch-calls-"))
-    try:
+    with prefect_and_slack(args.prefect_api_url, "cbot-watch-calls-") as (slack, work):
         row = asyncio.run(measure(slack, f"sqlite:///{work / 'calls.db'}", args.objects, args.minutes, args.samples))
-    finally:
-        slack.stop()
-        if server is not None:
-            server.stop()
     lat = row["latencies"]
     reads = row["reads"]
     print("| Objects | Busy pool runs | Minutes | Full reads | Targeted reads | Deferred | Events (used) "

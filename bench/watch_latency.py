@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
+
+from bench.watch_setup import prefect_and_slack
 
 EVENT_INTERVAL = 30.0
 
@@ -91,30 +90,10 @@ async def _mode(slack, store_url: str, interval: float, follow_events: bool, sam
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    server = None
-    if args.prefect_api_url:
-        url = args.prefect_api_url
-    else:
-        from tests.fakes.prefect_server import PrefectServer
-
-        server = PrefectServer()
-        url = server.url
-        print(f"starting a Prefect server at {url} …", file=sys.stderr)
-        server.start()
-    os.environ["PREFECT_API_URL"] = url
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from tests.fakes.slack_api import FakeSlackAPI
-
-    slack = FakeSlackAPI().start()
-    work = Path(tempfile.mkdtemp(prefix="cbot-watch-bench-"))
-    try:
+    with prefect_and_slack(args.prefect_api_url, "cbot-watch-bench-") as (slack, work):
         streamed = asyncio.run(_mode(slack, f"sqlite:///{work / 'events.db'}", EVENT_INTERVAL, True, args.samples))
         polled = asyncio.run(_mode(slack, f"sqlite:///{work / 'poll.db'}", args.poll_interval, False,
                                    args.samples))
-    finally:
-        slack.stop()
-        if server is not None:
-            server.stop()
     print("| Measure | Target | Median | Max |")
     print("|---|---|---|---|")
     print(f"| Prefect event → Slack post, event stream (interval {EVENT_INTERVAL:g} s) | < 10 s | "
