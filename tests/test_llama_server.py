@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-import urllib.request
 import uuid
 
 import pytest
@@ -22,6 +20,7 @@ from bot.pipeline import build_pipeline
 from bot.settings import Settings
 from bot.turns import Turn
 from tests.fakes.prefect_server import free_port
+from tests.fakes.processes import wait_until_healthy
 from tests.scenes import run_waiting_on_deployment_limit
 
 LLAMA_PYTHON = os.environ.get("LLAMA_PYTHON")
@@ -46,16 +45,11 @@ def llama_server(tmp_path_factory):
              "--chat_format", "chatml-function-calling", "--host", "127.0.0.1", "--port", str(port),
              "--n_ctx", "8192"], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"the llama.cpp server did not start:\n{log.read_text()[-3000:]}") from None
-            time.sleep(1)  # polling a starting subprocess; no condition to wait on but its port
+    try:
+        wait_until_healthy(f"{url}/models", process, 180, log.read_text, what="the llama.cpp server")
+    except RuntimeError:
+        process.kill()
+        raise
     yield url
     process.terminate()
     process.wait(30)
