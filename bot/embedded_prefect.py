@@ -83,7 +83,8 @@ def use_api_url(url: str) -> None:
         prefect.context.refresh_global_settings_context()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists; one we may not signal still counts (the test fixture shares it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -100,7 +101,7 @@ def _stop_process_group(pid: int, process: subprocess.Popen | None) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 20
-    while (process.poll() is None) if process is not None else _pid_alive(pid):
+    while (process.poll() is None) if process is not None else pid_alive(pid):
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
@@ -166,7 +167,7 @@ class EmbeddedPrefect:
                 self._join()
                 return url
             pid = int(record.get("pid") or 0)
-            if pid and _pid_alive(pid) and self._wait_for(url, lambda: _pid_alive(pid)):
+            if pid and pid_alive(pid) and self._wait_for(url, lambda: pid_alive(pid)):
                 self.api_url, self.reused = url, True
                 self._join()
                 return url
@@ -231,7 +232,7 @@ class EmbeddedPrefect:
         self._session_file.unlink(missing_ok=True)
         alive = False
         for entry in self._sessions.glob("*-*") if self._sessions.exists() else []:
-            if _pid_alive(int(entry.name.split("-", 1)[0])):
+            if pid_alive(int(entry.name.split("-", 1)[0])):
                 alive = True
             else:
                 entry.unlink(missing_ok=True)  # a session that died without leaving

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from bot.embedded_prefect import pid_alive
 from tests.fakes.processes import wait_until_healthy
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -69,16 +70,6 @@ def create_postgres_database(prefix: str, suffix: str | None = None) -> str:
     return name
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def drop_stale_databases() -> list[str]:
     """Drop the databases of earlier runs whose owning process is gone (killed runs); returns their names."""
     import psycopg
@@ -89,7 +80,7 @@ def drop_stale_databases() -> list[str]:
             names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
             for name in names:
                 owned = _OWNED.match(name)
-                if owned and not _alive(int(owned["pid"])):
+                if owned and not pid_alive(int(owned["pid"])):
                     try:
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                         dropped.append(name)
