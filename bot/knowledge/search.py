@@ -24,6 +24,8 @@ _STOPWORDS = frozenset(
     "a an and are as at be by can do does for from how i if in is it its me my of on or our so that the "
     "their them then there these this to was we what when where which who why will with you your prefect "
     "want need please".split()
+    # The tail of a contraction ("didn't" -> "didn", "t") says nothing about the topic.
+    + "t s d ll re ve m".split()
 )
 _TITLE_WEIGHT = 3
 _KEYWORD_WEIGHT = 3
