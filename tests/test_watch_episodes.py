@@ -123,3 +123,73 @@ async def test_an_applied_fix_shows_at_once_and_a_free_slot_is_never_called_full
         await watcher.tick()
         later = [u for u in _updates(fresh_slack, channel) if dep_name in json.dumps(u)]
         assert not any("limit 2, 1 in use" in json.dumps(u) for u in later)  # never "full" at 1 of 2
+
+
+class _Clock:
+    """The watcher's clock, moved by hand: each read is a step, never a race against wall time."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def step(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def _set_gcl(client, name: str, **values) -> None:
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    await client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(**values))
+
+
+async def test_a_waiter_seen_through_a_blink_is_still_confirmed(prefect_server, fresh_slack, tmp_path):
+    """Budget-spaced reads can land in the moment a slot passes from one waiter to the next: the
+    sighting before that moment still confirms the trouble (the soak's busy tag was missed so)."""
+    channel = f"CEP{uid()}"
+    clock = _Clock()
+    watcher = _watcher(fresh_slack, tmp_path, channel, confirm_seconds=5.0, settle_seconds=60.0, clock=clock)
+    pool = f"episode-blink-{uid()}"
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        dep_id, dep_name = await _deployment(client, pool, limit=1)
+        first = await client.create_flow_run_from_deployment(dep_id)
+        second = await client.create_flow_run_from_deployment(dep_id)
+        await client.set_flow_run_state(first.id, Pending())
+        await client.set_flow_run_state(second.id, Pending())  # AwaitingConcurrencySlot: it waits since now
+        await watcher.tick()  # seen once: not yet confirmed
+        assert not _top_posts(fresh_slack, channel, dep_name)
+        await _set_gcl(client, f"deployment:{dep_id}", limit=2)  # a free slot for a moment
+        clock.step(10)
+        await watcher.tick()
+        await _set_gcl(client, f"deployment:{dep_id}", limit=1)  # full again, the same run still waiting
+        clock.step(10)
+        await watcher.tick()
+        assert len(_top_posts(fresh_slack, channel, dep_name)) == 1
+
+
+async def test_a_condition_timed_by_its_sightings_starts_again_after_a_blink(prefect_server, fresh_slack, tmp_path):
+    """Where Prefect keeps no start time (a global limit full with nobody named), `since` is the
+    watcher's own first sighting: after a read without it, the condition has to last its threshold anew."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    channel = f"CEP{uid()}"
+    clock = _Clock()
+    watcher = _watcher(fresh_slack, tmp_path, channel, wait_seconds=15.0, settle_seconds=60.0, clock=clock)
+    name = f"episode-gcl-{uid()}"
+    async with get_client() as client:
+        await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        await _set_gcl(client, name, active_slots=1)
+        await watcher.tick()
+        await _set_gcl(client, name, active_slots=0)
+        clock.step(10)
+        await watcher.tick()
+        await _set_gcl(client, name, active_slots=1)
+        clock.step(10)  # 20 s after the first sighting, but only just seen again
+        await watcher.tick()
+        assert not _top_posts(fresh_slack, channel, name)
+        clock.step(20)  # now it has lasted its 15 s
+        await watcher.tick()
+        assert len(_top_posts(fresh_slack, channel, name)) == 1
+        await _set_gcl(client, name, active_slots=0)

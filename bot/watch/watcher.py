@@ -60,6 +60,11 @@ async def open_incidents(store: Store) -> list[Incident]:
     return [Incident.model_validate_json(row.incident_json) for row in rows]
 
 
+def _blinked(row: db.WatchIncident) -> bool:
+    """A watching (not yet posted) incident that the last read did not see."""
+    return row.status == db.WATCHING and Incident.model_validate_json(row.incident_json).absent_since is not None
+
+
 class Watcher:
     """Owns the loop; Slack posting is delegated to `poster` (bot.slack.watch_poster.SlackPoster)."""
 
@@ -235,19 +240,27 @@ class Watcher:
         self.snapshot = snap
         now = self.clock()
         rows = {row.key: row for row in await self._db(db.incident_rows, self.store.sessions)}
-        seen = {key: from_db_time(row.first_seen) for key, row in rows.items()}
+        # a watching condition that went away for a read starts its own clock again when it returns; the
+        # detectors' `since` from Prefect's timestamps (a waiter's wait, a holder's end) does not need one
+        seen = {key: from_db_time(row.first_seen) for key, row in rows.items() if not _blinked(row)}
         found = {incident.key: incident for incident in detect(snap, self.wait_seconds, seen)}
         silenced = await self._db(db.silenced_targets, self.store.sessions, now)
         pending: float | None = None
         self.ticks += 1
         applied = await self._applied_notes(rows)
         for key, incident in found.items():
+            fresh = incident.since == snap.read_at  # nothing to time it by (no Prefect time, no earlier sighting)
+            if fresh:
+                incident.since = now  # it starts now, on the watcher's clock like every sighting
             if key in applied:
                 incident.applied = applied[key]
             row = rows.get(key) or await self._start(incident, now)
             if row is None:
                 continue
             waited = sorted(set(json.loads(row.waited_json or "[]")) | {str(w.id) for w in incident.waiting_runs})
+            if _blinked(row) and fresh:  # timed by our own sightings: its clock starts again
+                await self._db(db.set_incident, self.store.sessions, key, (db.WATCHING,), first_seen=now, since=now)
+                row.first_seen = now
             first_seen = from_db_time(row.first_seen)
             if row.status == db.WATCHING:
                 confirmed = (not incident.needs_confirmation
@@ -274,6 +287,10 @@ class Watcher:
         for key, row in rows.items():
             if key not in found:
                 await self._clear(row, now, applied.get(key))
+        if log.isEnabledFor(logging.DEBUG):  # the decision trail a soak reads back when something is missed
+            log.debug("%s read (%d calls): %s; gone: %s", kind, self.meter.total - before,
+                      [(k, i.ripe(now), rows[k].status if k in rows else "new") for k, i in found.items()],
+                      [k for k in rows if k not in found])
         await self._post_unposted(now, silenced)
         return pending
 
@@ -297,7 +314,16 @@ class Watcher:
 
     async def _clear(self, row: db.WatchIncident, now: datetime, applied: str | None = None) -> None:
         if row.status == db.WATCHING:
-            await self._db(db.forget_watching, self.store.sessions, row.key)
+            # Trouble that blinks (a slot handed from one waiter to the next, a pool between two runs) is
+            # kept through the settling window: a read that lands in the blink must not throw away the
+            # sighting that confirms it, or budget-spaced reads can miss a short backlog for good.
+            incident = Incident.model_validate_json(row.incident_json)
+            if incident.absent_since is None and self.settle > 0:
+                incident.absent_since = now
+                await self._db(db.set_incident, self.store.sessions, row.key, (db.WATCHING,),
+                               incident_json=incident.model_dump_json())
+            elif incident.absent_since is None or now - incident.absent_since >= timedelta(seconds=self.settle):
+                await self._db(db.forget_watching, self.store.sessions, row.key)
             return
         if applied is not None:  # an approved fix shows on the message at once, before it settles
             incident = Incident.model_validate_json(row.incident_json)
