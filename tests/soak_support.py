@@ -7,20 +7,31 @@ The watcher is the one `serve` runs (Watcher + SlackPoster + approvals, the Slac
 Independently of the watcher's own code, every reset proposal is checked against the live runs at the
 moment it appears: a reset while a tagged task of a running flow still runs is unsafe.
 
-`run_soak(minutes)` repeats the scenario cycle until `minutes` have passed and returns the table rows;
-`make soak` runs at least 10 minutes, `make test` one short cycle.
+Every step waits for a condition with a generous deadline, never for a fixed time, so a loaded machine
+makes the soak slower, not different:
+- the busy tag, the flapping pool and the blocked acquirer keep their trouble going (holders turning
+  over, runs fed to the pool, the slot held) until the watcher has posted it, or a deadline passes;
+- a leaked slot (kill -9, or a restart that dropped a live holder's lease) is fixed the way an operator
+  would: its reset proposal is approved through the approval service, and the slots are read back as 0,
+  so the next cycle starts clean and the fix itself is exercised;
+- a cycle ends when its runs have ended and its incidents are resolved.
+
+`run_soak(minutes)` repeats the cycle until `minutes` have passed and returns the table rows;
+`make soak` runs at least 10 minutes, `make test` one cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,20 +44,46 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.concurrency.sync import concurrency
 
-PIDS = Path(__file__).with_name("pids")
+HERE = Path(__file__).parent
+PIDS = HERE / "pids"
+
+
+def released(name: str) -> bool:
+    return bool(name) and (HERE / "release" / name).exists()
+
+
+def pause(seconds: float, release: str = "") -> None:
+    """Sleep `seconds`, cut short once the soak releases `release` (it has seen what it waited for)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not released(release):
+        time.sleep(0.5)
 
 
 @task
-def hold(seconds: float, marker: str) -> None:
-    PIDS.mkdir(exist_ok=True)
-    (PIDS / marker).write_text(str(os.getpid()))
-    time.sleep(seconds)
+def hold(seconds: float, marker: str = "", release: str = "") -> None:
+    if marker:
+        PIDS.mkdir(exist_ok=True)
+        (PIDS / marker).write_text(str(os.getpid()))
+    pause(seconds, release)
 
 
 @flow
-def tagged(tag: str, seconds: float, count: int = 1, marker: str = "") -> None:
-    futures = [hold.with_options(tags=[tag]).submit(seconds, f"{marker}-{i}") for i in range(count)]
-    for future in futures:
+def tagged(tag: str, seconds: float, marker: str = "") -> None:
+    hold.with_options(tags=[tag]).submit(seconds, marker).result()
+
+
+@flow
+def turnover(tag: str, seconds: float, release: str, at_once: int = 5, longest: float = 300) -> None:
+    """`at_once` tasks of `seconds` each under `tag` until `release` (at most `longest` s): the holder
+    turns over every `seconds` while the others wait."""
+    started = time.monotonic()
+    pending = []
+    while not released(release) and time.monotonic() - started < longest:
+        pending = [f for f in pending if not f.wrapped_future.done()]
+        while len(pending) < at_once:
+            pending.append(hold.with_options(tags=[tag]).submit(seconds, "", release))
+        time.sleep(0.5)
+    for future in pending:
         future.result()
 
 
@@ -56,13 +93,17 @@ def sleeper(seconds: float) -> None:
 
 
 @flow
-def gcl_user(name: str, seconds: float) -> None:
+def gcl_user(name: str, seconds: float, release: str = "") -> None:
     with concurrency(name, occupy=1):
-        time.sleep(seconds)
+        pause(seconds, release)
 '''
 
+slog = logging.getLogger("soak")
 WAIT_SECONDS = 20.0
 INTERVAL = 10.0
+APPROVER = "USOAK"
+DEADLINE = 300.0  # the most any one step may take on a loaded machine before it counts as a miss
+FLAP_BACKLOG = 6  # the flapping pool is fed up to this many waiting runs until its backlog is posted
 
 
 @dataclass
@@ -71,28 +112,42 @@ class Scenario:
     expect: str  # "detect" or "quiet"
     objects: list[str]  # names an incident about this scenario mentions
     kinds: list[str]  # incident titles that count as the detection
-    detected: bool = False
+    once: bool = False  # trouble that lasts the whole soak (one episode), not one per cycle
+    expected_in: list[int] = field(default_factory=list)  # cycles that should have a detection
+    detected_in: list[int] = field(default_factory=list)
     false_alarms: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def detected(self) -> bool:
+        if self.once:
+            return bool(self.detected_in)
+        return set(self.expected_in) <= set(self.detected_in)
 
 
 class Soak:
     """Sets up the world on `api_url`, runs workers and the watcher, drives cycles, keeps score."""
 
-    def __init__(self, server: Any, slack: Any, work: Path) -> None:
+    def __init__(self, server: Any, slack: Any, work: Path, client_factory: Callable[[], Any]) -> None:
         self.server = server
         self.slack = slack
         self.work = work
+        self.client_factory = client_factory
         self.tag = uuid.uuid4().hex[:6]
         self.channel = f"CSOAK{self.tag}"
         self.workers: list[subprocess.Popen] = []
         self.unsafe = 0
         self.proposals_checked: set[str] = set()
-        self.restart_task_done_at: float | None = None
-        self.first_restart_post_at: float | None = None
+        self.restart_live = False  # the restart scenario's holder runs (a post about its tag now is false)
         self.reposted: list[str] = []
         self.scenarios: dict[str, Scenario] = {}
         self.deployments: dict[str, Any] = {}
+        self.cycle_posts: list[tuple[int, int]] = []  # per cycle: [first, last) index into posts()
+        self.resets: list[str] = []  # one line per approved reset: tag, outcome, slots read back
+        self.unfreed = 0  # approved resets after which the slots were not read back as 0
+        self.unresolved: list[str] = []
+        self.service: Any = None
+        self.store: Any = None
 
     def n(self, what: str) -> str:
         return f"soak-{what}-{self.tag}"
@@ -102,6 +157,7 @@ class Soak:
         from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
 
         (self.work / "soak_flows.py").write_text(FLOWS)
+        (self.work / "release").mkdir(exist_ok=True)
         steps = [{"prefect.deployments.steps.set_working_directory": {"directory": str(self.work)}}]
         pools = {"healthy": 2, "flap": 2, "tags": None, "misc": None}
         for pool, limit in pools.items():
@@ -118,26 +174,27 @@ class Soak:
 
         await deploy("healthy", "sleeper", "healthy", {"seconds": 1})
         await deploy("flap", "sleeper", "flap", {"seconds": 6})
-        await deploy("kill", "tagged", "tags", {"tag": self.n("kill"), "seconds": 600, "marker": "kill"})
-        await deploy("restart", "tagged", "tags", {"tag": self.n("restart"), "seconds": 40, "marker": "restart"})
-        await deploy("busy", "tagged", "tags", {"tag": self.n("busy"), "seconds": 10, "count": 5, "marker": "busy"})
+        await deploy("kill", "tagged", "tags", {"tag": self.n("kill"), "seconds": 600})
+        await deploy("restart", "tagged", "tags", {"tag": self.n("restart"), "seconds": 40})
+        await deploy("busy", "turnover", "tags", {"tag": self.n("busy"), "seconds": 8, "release": ""})
         await deploy("disabled", "sleeper", "misc", {"seconds": 1}, limit=1)
-        await deploy("gcl", "gcl_user", "misc", {"name": self.n("gcl"), "seconds": 45})
+        await deploy("gcl", "gcl_user", "misc", {"name": self.n("gcl"), "seconds": DEADLINE})
         gcl = await client.read_global_concurrency_limit_by_name(f"deployment:{self.deployments['disabled']}")
         await client.request("PATCH", f"/v2/concurrency_limits/{gcl.id}", json={"active": False})
-        s = self.scenarios
-        s["healthy churn"] = Scenario("healthy churn", "quiet", [self.n("healthy")], [])
-        s["kill -9 of a tag holder"] = Scenario("kill -9 of a tag holder", "detect", [self.n("kill")],
-                                                ["Leaked concurrency slots"])
-        s["server restart, live holder"] = Scenario("server restart, live holder", "detect", [self.n("restart")],
-                                                    ["Leaked concurrency slots"])
-        s["busy tag limit"] = Scenario("busy tag limit", "detect", [self.n("busy")], ["Runs waiting on a full limit"])
-        s["flapping pool backlog"] = Scenario("flapping pool backlog", "detect", [self.n("flap")],
-                                              ["Runs waiting on a full limit"])
-        s["disabled deployment limit"] = Scenario("disabled deployment limit", "detect", [self.n("disabled")],
-                                                  ["Disabled deployment limit"])
-        s["blocked concurrency() acquirer"] = Scenario("blocked concurrency() acquirer", "detect", [self.n("gcl")],
-                                                       ["Global concurrency limit at its limit"])
+        waiting = ["Runs waiting on a full limit"]
+        leaked = ["Leaked concurrency slots"]
+        for scenario in (
+            Scenario("healthy churn", "quiet", [self.n("healthy")], []),
+            Scenario("kill -9 of a tag holder", "detect", [self.n("kill")], leaked),
+            Scenario("server restart, live holder", "detect", [self.n("restart")], leaked),
+            Scenario("busy tag limit", "detect", [self.n("busy")], waiting),
+            Scenario("flapping pool backlog", "detect", [self.n("flap")], waiting),
+            Scenario("disabled deployment limit", "detect", [self.n("disabled")],
+                     ["Disabled deployment limit"], once=True),
+            Scenario("blocked concurrency() acquirer", "detect", [self.n("gcl")],
+                     ["Global concurrency limit at its limit"]),
+        ):
+            self.scenarios[scenario.name] = scenario
 
     def start_workers(self) -> None:
         env = {**os.environ, "PREFECT_API_URL": self.server.url, "PREFECT_WORKER_QUERY_SECONDS": "2",
@@ -159,25 +216,37 @@ class Soak:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
 
-    # --- scoring ----------------------------------------------------------------------------------
+    def release(self, name: str) -> None:
+        (self.work / "release" / name).touch()
+
+    # --- what the watcher said --------------------------------------------------------------------
     def posts(self) -> list[dict]:
         return [c.args for c in self.slack.calls_to("chat.postMessage")
                 if c.args.get("channel") == self.channel and not c.args.get("thread_ts")]
 
+    def hits(self, scenario: Scenario, posts: list[dict]) -> list[dict]:
+        return [p for p in posts if any(o in json.dumps(p) for o in scenario.objects)
+                and any(k in p.get("text", "") for k in scenario.kinds)]
+
+    def posted(self, name: str, since: int) -> bool:
+        """Whether the scenario's detection was posted after post number `since` (this cycle)."""
+        return bool(self.hits(self.scenarios[name], self.posts()[since:]))
+
     def score(self) -> None:
-        for scenario in self.scenarios.values():
-            about = [p for p in self.posts() if any(o in json.dumps(p) for o in scenario.objects)]
-            hits = [p for p in about if any(k in p.get("text", "") for k in scenario.kinds)]
-            scenario.detected = bool(hits)
-            if scenario.expect == "quiet":
-                scenario.false_alarms = len(about)
-            else:
-                scenario.false_alarms = len(about) - len(hits)
+        posts = self.posts()
         restart = self.scenarios["server restart, live holder"]
-        if self.first_restart_post_at is not None and (
-                self.restart_task_done_at is None or self.first_restart_post_at < self.restart_task_done_at):
-            restart.false_alarms += 1  # posted while the holder still ran: a leak it was not
-            restart.notes.append("posted before the holder finished")
+        if not restart.expected_in:  # no cycle leaked a slot: nothing to report about it
+            restart.expect = "quiet"
+            restart.notes.append("every restarted holder's release freed its slot")
+        for scenario in self.scenarios.values():
+            about = [p for p in posts if any(o in json.dumps(p) for o in scenario.objects)]
+            hits = self.hits(scenario, posts)
+            scenario.detected_in = [n for n, (first, last) in enumerate(self.cycle_posts, 1)
+                                    if self.hits(scenario, posts[first:last])]
+            if scenario.expect == "quiet":
+                scenario.false_alarms += len(about)
+            else:
+                scenario.false_alarms += len(about) - len(hits)
 
     def posts_per_incident(self) -> int:
         """Messages per episode: a post for a key whose earlier message was not resolved yet is a duplicate;
@@ -207,45 +276,79 @@ class Soak:
         self.reposted = sorted(key for key, count in worst.items() if count > 1)
         return max(worst.values(), default=0)
 
-    async def check_proposals(self, service: Any, client: Any) -> None:
+    async def check_proposals(self, client: Any) -> None:
         """Every reset proposal, as it appears, against the live runs (read here, not by the bot)."""
-        from prefect.client.schemas.filters import (
-            TaskRunFilter,
-            TaskRunFilterState,
-            TaskRunFilterStateType,
-            TaskRunFilterTags,
-        )
         from prefect.client.schemas.objects import StateType
 
         from bot.store import proposals as db
 
-        rows = await asyncio.to_thread(db.list_audit, service.store.sessions, action="proposed")
+        rows = await asyncio.to_thread(db.list_audit, self.service.store.sessions, action="proposed")
         for row in rows:
             if not row.proposal_id or row.proposal_id in self.proposals_checked:
                 continue
             self.proposals_checked.add(row.proposal_id)
-            proposal = await service.get(row.proposal_id)
+            proposal = await self.service.get(row.proposal_id)
             change = proposal.change if proposal else None
             if change is None or getattr(change, "action", "") != "reset":
                 continue
             tag = getattr(change, "tag", None) or getattr(change, "name", "").removeprefix("tag:")
-            running = await client.read_task_runs(task_run_filter=TaskRunFilter(
-                tags=TaskRunFilterTags(all_=[tag]),
-                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.RUNNING]))))
-            for task in running:
+            for task in await _tasks_running(client, tag):
                 flow_run = await client.read_flow_run(task.flow_run_id)
                 if flow_run.state and flow_run.state.type == StateType.RUNNING:
                     self.unsafe += 1
-                    self.scenarios_note(tag, f"unsafe reset proposed while {task.name} ran")
+                    self.note(tag, f"unsafe reset proposed while {task.name} ran")
                     break
 
-    def scenarios_note(self, tag: str, text: str) -> None:
+    def note(self, tag: str, text: str) -> None:
         for scenario in self.scenarios.values():
             if tag in scenario.objects:
                 scenario.notes.append(text)
 
+    # --- the operator's side ----------------------------------------------------------------------
+    async def keep_until_posted(self, name: str, since: int, release: str, ended: Callable[[], Awaitable[bool]],
+                                feed: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Keep the trouble going (`feed` it) until the watcher posts it, then `release` it; give up when
+        it `ended` by itself or the deadline passed (a miss, scored as such)."""
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline and not self.posted(name, since):
+            if await ended():
+                break
+            if feed is not None:
+                await feed()
+            await asyncio.sleep(1.0)
+        slog.info("%s: %s", name, "posted" if self.posted(name, since) else "not posted")
+        if release:
+            self.release(release)
 
-async def _wait_for(check, timeout: float, every: float = 1.0) -> Any:
+    async def reset_leak(self, client: Any, name: str, tag: str) -> None:
+        """Approve the leak's reset proposal as an approver would (the service a Slack click calls), then
+        read the slots back: they must be 0. Waits for the proposal up to the deadline."""
+        from bot.store import watch as watch_db
+
+        key = f"leaked_slots:tag:{tag}"
+        decided: set[str] = set()
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            row = await asyncio.to_thread(watch_db.get_incident, self.store.sessions, key)
+            proposal_id = row.proposal_id if row is not None and row.status == watch_db.OPEN else None
+            if proposal_id and proposal_id not in decided:
+                decided.add(proposal_id)
+                decision = await self.service.approve(proposal_id, APPROVER)
+                if decision.outcome == "stale" and decision.fresh is not None:  # changed meanwhile: re-proposed
+                    decision = await self.service.approve(decision.fresh.id, APPROVER)
+                slots = (await client.read_global_concurrency_limit_by_name(f"tag:{tag}")).active_slots
+                self.resets.append(f"{name}: {decision.outcome}, {slots} slot(s) read back")
+                slog.info("approved the reset of %s: %s, %s slot(s) read back", tag, decision.outcome, slots)
+                if decision.outcome == "applied" and slots == 0:
+                    return
+                self.unfreed += 1
+                self.scenarios[name].notes.append(f"approved reset: {decision.outcome}, {slots} slot(s) left")
+                return
+            await asyncio.sleep(1.0)
+        self.scenarios[name].notes.append("no reset proposal to approve")
+
+
+async def _wait_for(check: Callable[[], Awaitable[Any]], timeout: float = DEADLINE, every: float = 1.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = await check()
@@ -255,7 +358,7 @@ async def _wait_for(check, timeout: float, every: float = 1.0) -> Any:
     return None
 
 
-async def _task_running(client: Any, tag: str) -> Any:
+async def _tasks_running(client: Any, tag: str) -> Any:
     from prefect.client.schemas.filters import (
         TaskRunFilter,
         TaskRunFilterState,
@@ -269,48 +372,118 @@ async def _task_running(client: Any, tag: str) -> Any:
         state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.RUNNING]))))
 
 
-async def _cycle(soak: Soak, client_factory: Any) -> None:
+async def _all_final(client: Any, run_ids: list[Any]) -> bool:
+    from bot.prefect_ops.runs import read_flow_runs_by_id
+
+    runs = await read_flow_runs_by_id(client, run_ids)
+    return all(run.state is not None and run.state.is_final() for run in runs.values())
+
+
+async def _scheduled(client: Any, deployment_id: Any) -> int:
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    runs = await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+            any_=[StateType.SCHEDULED]))),
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])), limit=50)
+    return len(runs)
+
+
+async def _cycle(soak: Soak, number: int) -> None:
     """One pass through every scenario; trouble of different scenarios overlaps, as on a real server."""
-    from uuid import UUID
+    since = len(soak.posts())
+    label = f"c{number}"
+    runs: list[Any] = []  # every run of this cycle that ends by itself (the disabled one never does)
+    deps = soak.deployments
+    async with soak.client_factory() as client:
+        async def start(key: str, **parameters: Any) -> Any:
+            run = await client.create_flow_run_from_deployment(deps[key], parameters=parameters or None)
+            runs.append(run.id)
+            return run
 
-    async with client_factory() as client:
         for _ in range(2):
-            await client.create_flow_run_from_deployment(soak.deployments["healthy"])
+            await start("healthy")
         for _ in range(10):
-            await client.create_flow_run_from_deployment(soak.deployments["flap"])
-        await client.create_flow_run_from_deployment(soak.deployments["disabled"])
-        for _ in range(2):
-            await client.create_flow_run_from_deployment(soak.deployments["gcl"])
-        await client.create_flow_run_from_deployment(soak.deployments["kill"])
-        restart_run = await client.create_flow_run_from_deployment(soak.deployments["restart"])
+            await start("flap")
+        await client.create_flow_run_from_deployment(deps["disabled"])
+        await start("kill", marker=f"kill-{label}")
+        restart_run = await start("restart")
 
-        killed = await _wait_for(lambda: _task_running(client, soak.n("kill")), 240)
-        pid_file = soak.work / "pids" / "kill-0"
-        if killed and pid_file.exists():
+        pid_file = soak.work / "pids" / f"kill-{label}"
+
+        async def pid_written() -> bool:
+            return pid_file.exists()
+
+        if await _wait_for(lambda: _tasks_running(client, soak.n("kill"))) and await _wait_for(pid_written):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)  # the flow process holding the tag slot
-            pid_file.unlink()
+            slog.info("%s: killed the kill-tag holder", label)
         else:
-            soak.scenarios["kill -9 of a tag holder"].notes.append("the tagged task never ran")
-        if await _wait_for(lambda: _task_running(client, soak.n("restart")), 240):
+            soak.scenarios["kill -9 of a tag holder"].notes.append(f"{label}: the tagged task never ran")
+        if await _wait_for(lambda: _tasks_running(client, soak.n("restart"))):
+            soak.restart_live = True
             soak.server.restart()  # leases are in memory: every live tag holder loses its lease
+            slog.info("%s: restarted the server with a live holder", label)
         else:
-            soak.scenarios["server restart, live holder"].notes.append("the tagged task never ran")
+            soak.scenarios["server restart, live holder"].notes.append(f"{label}: the tagged task never ran")
 
-    async with client_factory() as client:  # a new connection: the server is a new process
-        async def restart_done() -> bool:
-            run = await client.read_flow_run(UUID(str(restart_run.id)))
-            return bool(run.state and run.state.is_final())
+    async with soak.client_factory() as client:  # a new connection: the server is a new process
+        # the busy tag and the global limit after the restart, so their holders keep their leases: waiting,
+        # not leaking (a slot taken before a restart and given back after it stays counted: a real leak)
+        busy = await client.create_flow_run_from_deployment(deps["busy"], parameters={"release": f"busy-{label}"})
+        gcl_runs = [await client.create_flow_run_from_deployment(deps["gcl"], parameters={"release": f"gcl-{label}"})
+                    for _ in range(2)]
+        runs.extend([busy.id, *(r.id for r in gcl_runs)])
 
-        if await _wait_for(restart_done, 300):
-            soak.restart_task_done_at = time.monotonic()
-        # the busy tag after the restart, so its holders keep their leases: waiting, not leaking
-        busy = await client.create_flow_run_from_deployment(soak.deployments["busy"])
+        async def feed_flap() -> None:
+            if await _scheduled(client, deps["flap"]) < FLAP_BACKLOG:
+                for _ in range(2):
+                    runs.append((await client.create_flow_run_from_deployment(deps["flap"])).id)
 
-        async def busy_done() -> bool:
-            run = await client.read_flow_run(UUID(str(busy.id)))
-            return bool(run.state and run.state.is_final())
+        async def restart_scenario() -> None:
+            done = await _wait_for(lambda: _all_final(client, [restart_run.id]))
+            soak.restart_live = False
+            slots = (await client.read_global_concurrency_limit_by_name(f"tag:{soak.n('restart')}")).active_slots
+            slog.info("%s: restart holder %s, %s slot(s) counted", label, "ended" if done else "still runs", slots)
+            if slots:  # its release did not count (the lease was gone): a leak the watcher must report
+                soak.scenarios["server restart, live holder"].expected_in.append(number)
+                await soak.reset_leak(client, "server restart, live holder", soak.n("restart"))
 
-        await _wait_for(busy_done, 300)
+        async def never() -> bool:
+            return False
+
+        await asyncio.gather(
+            soak.keep_until_posted("busy tag limit", since, f"busy-{label}", lambda: _all_final(client, [busy.id])),
+            soak.keep_until_posted("blocked concurrency() acquirer", since, f"gcl-{label}",
+                                   lambda: _all_final(client, [r.id for r in gcl_runs])),
+            soak.keep_until_posted("flapping pool backlog", since, "", never, feed=feed_flap),
+            soak.reset_leak(client, "kill -9 of a tag holder", soak.n("kill")),
+            restart_scenario(),
+        )
+        for name in ("kill -9 of a tag holder", "busy tag limit", "flapping pool backlog",
+                     "blocked concurrency() acquirer"):
+            soak.scenarios[name].expected_in.append(number)
+        if not await _wait_for(lambda: _all_final(client, runs)):
+            soak.unresolved.append(f"{label}: runs still going after {DEADLINE:.0f} s")
+        if not await _wait_for(lambda: _settled(soak)):
+            soak.unresolved.append(f"{label}: incidents still open after {DEADLINE:.0f} s")
+    soak.cycle_posts.append((since, len(soak.posts())))
+    slog.info("%s: done", label)
+
+
+async def _settled(soak: Soak) -> bool:
+    """Every incident of this soak resolved, but the disabled deployment's (it lasts the whole soak)."""
+    from bot.store import watch as watch_db
+
+    rows = await asyncio.to_thread(watch_db.incident_rows, soak.store.sessions, (watch_db.OPEN,))
+    disabled = soak.n("disabled")
+    return not [r for r in rows if soak.tag in r.key and disabled not in r.key]
 
 
 async def run_soak(server: Any, slack: Any, work: Path, minutes: float) -> dict:
@@ -328,12 +501,18 @@ async def run_soak(server: Any, slack: Any, work: Path, minutes: float) -> dict:
     def client_factory() -> Any:
         return PrefectClient(api=server.url)
 
-    soak = Soak(server, slack, work)
+    trace = logging.FileHandler(work / "trace.log")  # the watcher's decisions and the soak's steps, for a miss
+    trace.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    for name in ("bot.watch.watcher", "soak"):
+        logging.getLogger(name).addHandler(trace)
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    soak = Soak(server, slack, work, client_factory)
     async with client_factory() as client:
         await soak.setup(client)
     store = Store.open(f"sqlite:///{work / 'soak.db'}")
-    settings = load_settings(bot_approver_ids=["USOAK"])
+    settings = load_settings(bot_approver_ids=[APPROVER])
     service = ApprovalService(store, ApprovalPolicy(settings), client_factory=client_factory)
+    soak.service, soak.store = service, store
     poster = SlackPoster(AsyncWebClient(token="xoxb-test", base_url=f"{slack.url}/api/"), soak.channel, store,
                          service)
     watcher = Watcher(store, poster, interval=INTERVAL, wait_seconds=WAIT_SECONDS, max_posts_per_hour=1000,
@@ -347,12 +526,19 @@ async def run_soak(server: Any, slack: Any, work: Path, minutes: float) -> dict:
     stop = asyncio.Event()
 
     async def checker() -> None:
+        logged = 0
+        restart = soak.scenarios["server restart, live holder"]
         while not stop.is_set():
-            if soak.first_restart_post_at is None and any(soak.n("restart") in json.dumps(p) for p in soak.posts()):
-                soak.first_restart_post_at = time.monotonic()
+            posts = soak.posts()
+            for post in posts[logged:]:
+                slog.info("post: %s", str(post.get("text", ""))[:160])
+                if soak.restart_live and any(o in json.dumps(post) for o in restart.objects):
+                    restart.false_alarms += 1  # posted while the holder still ran: a leak it was not
+                    restart.notes.append("posted while the holder still ran")
+            logged = len(posts)
             try:
                 async with client_factory() as client:
-                    await soak.check_proposals(service, client)
+                    await soak.check_proposals(client)
             except Exception:  # the server is restarting: check again in a moment
                 pass
             await asyncio.sleep(1.0)
@@ -361,31 +547,25 @@ async def run_soak(server: Any, slack: Any, work: Path, minutes: float) -> dict:
     cycles = 0
     try:
         while cycles == 0 or time.monotonic() - started < minutes * 60:
-            await _cycle(soak, client_factory)
             cycles += 1
-        await asyncio.sleep(WAIT_SECONDS + 3 * INTERVAL)  # the last trouble ripens and settles
+            await _cycle(soak, cycles)
     finally:
         stop.set()
         task.cancel()
         await asyncio.gather(task, checking, return_exceptions=True)
         soak.stop_workers()
         async with client_factory() as client:
-            await soak.check_proposals(service, client)
+            await soak.check_proposals(client)
         store.close()
-    async with client_factory() as client:  # did the restart leave a leak? then it must be detected, else quiet
-        left = (await client.read_global_concurrency_limit_by_name(f"tag:{soak.n('restart')}")).active_slots
-    restart = soak.scenarios["server restart, live holder"]
-    if not left:
-        restart.expect = "quiet"
-        restart.notes.append("the holder's release freed the slot after the restart: nothing leaked")
-    else:
-        restart.notes.append(f"{left} slot(s) still counted after the holder finished")
+        for name in ("bot.watch.watcher", "soak"):
+            logging.getLogger(name).removeHandler(trace)
+        trace.close()
     soak.score()
     elapsed = (time.monotonic() - started) / 60
     per_incident = soak.posts_per_incident()
     return dict(minutes=elapsed, cycles=cycles, scenarios=list(soak.scenarios.values()), unsafe=soak.unsafe,
                 posts_per_incident=per_incident, reposted=soak.reposted, calls_per_minute=watcher.meter.total / elapsed,
-                reads=dict(watcher.reads))
+                reads=dict(watcher.reads), resets=soak.resets, unfreed=soak.unfreed, unresolved=soak.unresolved)
 
 
 def table(result: dict) -> str:
@@ -393,10 +573,18 @@ def table(result: dict) -> str:
              f"API calls/min {result['calls_per_minute']:.0f} (cap 100), reads {result['reads']}",
              "| Situation | Expected | Seen | False alarms | Notes |", "|---|---|---|---|---|"]
     for s in result["scenarios"]:
-        seen = ("detected" if s.detected else "missed") if s.expect == "detect" else (
-            "quiet" if not s.false_alarms else "posted")
+        if s.expect == "detect":
+            cycles = "the soak" if s.once else f"{len(set(s.detected_in) & set(s.expected_in))} of " \
+                                               f"{len(s.expected_in)} cycle(s)"
+            seen = f"{'detected' if s.detected else 'missed'} ({cycles})"
+        else:
+            seen = "quiet" if not s.false_alarms else "posted"
         lines.append(f"| {s.name} | {s.expect} | {seen} | {s.false_alarms} | {'; '.join(s.notes)[:200]} |")
     lines.append(f"| unsafe proposals | 0 | {result['unsafe']} | | |")
     lines.append(f"| posts per incident (max) | 1 | {result['posts_per_incident']} | | "
                  f"{', '.join(result.get('reposted') or [])[:300]} |")
+    lines.append(f"| approved resets that freed the slots | all | {len(result['resets']) - result['unfreed']} of "
+                 f"{len(result['resets'])} | | {'; '.join(result['resets'])[:300]} |")
+    lines.append(f"| cycles ended with runs done and incidents resolved | all | "
+                 f"{'all' if not result['unresolved'] else 'not all'} | | {'; '.join(result['unresolved'])[:300]} |")
     return "\n".join(lines)

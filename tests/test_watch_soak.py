@@ -1,11 +1,11 @@
 """The watcher soak: every situation of issue 25 on a real server with real process workers.
 
 The short run (one cycle, a few minutes of real runs) is part of the normal suite; `make soak` runs
-the same scenarios for at least 10 minutes. Both print the table and hold the safety lines: no unsafe
-proposal, one post per incident, no false alarm. `make soak` also holds every situation detected. The
-short cycle does not: its backlogs last about one or two budget-spaced reads, and in four runs on
-2026-12-05 it missed one situation in two of them (the busy tag once, the flapping pool once), a known
-gap of issue 25 that `make soak` keeps visible.
+the same scenarios for at least 10 minutes. Both print the table and hold every line of it: each
+situation detected in every cycle where it happened (or correctly quiet), no false alarm, no unsafe
+proposal, one post per incident, every approved reset read back as freed, every cycle ended with its
+runs done and its incidents resolved. Detection does not depend on luck: the scenarios keep their
+trouble going until the watcher posts it (or a deadline passes), see tests/soak_support.py.
 """
 
 from __future__ import annotations
@@ -23,23 +23,25 @@ def soak_server():
     server.stop()
 
 
-async def _soak(soak_server, slack_api, tmp_path, minutes: float, *, every_detection: bool) -> None:
+async def _soak(soak_server, slack_api, tmp_path, minutes: float) -> None:
     result = await run_soak(soak_server, slack_api, tmp_path, minutes)
     print("\n" + table(result))
     assert result["unsafe"] == 0, table(result)
     assert result["posts_per_incident"] <= 1, table(result)
     for scenario in result["scenarios"]:
-        if every_detection and scenario.expect == "detect":
+        if scenario.expect == "detect":
             assert scenario.detected, table(result)
         assert scenario.false_alarms == 0, table(result)
+    assert result["resets"] and not result["unfreed"], table(result)
+    assert not result["unresolved"], table(result)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 async def test_watcher_soak_short(soak_server, slack_api, tmp_path):
-    await _soak(soak_server, slack_api, tmp_path, minutes=0, every_detection=False)
+    await _soak(soak_server, slack_api, tmp_path, minutes=0)
 
 
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
 async def test_watcher_soak_ten_minutes(soak_server, slack_api, tmp_path):
-    await _soak(soak_server, slack_api, tmp_path, minutes=10, every_detection=True)
+    await _soak(soak_server, slack_api, tmp_path, minutes=10)
