@@ -29,7 +29,7 @@ _STOPWORDS = frozenset(
 )
 _TITLE_WEIGHT = 3
 _KEYWORD_WEIGHT = 3
-QUESTION_WEIGHT = 0.5  # the best matching listed question counts this much next to the document score
+QUESTION_WEIGHT = 0.85  # weight of the best matching listed question next to the document score
 PHRASE_WEIGHT = 0.5  # per word of a recipe's multi-word keyword found verbatim (in order) in the question
 TYPO_MIN_LENGTH = 5  # shorter words are too easily "corrected" into another word
 TYPO_CUTOFF = 85.0  # rapidfuzz ratio above which an unknown word is read as a known one ("deploymnet")
