@@ -16,13 +16,13 @@ import pytest
 from tests.real_questions import DATA, answer_and_score, load, median_length, score
 
 # Each floor holds for the questions it was measured on, so adding a batch never moves an older one.
-# Batches 1-3: what their held-out questions scored when the floor was set (34 of 66), minus two
+# Batches 1-3: what their held-out questions scored when the floor was set (35 of 66), minus two
 # questions of slack; the answer-length cap was set on the same questions.
-HELDOUT_FLOOR = 0.48
+HELDOUT_FLOOR = 0.50
 MEDIAN_MAX_CHARS = 1200
-# Batch 4: its held-out questions scored 14 of 50 before anyone tuned on batch 4 and 26 of 50 after
-# tuning on batch 4's tuning half only; the floor is the latter minus two questions of slack (24 of 50).
-BATCH4_HELDOUT_FLOOR = 0.48
+# Batch 4: its held-out questions scored 14 of 50 before anyone tuned on batch 4 and 25 of 50 after
+# tuning on batch 4's tuning half only; the floor is the latter minus two questions of slack (23 of 50).
+BATCH4_HELDOUT_FLOOR = 0.46
 
 
 def test_the_split_is_fixed_and_disjoint():
