@@ -68,8 +68,8 @@ def hold(seconds: float, marker: str = "", release: str = "") -> None:
 
 
 @flow
-def tagged(tag: str, seconds: float, marker: str = "") -> None:
-    hold.with_options(tags=[tag]).submit(seconds, marker).result()
+def tagged(tag: str, seconds: float, marker: str = "", release: str = "") -> None:
+    hold.with_options(tags=[tag]).submit(seconds, marker, release).result()
 
 
 @flow
@@ -104,6 +104,7 @@ INTERVAL = 10.0
 APPROVER = "USOAK"
 DEADLINE = 300.0  # the most any one step may take on a loaded machine before it counts as a miss
 FLAP_BACKLOG = 6  # the flapping pool is fed up to this many waiting runs until its backlog is posted
+CONFIRM = 5.0  # more than the watcher's confirmation (2 s): a leak seen after the restart would be posted by then
 
 
 @dataclass
@@ -148,6 +149,7 @@ class Soak:
         self.unresolved: list[str] = []
         self.service: Any = None
         self.store: Any = None
+        self.watcher: Any = None
 
     def n(self, what: str) -> str:
         return f"soak-{what}-{self.tag}"
@@ -175,7 +177,7 @@ class Soak:
         await deploy("healthy", "sleeper", "healthy", {"seconds": 1})
         await deploy("flap", "sleeper", "flap", {"seconds": 6})
         await deploy("kill", "tagged", "tags", {"tag": self.n("kill"), "seconds": 600})
-        await deploy("restart", "tagged", "tags", {"tag": self.n("restart"), "seconds": 40})
+        await deploy("restart", "tagged", "tags", {"tag": self.n("restart"), "seconds": DEADLINE})
         await deploy("busy", "turnover", "tags", {"tag": self.n("busy"), "seconds": 8, "release": ""})
         await deploy("disabled", "sleeper", "misc", {"seconds": 1}, limit=1)
         await deploy("gcl", "gcl_user", "misc", {"name": self.n("gcl"), "seconds": DEADLINE})
@@ -414,7 +416,7 @@ async def _cycle(soak: Soak, number: int) -> None:
             await start("flap")
         await client.create_flow_run_from_deployment(deps["disabled"])
         await start("kill", marker=f"kill-{label}")
-        restart_run = await start("restart")
+        restart_run = await start("restart", release=f"restart-{label}")
 
         pid_file = soak.work / "pids" / f"kill-{label}"
 
@@ -429,8 +431,10 @@ async def _cycle(soak: Soak, number: int) -> None:
         if await _wait_for(lambda: _tasks_running(client, soak.n("restart"))):
             soak.restart_live = True
             soak.server.restart()  # leases are in memory: every live tag holder loses its lease
+            restarted = time.monotonic()
             slog.info("%s: restarted the server with a live holder", label)
         else:
+            restarted = None
             soak.scenarios["server restart, live holder"].notes.append(f"{label}: the tagged task never ran")
 
     async with soak.client_factory() as client:  # a new connection: the server is a new process
@@ -447,6 +451,21 @@ async def _cycle(soak: Soak, number: int) -> None:
                     runs.append((await client.create_flow_run_from_deployment(deps["flap"])).id)
 
         async def restart_scenario() -> None:
+            # the holder lives on, unleased, until the watcher has read everything again after a slot first
+            # seen unleased (at its first read after the restart) would have ripened: it had every chance to
+            # call a live holder's slot leaked
+            first: list[float] = []
+
+            async def had_its_chance() -> bool:
+                if restarted is None:
+                    return True
+                if not first and soak.watcher.last_full > restarted:
+                    first.append(soak.watcher.last_full)
+                return bool(first) and soak.watcher.last_full - first[0] > WAIT_SECONDS + CONFIRM
+
+            await _wait_for(had_its_chance)
+            slog.info("%s: releasing the restarted holder", label)
+            soak.release(f"restart-{label}")
             done = await _wait_for(lambda: _all_final(client, [restart_run.id]))
             soak.restart_live = False
             slots = (await client.read_global_concurrency_limit_by_name(f"tag:{soak.n('restart')}")).active_slots
@@ -517,6 +536,7 @@ async def run_soak(server: Any, slack: Any, work: Path, minutes: float) -> dict:
                          service)
     watcher = Watcher(store, poster, interval=INTERVAL, wait_seconds=WAIT_SECONDS, max_posts_per_hour=1000,
                       max_calls_per_minute=settings.bot_watch_max_calls_per_minute, api_url=server.url)
+    soak.watcher = watcher
     soak.start_workers()
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -583,8 +603,9 @@ def table(result: dict) -> str:
     lines.append(f"| unsafe proposals | 0 | {result['unsafe']} | | |")
     lines.append(f"| posts per incident (max) | 1 | {result['posts_per_incident']} | | "
                  f"{', '.join(result.get('reposted') or [])[:300]} |")
+    kinds = {line: result["resets"].count(line) for line in result["resets"]}
     lines.append(f"| approved resets that freed the slots | all | {len(result['resets']) - result['unfreed']} of "
-                 f"{len(result['resets'])} | | {'; '.join(result['resets'])[:300]} |")
+                 f"{len(result['resets'])} | | {'; '.join(f'{n} × {line}' for line, n in kinds.items())[:300]} |")
     lines.append(f"| cycles ended with runs done and incidents resolved | all | "
                  f"{'all' if not result['unresolved'] else 'not all'} | | {'; '.join(result['unresolved'])[:300]} |")
     return "\n".join(lines)
