@@ -452,16 +452,19 @@ async def _cycle(soak: Soak, number: int) -> None:
 
         async def restart_scenario() -> None:
             # the holder lives on, unleased, until the watcher has read everything again after a slot first
-            # seen unleased (at its first read after the restart) would have ripened: it had every chance to
-            # call a live holder's slot leaked
-            first: list[float] = []
+            # seen unleased (at its first read after the restart) would have ripened, and finished that turn
+            # (posted, proposed): it had every chance to call a live holder's slot leaked
+            reads: list[float] = []  # full reads: the first after the restart, the first ripe one
 
             async def had_its_chance() -> bool:
+                last = soak.watcher.last_full  # set when a full read returns, before that turn posts
                 if restarted is None:
                     return True
-                if not first and soak.watcher.last_full > restarted:
-                    first.append(soak.watcher.last_full)
-                return bool(first) and soak.watcher.last_full - first[0] > WAIT_SECONDS + CONFIRM
+                if not reads and last > restarted:
+                    reads.append(last)
+                elif len(reads) == 1 and last - reads[0] > WAIT_SECONDS + CONFIRM:
+                    reads.append(last)
+                return len(reads) == 2 and last > reads[1]  # a later full read: that turn is over
 
             await _wait_for(had_its_chance)
             slog.info("%s: releasing the restarted holder", label)
