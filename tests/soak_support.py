@@ -28,13 +28,14 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.process_workers import deploy_from_source, start_process_workers, stop_process_workers
 
 FLOWS = '''
 import os
@@ -160,7 +161,6 @@ class Soak:
 
         (self.work / "soak_flows.py").write_text(FLOWS)
         (self.work / "release").mkdir(exist_ok=True)
-        steps = [{"prefect.deployments.steps.set_working_directory": {"directory": str(self.work)}}]
         pools = {"healthy": 2, "flap": 2, "tags": None, "misc": None}
         for pool, limit in pools.items():
             await client.create_work_pool(WorkPoolCreate(name=self.n(pool), type="process", concurrency_limit=limit))
@@ -169,10 +169,8 @@ class Soak:
         await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=self.n("gcl"), limit=1))
 
         async def deploy(key: str, flow: str, pool: str, parameters: dict, limit: int | None = None) -> None:
-            flow_id = await client.create_flow_from_name(flow)
-            self.deployments[key] = await client.create_deployment(
-                flow_id=flow_id, name=self.n(key), work_pool_name=self.n(pool), entrypoint=f"soak_flows.py:{flow}",
-                pull_steps=steps, parameters=parameters, concurrency_limit=limit)
+            self.deployments[key] = await deploy_from_source(client, self.work, "soak_flows.py", flow, self.n(key),
+                                                             self.n(pool), parameters, limit=limit)
 
         await deploy("healthy", "sleeper", "healthy", {"seconds": 1})
         await deploy("flap", "sleeper", "flap", {"seconds": 6})
@@ -199,24 +197,11 @@ class Soak:
             self.scenarios[scenario.name] = scenario
 
     def start_workers(self) -> None:
-        env = {**os.environ, "PREFECT_API_URL": self.server.url, "PREFECT_WORKER_QUERY_SECONDS": "2",
-               "PREFECT_LOGGING_LEVEL": "WARNING"}
-        prefect = Path(sys.executable).with_name("prefect")
-        for pool in ("healthy", "flap", "tags", "misc"):
-            log = open(self.work / f"worker-{pool}.log", "ab")
-            self.workers.append(subprocess.Popen(
-                [str(prefect), "worker", "start", "--pool", self.n(pool), "--type", "process"],
-                env=env, cwd=str(self.work), stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        self.workers = start_process_workers(self.server.url, [self.n(p) for p in ("healthy", "flap", "tags", "misc")],
+                                             self.work)
 
     def stop_workers(self) -> None:
-        for proc in self.workers:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.workers:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_workers(self.workers)
 
     def release(self, name: str) -> None:
         (self.work / "release" / name).touch()

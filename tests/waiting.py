@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 POLL_SECONDS = 0.05
@@ -26,3 +27,15 @@ def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "con
     if not result:
         raise AssertionError(f"timed out waiting for {what}")
     return result
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str, every: float = 1.0) -> Any:
+    """The async form of `wait_until`, for checks that read a server: `check` is awaited every `every` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(every)

@@ -4,7 +4,8 @@
 while 3 run: running runs finish; new runs wait"; "deleting this tag limit lets 12 queued tasks start
 at once". Computed when a card is built and again when someone clicks Approve. A line is either right
 or says what the bot cannot see: tasks count as queued only inside a live flow run, code waiting
-inside `concurrency()` is invisible to the API, and a tag limit of 0 fails tasks instead of queueing them.
+inside `concurrency()` is invisible to the API, and a limit of 0 fails tasks and `concurrency()` calls
+instead of queueing them (and keeps the slots already held counted: Prefect cannot release under 0).
 """
 
 from __future__ import annotations
@@ -87,25 +88,39 @@ async def what_if(client: Any, change: Any) -> str | None:
     if new is None:
         return None
     if tasks and new == 0:
-        return (f"with a limit of 0 every new task with this tag fails at once (aborted, not queued); "
-                f"the {active} running keep their slots")
+        return ("with a limit of 0 every new task with this tag fails at once (aborted, not queued)"
+                + (f"; the {waiting} queued fail too, at their next try for a slot" if waiting else "")
+                + _zero_holders(active, "running"))
     if new < active:
         return f"lowering to {new} while {active} run: running runs finish; new runs wait"
     free = new - active
     if waiting and free > 0:
         starts = min(free, waiting)
         left = waiting - starts
-        line = (f"approving lets {starts} {noun}{_s(starts)} start now"
-                + ("" if tasks else _names(status, starts)))
+        if kind == "deployment":
+            line = _deployment_starts(status, starts, waiting)
+        else:
+            line = (f"approving lets {starts} {noun}{_s(starts)} start now"
+                    + ("" if tasks else _names(status, starts)))
         if left:
             line += f"; {left} still wait, a limit of {active + waiting} would clear the backlog now"
-        if kind in ("deployment", "work_pool", "work_queue"):
+        if kind in ("work_pool", "work_queue"):
             line += " (a worker starts them at its next poll)"
         return line
     if waiting:
         return (f"{waiting} {noun}{_s(waiting)} still wait: {active} of {new} slots are in use; "
                 f"a limit of {active + waiting} would clear the backlog now")
     return f"nothing waits now ({active} of {_show(status.limit)} in use); this changes what happens to the next runs"
+
+
+def _deployment_starts(status: LimitStatus, starts: int, waiting: int) -> str:
+    """Prefect retries each refused run on its own clock (30 s later by default) and a worker may retry several
+    in one poll, so when fewer can start than wait, which ones get the slots is a race: name them all as
+    candidates, never as the winners."""
+    if starts >= waiting:
+        return f"approving lets {starts} waiting run{_s(starts)} start at Prefect's next retry" + _names(status, starts)
+    return (f"approving lets {starts} of the {waiting} waiting runs start at Prefect's next retry (whichever is "
+            f"retried first, which the bot cannot tell){_names(status, waiting)}")
 
 
 def _global_line(change: Any, status: LimitStatus) -> str | None:
@@ -119,10 +134,20 @@ def _global_line(change: Any, status: LimitStatus) -> str | None:
     if new is None:
         return None
     if new == 0:
-        return f"with a limit of 0 every concurrency() call on it waits; the {active} holding keep their slots"
+        return ("with a limit of 0 every concurrency() call on it fails at once (refused, it does not wait), and so "
+                "does code blocked in one now, at its next try" + _zero_holders(active, "holding"))
     if new < active:
         return f"lowering to {new} while {active} slot(s) are held: holders finish; new acquires wait"
     return f"{new - active} slot(s) would be free ({active} of {new} in use). {INVISIBLE}"
+
+
+def _zero_holders(active: int, verb: str) -> str:
+    """Prefect (3.9) cannot release a slot while its limit is 0 (the release fails), so the slots held when a
+    limit goes to 0 stay counted after their holders end."""
+    if not active:
+        return ""
+    return (f"; the {active} {verb} go on, but Prefect cannot release a slot while the limit is 0, so their "
+            f"{active} slot(s) stay counted while it is 0")
 
 
 def _show(value: int | None) -> str:
