@@ -195,9 +195,12 @@ def promise_of(line: str) -> Promise:
         found = re.search(pattern, line)
         return int(found.group(1)) if found else None
 
-    return Promise(line, number(r"approving lets (\d+) (?:of the \d+ )?(?:waiting runs?|queued tasks?) start"),
-                   number(r"(\d+) (?:waiting runs?|queued tasks?)? ?still wait"),
-                   number(r"a limit of (\d+) would clear the backlog now"))
+    return Promise(
+        line,
+        number(r"approving lets (\d+) (?:of the \d+ )?(?:waiting runs?|queued tasks?) start"),
+        number(r"(\d+) (?:waiting runs?|queued tasks?)? ?still wait"),
+        number(r"a limit of (\d+) would clear the backlog now"),
+    )
 
 
 def _line(args: dict, label: str) -> str:
@@ -220,9 +223,15 @@ def approve(bot: BotHarness, slack: Any, pid: str, button: str | None = None) ->
     """An authorised Approve click on the card; the line shown on the applied card and when it applied."""
     ts = bot.call(lambda: bot.runtime.approvals.get(pid)).message_ts
     assert click(bot, cards.APPROVE, button or pid, APPROVER, ts).status == 200
-    applied = wait_until(lambda: [c.args for c in slack.calls_to("chat.update")
-                                  if c.args.get("ts") == ts and "Applied" in json.dumps(c.args.get("blocks"))],
-                         timeout=SLOW, what="the applied card")[-1]
+    applied = wait_until(
+        lambda: [
+            c.args
+            for c in slack.calls_to("chat.update")
+            if c.args.get("ts") == ts and "Applied" in json.dumps(c.args.get("blocks"))
+        ],
+        timeout=SLOW,
+        what="the applied card",
+    )[-1]
     decided = bot.call(lambda: bot.runtime.approvals.get(pid)).decided_at
     return _line(applied, "When approved"), decided.replace(tzinfo=decided.tzinfo or UTC)
 
@@ -247,8 +256,11 @@ async def test_a_deployment_raise_starts_the_promised_run_and_the_rest_still_wai
     async with get_client() as client:
         started = await until(lambda: _running(client, ids, promise.starts), SLOW, "the promised run running")
         # every other waiter was tried again after the raise and refused: it had its chance
-        await until(lambda: _awaiting(client, ids, applied_at, but=[r.id for r in started]), SLOW,
-                    "the rest refused again after the raise")
+        await until(
+            lambda: _awaiting(client, ids, applied_at, but=[r.id for r in started]),
+            SLOW,
+            "the rest refused again after the raise",
+        )
         runs = await _flow_runs(client, ids)
     assert len(_of(runs, StateType.PENDING, StateType.RUNNING)) == promise.starts
     assert len([r for r in runs if r.state.name == "AwaitingConcurrencySlot"]) == promise.left
@@ -257,7 +269,8 @@ async def test_a_deployment_raise_starts_the_promised_run_and_the_rest_still_wai
 
 
 async def test_a_pool_raise_that_leaves_a_backlog_says_how_many_still_wait_and_the_suggested_value_clears_it(
-        world, bot, slack_api):
+    world, bot, slack_api
+):
     gate = world.gate()
     async with get_client() as client:
         dep_id, _ = await world.deploy(client, "hold", world.limited, {"gate": gate})
@@ -280,8 +293,7 @@ async def test_a_pool_raise_that_leaves_a_backlog_says_how_many_still_wait_and_t
     assert len(_of(runs, StateType.SCHEDULED)) == promise.left
     assert f"`{started[0].name}`" in line, "the run the line named is the one that started"
 
-    pid, line = card_line(bot, slack_api, WorkPoolLimitChange(action="set", pool=world.limited,
-                                                              limit=promise.clears))
+    pid, line = card_line(bot, slack_api, WorkPoolLimitChange(action="set", pool=world.limited, limit=promise.clears))
     cleared = promise_of(line)
     assert (cleared.starts, cleared.left) == (promise.left, None), line
     approve(bot, slack_api, pid)
@@ -331,14 +343,18 @@ async def test_a_tag_raise_starts_the_promised_tasks(world, bot, slack_api):
     assert (promise.starts, promise.left, promise.clears) == (1, 2, 4), line
     approve(bot, slack_api, pid)
     async with get_client() as client:
-        await until(lambda: _tasks(client, tag, running=1 + promise.starts, pending=promise.left), SLOW,
-                    "the promised task running, the rest queued")
+        await until(
+            lambda: _tasks(client, tag, running=1 + promise.starts, pending=promise.left),
+            SLOW,
+            "the promised task running, the rest queued",
+        )
         assert (await _gcl(client, f"tag:{tag}"))["active_slots"] == 2  # full: nothing more can start
 
 
 @pytest.mark.soak  # `make soak`: the suite keeps deployment, pool backlog and revert to 0
 async def test_a_global_limit_line_says_it_cannot_see_the_blocked_acquirer_that_then_takes_the_slot(
-        world, bot, slack_api):
+    world, bot, slack_api
+):
     gate, name = world.gate(), world.n("gcl")
     async with get_client() as client:
         await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
@@ -361,7 +377,8 @@ async def test_a_global_limit_line_says_it_cannot_see_the_blocked_acquirer_that_
 
 
 async def test_a_revert_of_a_tag_limit_to_zero_fails_new_and_queued_tasks_and_keeps_the_running_slots(
-        world, bot, slack_api):
+    world, bot, slack_api
+):
     gate, tag = world.gate(), world.n("zero")
     async with get_client() as client:
         await client.create_concurrency_limit(tag=tag, concurrency_limit=0)
@@ -374,15 +391,26 @@ async def test_a_revert_of_a_tag_limit_to_zero_fails_new_and_queued_tasks_and_ke
 
     ts = bot.call(lambda: bot.runtime.approvals.get(pid)).message_ts
     assert click(bot, cards.REVERT, pid, APPROVER, ts).status == 200
-    revert = wait_until(lambda: [c.args for c in slack_api.calls_to("chat.postMessage")
-                                 if f"tag limit `{tag}`: limit 1 → 0" in c.args.get("text", "")],
-                        timeout=SLOW, what="the revert card")[-1]
+    revert = wait_until(
+        lambda: [
+            c.args
+            for c in slack_api.calls_to("chat.postMessage")
+            if f"tag limit `{tag}`: limit 1 → 0" in c.args.get("text", "")
+        ],
+        timeout=SLOW,
+        what="the revert card",
+    )[-1]
     line = _line(revert, "What if")
     assert "every new task with this tag fails at once" in line and "still wait" not in line, line
     assert "the 2 queued fail too" in line, line
     assert "the 1 running go on" in line and "stay counted" in line, line
-    button = next(e["value"] for b in revert["blocks"] if b["type"] == "actions" for e in b["elements"]
-                  if e["action_id"] == cards.APPROVE)
+    button = next(
+        e["value"]
+        for b in revert["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == cards.APPROVE
+    )
     approve(bot, slack_api, cards.parse_approve_value(button)[0], button)
 
     async with get_client() as client:
@@ -393,17 +421,22 @@ async def test_a_revert_of_a_tag_limit_to_zero_fails_new_and_queued_tasks_and_ke
         tasks = await _tagged_tasks(client, tag)
         assert [t.state.type for t in tasks if t.flow_run_id == late.id] == [StateType.PENDING]  # never ran
         assert sorted(t.state.type for t in tasks if t.flow_run_id == first.id) == [
-            StateType.PENDING, StateType.PENDING, StateType.RUNNING]  # the queued never ran; the running goes on
+            StateType.PENDING,
+            StateType.PENDING,
+            StateType.RUNNING,
+        ]  # the queued never ran; the running goes on
         assert (await _gcl(client, f"tag:{tag}"))["active_slots"] == 1  # and keeps its slot
 
 
-async def test_a_global_limit_of_zero_refuses_new_acquirers_at_once_and_keeps_the_held_slot(bot, slack_api,
-                                                                                               prefect_api_url):
+async def test_a_global_limit_of_zero_refuses_new_acquirers_at_once_and_keeps_the_held_slot(
+    bot, slack_api, prefect_api_url
+):
     name = f"whatif-gcl0-{uuid.uuid4().hex[:6]}"
     async with get_client() as client:
         await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-        held = await client.increment_concurrency_slots_with_lease(names=[name], slots=1, mode="concurrency",
-                                                                   lease_duration=600)
+        held = await client.increment_concurrency_slots_with_lease(
+            names=[name], slots=1, mode="concurrency", lease_duration=600
+        )
     pid, line = card_line(bot, slack_api, GlobalLimitChange(action="update", name=name, limit=0))
     assert "fails at once" in line and "waits" not in line, line
     assert "the 1 holding go on" in line and "stay counted" in line, line
@@ -412,8 +445,9 @@ async def test_a_global_limit_of_zero_refuses_new_acquirers_at_once_and_keeps_th
         async with concurrency(name, occupy=1, timeout_seconds=60):
             pass
     async with httpx.AsyncClient(base_url=prefect_api_url) as http:  # the holder ends: Prefect fails its release
-        released = await http.post("/v2/concurrency_limits/decrement-with-lease",
-                                   json={"lease_id": str(held.json()["lease_id"])})
+        released = await http.post(
+            "/v2/concurrency_limits/decrement-with-lease", json={"lease_id": str(held.json()["lease_id"])}
+        )
     assert released.status_code >= 500
     async with get_client() as client:
         assert (await _gcl(client, name))["active_slots"] == 1
@@ -430,13 +464,16 @@ async def _awaiting(client: Any, ids: list[UUID], since: datetime | None, but: l
     """Every run of `ids` (except `but`) is AwaitingConcurrencySlot, refused at `since` or later."""
     runs = [r for r in await _flow_runs(client, ids) if r.id not in but]
     return len(runs) == len(ids) - len(but) and all(
-        r.state.name == "AwaitingConcurrencySlot" and (since is None or r.state.timestamp >= since) for r in runs)
+        r.state.name == "AwaitingConcurrencySlot" and (since is None or r.state.timestamp >= since) for r in runs
+    )
 
 
 async def _tasks(client: Any, tag: str, running: int, pending: int) -> bool:
     tasks = await _tagged_tasks(client, tag)
-    return (len([t for t in tasks if t.state.type == StateType.RUNNING]) == running
-            and len([t for t in tasks if t.state.type == StateType.PENDING]) == pending)
+    return (
+        len([t for t in tasks if t.state.type == StateType.RUNNING]) == running
+        and len([t for t in tasks if t.state.type == StateType.PENDING]) == pending
+    )
 
 
 async def _gcl_active(client: Any, name: str, count: int) -> bool:
@@ -446,4 +483,3 @@ async def _gcl_active(client: Any, name: str, count: int) -> bool:
 async def _final(client: Any, run_id: UUID) -> FlowRun | None:
     run = await client.read_flow_run(run_id)
     return run if run.state and run.state.is_final() else None
-
