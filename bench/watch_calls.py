@@ -5,7 +5,9 @@ queues), keeps one pool busy (runs created, taken Pending → Running → Comple
 the event stream is full of flow-run events), then runs the watcher as `serve` builds it (default
 interval 30 s, `BOT_WATCH_MAX_CALLS_PER_MINUTE` 100) and counts every request its client sends with an
 httpx event hook (the CallMeter), not by patching anything. Meanwhile it pauses pools that have a run
-due and times each Prefect event → Slack post. Prints one table row beside the targets.
+due and times each Prefect event → Slack post. Prints one table row beside the targets, then every
+sample split into stages (event received by the watcher → its read started → read done → posted), and
+the machine's load average, since the figures depend on it.
 
     python -m bench.watch_calls [--objects 1000] [--minutes 3] [--prefect-api-url URL]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -93,7 +96,39 @@ async def churn(busy_dep: str, stop: asyncio.Event) -> int:
     return done
 
 
-async def latency_samples(slack, channel: str, samples: int) -> list[float]:
+def timed_watcher(*args, **kwargs):
+    """The watcher `serve` builds, also remembering when each event reached it (the first stage)."""
+    from bot.watch.watcher import Watcher
+
+    class TimedWatcher(Watcher):
+        arrivals: list[tuple[float, str, str]]
+
+        def note_event(self, event):
+            if event is not None:
+                resources = [dict(event.resource), *(dict(r) for r in event.related or [])]
+                names = " ".join(r.get("prefect.resource.name", "") for r in resources)
+                self.arrivals.append((time.monotonic(), str(event.event), names))
+            return super().note_event(event)
+
+    watcher = TimedWatcher(*args, **kwargs)
+    watcher.arrivals = []
+    return watcher
+
+
+def stages(watcher, pool: str, started: float, seen: float) -> dict:
+    """One sample split into stages, from the watcher's read trace and the events it noted."""
+    arrived = next((t for t, name, names in watcher.arrivals
+                    if t >= started and name.startswith("prefect.work-pool.") and pool in names.split()), None)
+    read = next((r for r in watcher.trace if r.posted and r.done is not None and r.done >= started), None)
+    row = dict(pool=pool, total=seen - started, arrived=None if arrived is None else arrived - started,
+               kind=read.kind if read else "?", read_started=None, read_done=None, posted=None)
+    if read is not None:
+        row.update(read_started=read.started - started, read_done=(read.read_done or read.done) - started,
+                   posted=read.done - started)
+    return row
+
+
+async def latency_samples(slack, channel: str, samples: int, watcher) -> list[dict]:
     """Pause pools that have a run due; time until the incident message is in the test Slack."""
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
@@ -107,6 +142,7 @@ async def latency_samples(slack, channel: str, samples: int) -> list[float]:
             flow_id = await client.create_flow_from_name(f"{pool}-flow")
             dep = await client.create_deployment(flow_id=flow_id, name="d", work_pool_name=pool)
             await client.create_flow_run_from_deployment(dep)
+            before = len([r for r in watcher.trace if r.posted])
             started = time.monotonic()
             await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
             while not any(pool in str(c.args) for c in slack.calls_to("chat.postMessage")
@@ -114,8 +150,11 @@ async def latency_samples(slack, channel: str, samples: int) -> list[float]:
                 if time.monotonic() - started > 120:
                     raise RuntimeError(f"no post for {pool} in 120 s")
                 await asyncio.sleep(0.05)
-            out.append(time.monotonic() - started)
-            print(f"event → post: {out[-1]:.2f} s", file=sys.stderr)
+            seen = time.monotonic()
+            while len([r for r in watcher.trace if r.posted]) <= before and time.monotonic() - seen < 5:
+                await asyncio.sleep(0.05)  # the read's trace is written just after its post
+            out.append(stages(watcher, pool, started, seen))
+            print(f"event → post: {out[-1]['total']:.2f} s", file=sys.stderr)
             await client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
     return out
 
@@ -127,7 +166,6 @@ async def measure(slack, store_url: str, objects: int, minutes: float, samples: 
     from bot.settings import load_settings
     from bot.slack.watch_poster import SlackPoster
     from bot.store import Store
-    from bot.watch.watcher import Watcher
 
     tag = uuid.uuid4().hex[:6]
     started = time.monotonic()
@@ -140,9 +178,9 @@ async def measure(slack, store_url: str, objects: int, minutes: float, samples: 
     channel = f"CCALLS{tag}"
     poster = SlackPoster(AsyncWebClient(token="xoxb-bench-token-123456", base_url=f"{slack.url}/api/"), channel,
                          store)
-    watcher = Watcher(store, poster, interval=settings.bot_watch_interval_seconds,
-                      wait_seconds=settings.bot_watch_wait_seconds,
-                      max_posts_per_hour=1000, max_calls_per_minute=settings.bot_watch_max_calls_per_minute)
+    watcher = timed_watcher(store, poster, interval=settings.bot_watch_interval_seconds,
+                            wait_seconds=settings.bot_watch_wait_seconds,
+                            max_posts_per_hour=1000, max_calls_per_minute=settings.bot_watch_max_calls_per_minute)
     stop = asyncio.Event()
     churner = asyncio.ensure_future(churn(busy_dep, stop))
     task = asyncio.ensure_future(watcher.run())
@@ -156,7 +194,8 @@ async def measure(slack, store_url: str, objects: int, minutes: float, samples: 
         await asyncio.sleep(2.0)
         calls0, reads0, t0 = watcher.meter.total, dict(watcher.reads), time.monotonic()
         events0, used0 = watcher.events_seen, watcher.events_used
-        latencies = await latency_samples(slack, channel, samples)
+        load0 = os.getloadavg()[0]
+        latencies = await latency_samples(slack, channel, samples, watcher)
         remaining = minutes * 60 - (time.monotonic() - t0)
         if remaining > 0:
             await asyncio.sleep(remaining)
@@ -173,14 +212,20 @@ async def measure(slack, store_url: str, objects: int, minutes: float, samples: 
                 full_cost=first_cost, targeted_cost=watcher.cost["targeted"], reads=reads, latencies=latencies,
                 runs=runs, full_seconds=statistics.median(watcher.durations["full"] or [0]),
                 targeted_seconds=statistics.median(watcher.durations["targeted"] or [0]),
-                events=watcher.events_seen - events0, used=watcher.events_used - used0)
+                events=watcher.events_seen - events0, used=watcher.events_used - used0,
+                load=(load0, os.getloadavg()[0]))
+
+
+def _s(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     with prefect_and_slack(args.prefect_api_url, "cbot-watch-calls-") as (slack, work):
         row = asyncio.run(measure(slack, f"sqlite:///{work / 'calls.db'}", args.objects, args.minutes, args.samples))
-    lat = row["latencies"]
+    samples = row["latencies"]
+    lat = [s["total"] for s in samples]
     reads = row["reads"]
     print("| Objects | Busy pool runs | Minutes | Full reads | Targeted reads | Deferred | Events (used) "
           "| Calls per full / targeted read | Seconds per full / targeted read | API calls/min | Target "
@@ -191,6 +236,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{row['full_seconds']:.1f} / {row['targeted_seconds']:.1f} | "
           f"{row['per_minute']:.0f} | ≤ {TARGET_CALLS} | "
           f"{statistics.median(lat):.1f} s / {max(lat):.1f} s | < {TARGET_LATENCY:g} s |")
+    print(f"\nLoad average (1 min) at the first sample / at the end: {row['load'][0]:.1f} / {row['load'][1]:.1f} "
+          f"on {os.cpu_count()} cores")
+    print("\nEvery sample: seconds after the pause call at which the pause event reached the watcher, the read "
+          "that posted began and finished reading, and the post was sent (kind: full = a full read, targeted = "
+          "after it, urgent = beside a running full read)")
+    print("| # | Event → post | Event received | Read started | Read done | Post sent | Read kind |")
+    print("|---|---|---|---|---|---|---|")
+    for i, s in enumerate(samples, 1):
+        print(f"| {i} | {s['total']:.2f} | {_s(s['arrived'])} | {_s(s['read_started'])} | {_s(s['read_done'])} "
+              f"| {_s(s['posted'])} | {s['kind']} |")
     return 0
 
 

@@ -176,35 +176,54 @@ async def _gcl_by_name_or_id(client: PrefectClient, ident: str) -> GlobalConcurr
     return GlobalConcurrencyLimitResponse.model_validate(response.json())
 
 
-async def read_targets(client: PrefectClient, previous: WatchSnapshot, targets: Targets) -> WatchSnapshot:
-    """Re-read only the objects `targets` names and merge them into `previous`: a few calls per event burst
-    instead of a full read. Objects not named keep their last full read."""
+class TargetedParts(BaseModel):
+    """What one targeted read found: the objects `targets` names, freshly read. Kept apart from the
+    snapshot it was read against so it can also be laid over a full read that started before it."""
+
+    targets: Targets
+    fresh: list[LimitStatus] = Field(default_factory=list)
+    partial: WatchSnapshot
+
+
+async def read_target_parts(client: PrefectClient, previous: WatchSnapshot, targets: Targets) -> TargetedParts:
+    """Re-read only the objects `targets` names (`previous` supplies workers and queue polling, which
+    only full reads refresh)."""
     read_at = utcnow()
     fresh: list[LimitStatus] = []
-    gone: set[tuple[str, str]] = set()  # (kind, name) of previous rows replaced or deleted
     if targets.pools:
         pools, queues = await list_pool_and_queue_limits(client)
         fresh += pools + queues
-        gone |= {(lim.kind, lim.name) for lim in previous.limits if lim.kind in ("work_pool", "work_queue")}
     if targets.deployments:
         ids = list(targets.deployments)
         deployments = await paged(lambda limit, offset: client.read_deployments(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)), limit=limit, offset=offset))
         fresh += await list_deployment_limits(client, [], deployments)
-        gone |= {(lim.kind, lim.name) for lim in previous.limits
-                 if lim.kind == "deployment" and lim.id in targets.deployments}
     if targets.tags:
         found = [await _gcl_by_name_or_id(client, f"tag:{tag}") for tag in sorted(targets.tags)]
         fresh += [row for row in await list_tag_limits(client, [g for g in found if g is not None])
                   if row.name in targets.tags]
-        gone |= {("tag", tag) for tag in targets.tags}
     if targets.limits:
         found = [await _gcl_by_name_or_id(client, str(limit_id)) for limit_id in sorted(targets.limits, key=str)]
         fresh += await list_global_limits(client, [g for g in found if g is not None])
-        gone |= {(lim.kind, lim.name) for lim in previous.limits if lim.kind == "global" and lim.id in targets.limits}
-    gone |= {(lim.kind, lim.name) for lim in fresh}
     partial = await _complete(client, read_at, fresh, previous)
-    limits = [lim for lim in previous.limits if (lim.kind, lim.name) not in gone] + fresh
+    return TargetedParts(targets=targets.model_copy(deep=True), fresh=fresh, partial=partial)
+
+
+def merge_parts(base: WatchSnapshot, parts: TargetedParts) -> WatchSnapshot:
+    """`base` with the objects `parts` re-read replaced (or dropped, when they are gone); the rest as in
+    `base`."""
+    targets, fresh, partial = parts.targets, parts.fresh, parts.partial
+    gone: set[tuple[str, str]] = set()  # (kind, name) of base rows replaced or deleted
+    if targets.pools:
+        gone |= {(lim.kind, lim.name) for lim in base.limits if lim.kind in ("work_pool", "work_queue")}
+    if targets.deployments:
+        gone |= {(lim.kind, lim.name) for lim in base.limits
+                 if lim.kind == "deployment" and lim.id in targets.deployments}
+    gone |= {("tag", tag) for tag in targets.tags}
+    if targets.limits:
+        gone |= {(lim.kind, lim.name) for lim in base.limits if lim.kind == "global" and lim.id in targets.limits}
+    gone |= {(lim.kind, lim.name) for lim in fresh}
+    limits = [lim for lim in base.limits if (lim.kind, lim.name) not in gone] + fresh
 
     def names(kind: str) -> set[str]:
         return {name for k, name in gone if k == kind}
@@ -213,14 +232,20 @@ async def read_targets(client: PrefectClient, previous: WatchSnapshot, targets: 
         return {k: v for k, v in old.items() if k not in names(kind)} | new
 
     return WatchSnapshot(
-        read_at=read_at, limits=limits,
-        online_workers=merged(previous.online_workers, partial.online_workers, "work_pool"),
-        pools_without_workers={p for p in previous.pools_without_workers if p not in names("work_pool")}
+        read_at=max(base.read_at, partial.read_at), limits=limits,
+        online_workers=merged(base.online_workers, partial.online_workers, "work_pool"),
+        pools_without_workers={p for p in base.pools_without_workers if p not in names("work_pool")}
         | partial.pools_without_workers,
-        tasks_waiting=merged(previous.tasks_waiting, partial.tasks_waiting, "tag"),
-        tag_waiters=merged(previous.tag_waiters, partial.tag_waiters, "tag"),
-        tag_unleased_live=merged(previous.tag_unleased_live, partial.tag_unleased_live, "tag"),
-        deployment_due=merged(previous.deployment_due, partial.deployment_due, "deployment"),
-        unpolled_queues={q for q in previous.unpolled_queues if q not in names("work_queue")}
+        tasks_waiting=merged(base.tasks_waiting, partial.tasks_waiting, "tag"),
+        tag_waiters=merged(base.tag_waiters, partial.tag_waiters, "tag"),
+        tag_unleased_live=merged(base.tag_unleased_live, partial.tag_unleased_live, "tag"),
+        deployment_due=merged(base.deployment_due, partial.deployment_due, "deployment"),
+        unpolled_queues={q for q in base.unpolled_queues if q not in names("work_queue")}
         | partial.unpolled_queues,
     )
+
+
+async def read_targets(client: PrefectClient, previous: WatchSnapshot, targets: Targets) -> WatchSnapshot:
+    """Re-read only the objects `targets` names and merge them into `previous`: a few calls per event burst
+    instead of a full read. Objects not named keep their last full read."""
+    return merge_parts(previous, await read_target_parts(client, previous, targets))

@@ -26,6 +26,7 @@ class Targets(BaseModel):
     tags: set[str] = Field(default_factory=set)
     limits: set[UUID] = Field(default_factory=set)  # plain global limits by id
     urgent: bool = False  # a change of configuration (pause, limit, worker), not run churn: read at once
+    urgent_at: float | None = None  # monotonic time the first urgent change was noted (the read's trace)
 
     def __bool__(self) -> bool:
         return self.full or self.pools or bool(self.deployments or self.tags or self.limits)
@@ -33,6 +34,8 @@ class Targets(BaseModel):
     def add(self, other: Targets) -> None:
         self.full |= other.full
         self.urgent |= other.urgent
+        if other.urgent_at is not None:
+            self.urgent_at = other.urgent_at if self.urgent_at is None else min(self.urgent_at, other.urgent_at)
         self.pools |= other.pools
         self.deployments |= other.deployments
         self.tags |= other.tags
@@ -43,6 +46,7 @@ class Targets(BaseModel):
 
     def clear(self) -> None:
         self.full = self.pools = self.urgent = False
+        self.urgent_at = None
         self.deployments.clear(), self.tags.clear(), self.limits.clear()
 
 

@@ -23,6 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from bot.watch.budget import CallMeter, Throttled, few_retries, metered_client_f
 from bot.watch.detectors import detect
 from bot.watch.events import EventFollower
 from bot.watch.incidents import Incident
-from bot.watch.reads import WatchSnapshot, read_snapshot, read_targets
+from bot.watch.reads import TargetedParts, WatchSnapshot, merge_parts, read_snapshot, read_target_parts, read_targets
 from bot.watch.render import duration
 from bot.watch.targets import Targets, targets_for, targets_of
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 LOCK = "watcher"
 CONFIRM_SECONDS = 2.0  # slot/run mismatches must be seen twice this far apart: a moment's skew is no incident
 WAKE_DEBOUNCE = 1.0  # events arriving within this are one targeted read
+URGENT_DEBOUNCE = 0.5  # ... and for a change of configuration, which someone may be waiting to hear about
+URGENT_RESERVE_READS = 2  # targeted reads' worth of the minute's calls that only urgent reads may spend
 FIRST_FULL_COST = 30  # calls a full read is assumed to cost until one is measured
 FIRST_TARGETED_COST = 8
 REPOST_AFTER = timedelta(minutes=2)  # a post claimed but never recorded (a crash mid-post) is retried
@@ -52,6 +55,19 @@ ClientFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class ReadTrace:
+    """When one read ran (monotonic seconds): what made it, when its reading ended, what it posted.
+    `make bench` prints these per event → post sample; the watcher keeps only the last few."""
+
+    kind: str  # full | targeted | urgent (a targeted read run beside a full read)
+    started: float
+    urgent_at: float | None = None  # the first urgent event this read answers
+    read_done: float | None = None
+    done: float | None = None
+    posted: int = 0
 
 
 async def open_incidents(store: Store) -> list[Incident]:
@@ -106,6 +122,10 @@ class Watcher:
         self.durations: dict[str, deque[float]] = {"full": deque(maxlen=50), "targeted": deque(maxlen=50)}
         self.events_seen = 0
         self.events_used = 0
+        self.urgent = asyncio.Event()  # set when an urgent change is noted: a running full read makes room
+        self.trace: deque[ReadTrace] = deque(maxlen=200)
+        self.posts = 0
+        self._beside = 0  # calls made by urgent reads beside the current full read
 
     def note_event(self, event: Any) -> bool:
         """The event stream's filter: remember what `event` names; True when it is worth a look.
@@ -122,6 +142,9 @@ class Watcher:
         if found is None:
             return False
         self.events_used += 1
+        if found.urgent:
+            found.urgent_at = time.monotonic()
+            self.urgent.set()
         self.targets.add(found)
         return True
 
@@ -137,7 +160,8 @@ class Watcher:
                 next_in = await self.step()
                 try:
                     await asyncio.wait_for(self.wake.wait(), timeout=next_in)
-                    await asyncio.sleep(WAKE_DEBOUNCE)  # let a burst of events settle into one read
+                    # let a burst of events settle into one read
+                    await asyncio.sleep(URGENT_DEBOUNCE if self.targets.urgent else WAKE_DEBOUNCE)
                 except TimeoutError:
                     pass
                 self.wake.clear()
@@ -170,14 +194,19 @@ class Watcher:
         if not full and not self.targets:
             return max(0.05, min(self.last_full + self.interval, self.recheck_at) - now)
         kind = "full" if full else "targeted"
-        if not full and not self.targets.urgent:  # pace run churn so the minute's budget lasts the minute
+        urgent = not full and self.targets.urgent
+        if not full and not urgent:  # pace run churn so the minute's budget lasts the minute
             # half of what full reads leave: the other half stays free for configuration changes
             spare = (self.meter.max_per_minute - self.cost["full"] * 60 / self.interval) / 2
             gap = 60 * self.cost["targeted"] / max(spare, self.cost["targeted"])
             if now - self.last_read < gap:
                 return max(0.05, min(self.last_read + gap, self.last_full + self.interval) - now)
-        # a targeted read leaves room for a full read due soon: the full read is what keeps the truth
-        reserve = self.cost["full"] if not full and self.last_full + self.interval - now < 15 else 0
+        # an urgent read (a change of configuration) spends the whole budget, so it never waits behind run
+        # churn; every other read leaves room for a couple of them. A churn read also leaves room for a
+        # full read due soon: the full read is what keeps the truth.
+        reserve = 0 if urgent else self.urgent_reserve()
+        if not full and not urgent and self.last_full + self.interval - now < 15:
+            reserve += self.cost["full"]
         wait = self.meter.wait_for(self.cost[kind] + reserve)
         if wait > 0:  # over the call budget or inside a 429's Retry-After: keep what is due for later
             self.reads["deferred"] += 1
@@ -195,6 +224,10 @@ class Watcher:
             self.recheck_at = min(self.recheck_at, time.monotonic() + pending)
         now = time.monotonic()
         return max(0.05, min(self.last_full + self.interval, self.recheck_at) - now)
+
+    def urgent_reserve(self) -> int:
+        """Calls of the minute's budget kept free for urgent targeted reads (never more than a fifth)."""
+        return min(URGENT_RESERVE_READS * self.cost["targeted"], self.meter.max_per_minute // 5)
 
     async def _leading(self, work: Any) -> Any:
         """Run `work` while renewing the lease every third of it; if the lease is lost, stop the work
@@ -219,24 +252,104 @@ class Watcher:
         """Read (everything, or what events named), detect, reconcile with the store. Returns seconds
         until a condition seen but not yet reportable should be looked at again, or None."""
         targets, self.targets = self.targets, Targets()
+        full = full or self.snapshot is None
+        kind = "full" if full else "targeted"
+        trace = ReadTrace(kind, time.monotonic(), None if full else targets.urgent_at)
         before, began = self.meter.total, time.monotonic()
+        self._beside = 0  # calls of urgent reads run beside this one: not this read's cost
         try:
             async with self.client_factory() as client:
                 with few_retries(1):
-                    if full or self.snapshot is None:
-                        snap = await read_snapshot(client)
+                    if full:
+                        snap = await self._full_read(client)
                         self.last_full = time.monotonic()
                     else:
                         snap = await read_targets(client, self.snapshot, targets)
         except BaseException:
             self.targets.add(targets)  # nothing was read: what was due stays due
             raise
-        kind = "full" if full or self.snapshot is None else "targeted"
         self.reads[kind] += 1
-        self.last_read = time.monotonic()
+        self.last_read = trace.read_done = time.monotonic()
         self.durations[kind].append(self.last_read - began)
+        if self.meter.total - self._beside > before:
+            self.cost[kind] = self.meter.total - self._beside - before
+        return await self._reconcile(snap, trace)
+
+    async def _full_read(self, client: Any) -> WatchSnapshot:
+        """Read everything. An urgent change noted meanwhile does not wait for it (a full read takes
+        seconds on a big or busy server): it is read and reported beside it, and laid over its result
+        at the end, since the targeted read is the newer for what it names."""
+        read = asyncio.ensure_future(read_snapshot(client))
+        beside: list[TargetedParts] = []
+        try:
+            while not read.done():
+                wait = self._urgent_wait()
+                if wait == 0:
+                    await asyncio.wait({read}, timeout=URGENT_DEBOUNCE)  # let the burst settle
+                    parts = await self._urgent_read(client)
+                    if parts is not None:
+                        beside.append(parts)
+                    continue
+                self.urgent.clear()
+                if self._urgent_wait() == 0:
+                    continue  # noted between the check and the clear
+                woken = asyncio.ensure_future(self.urgent.wait())
+                try:
+                    await asyncio.wait({read, woken}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+            snap = read.result()
+        finally:
+            if not read.done():
+                read.cancel()
+                await asyncio.gather(read, return_exceptions=True)
+        for parts in beside:
+            snap = merge_parts(snap, parts)
+        return snap
+
+    def _urgent_wait(self) -> float | None:
+        """None: no urgent change to read beside a full read; else seconds until the budget allows it."""
+        if self.snapshot is None or not self.targets.urgent:
+            return None
+        return self.meter.wait_for(self.cost["targeted"])
+
+    async def _urgent_read(self, client: Any) -> TargetedParts | None:
+        """Read what urgent events named and report it, while a full read runs."""
+        targets, self.targets = self.targets, Targets()
+        trace = ReadTrace("urgent", time.monotonic(), targets.urgent_at)
+        before = self.meter.total
+        try:
+            parts = await read_target_parts(client, self.snapshot, targets)
+        except Throttled:
+            self.targets.add(targets)
+            raise
+        except Exception as exc:  # the full read under way sees it too; no retry loop beside it
+            targets.urgent, targets.urgent_at = False, None
+            self.targets.add(targets)
+            log.warning("watcher urgent read failed: %s: %s", type(exc).__name__, str(exc)[:300])
+            return None
+        finally:
+            self._beside += self.meter.total - before
+        self.reads["targeted"] += 1
+        trace.read_done = time.monotonic()
+        self.durations["targeted"].append(trace.read_done - trace.started)
         if self.meter.total > before:
-            self.cost[kind] = self.meter.total - before
+            self.cost["targeted"] = self.meter.total - before
+        pending = await self._reconcile(merge_parts(self.snapshot, parts), trace)
+        if pending is not None:
+            self.recheck_at = min(self.recheck_at, time.monotonic() + pending)
+        return parts
+
+    async def _reconcile(self, snap: WatchSnapshot, trace: ReadTrace) -> float | None:
+        """Detect on `snap`, move incidents along in the store, post and update Slack."""
+        posts = self.posts
+        try:
+            return await self._detect_and_store(snap)
+        finally:
+            trace.done, trace.posted = time.monotonic(), self.posts - posts
+            self.trace.append(trace)
+
+    async def _detect_and_store(self, snap: WatchSnapshot) -> float | None:
         self.snapshot = snap
         now = self.clock()
         rows = {row.key: row for row in await self._db(db.incident_rows, self.store.sessions)}
@@ -415,6 +528,7 @@ class Watcher:
             if not await self._db(db.claim_post, self.store.sessions, row.key, claimed, now):
                 continue
             channel, ts = await self.poster.post(incident, now)
+            self.posts += 1
             await self._db(db.set_incident, self.store.sessions, row.key, (db.OPEN, db.RESOLVED), channel=channel,
                            message_ts=ts)
             row = await self._db(db.get_incident, self.store.sessions, row.key)

@@ -1,0 +1,93 @@
+"""A change of configuration is read and posted at once, even while a full read is stuck (issue 25, point 5:
+each event-to-post under 10 s at 1,000 objects).
+
+A full read takes seconds on a big or busy server. Here it is made slow for real: a proxy in front of the
+real Prefect server holds the reply to the call every full read starts with (the list of all global
+concurrency limits), so no full read can finish. The pool is paused on the real server, its event
+reaches the watcher through Prefect's real event stream, and the post lands in the Slack fake through
+the SlackPoster `serve` uses. Nothing in the watcher is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.watch_poster import SlackPoster
+from bot.store import Store
+from bot.watch.watcher import Watcher
+from tests.faults_support import PrefectProxy
+from tests.test_prefect_ops_live import poll
+from tests.test_watch_detectors import _deployment
+
+FULL_READ_FIRST_CALL = r"/v2/concurrency_limits/filter"  # read_all_gcls: a targeted pool read never sends it
+
+
+@pytest.fixture
+def proxy(prefect_api_url):
+    running = PrefectProxy(prefect_api_url).start()
+    yield running
+    running.clear()
+    running.stop()
+
+
+def _posts(slack, channel: str, needle: str) -> list[dict]:
+    return [c.args for c in slack.calls_to("chat.postMessage")
+            if c.args.get("channel") == channel and not c.args.get("thread_ts") and needle in json.dumps(c.args)]
+
+
+async def test_a_pause_during_a_stuck_full_read_is_posted_without_waiting_for_it(prefect_server, proxy,
+                                                                                fresh_slack, tmp_path):
+    channel = f"CU{uuid.uuid4().hex[:8]}"
+    store = Store.open(f"sqlite:///{tmp_path / 'bot.db'}")
+    poster = SlackPoster(AsyncWebClient(token="xoxb-test", base_url=f"{fresh_slack.url}/api/"), channel, store)
+    # interval 1 s: a full read is always due, so without the fix every turn is a full read
+    watcher = Watcher(store, poster, interval=1.0, wait_seconds=3600.0, max_posts_per_hour=1000,
+                      max_calls_per_minute=10_000, api_url=proxy.url)
+    running = asyncio.ensure_future(watcher.run())
+    try:
+        async def first_full_read():
+            return watcher.reads["full"] >= 1
+
+        await poll(first_full_read, timeout=120, every=0.1)
+        pool = f"urgent-{uuid.uuid4().hex[:8]}"
+        async with get_client() as client:  # straight to the real server, not through the proxy
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            dep_id, _ = await _deployment(client, pool)
+            await client.create_flow_run_from_deployment(dep_id)
+
+            held_before = proxy.count("POST", FULL_READ_FIRST_CALL, forwarded=False)
+            proxy.add("POST", FULL_READ_FIRST_CALL, "hold_after", seconds=300)
+
+            async def a_full_read_is_held():
+                return proxy.count("POST", FULL_READ_FIRST_CALL, forwarded=False) > held_before
+
+            await poll(a_full_read_is_held, timeout=60, every=0.05)
+            full_reads = watcher.reads["full"]  # full reads start with the held call: none can finish now
+            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
+
+            async def posted():
+                return _posts(fresh_slack, channel, pool)
+
+            await poll(posted, timeout=90, every=0.1)
+            assert watcher.reads["full"] == full_reads  # posted while every full read was stuck
+            assert any(r.kind == "urgent" and r.posted for r in watcher.trace)
+
+            proxy.clear()  # the server answers again: full reads finish and keep the same single message
+
+            async def a_full_read_finished():
+                return watcher.reads["full"] > full_reads
+
+            await poll(a_full_read_finished, timeout=90, every=0.1)
+            assert len(_posts(fresh_slack, channel, pool)) == 1
+            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        store.close()
