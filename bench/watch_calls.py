@@ -34,6 +34,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--objects", type=int, default=1000, help="objects to seed (default 1000)")
     p.add_argument("--minutes", type=float, default=3.0, help="steady-state minutes measured (default 3)")
     p.add_argument("--samples", type=int, default=3, help="event → post samples (default 3)")
+    p.add_argument("--spacing", type=float, help="seconds between samples (default: spread over --minutes; each "
+                                                  "sample is six configuration changes, so 7 s is a storm)")
     p.add_argument("--prefect-api-url", help="use this Prefect server instead of starting one")
     return p.parse_args(argv)
 
@@ -119,7 +121,7 @@ def stages(watcher, pool: str, started: float, seen: float) -> dict:
     """One sample split into stages, from the watcher's read trace and the events it noted."""
     arrived = next((t for t, name, names in watcher.arrivals
                     if t >= started and name.startswith("prefect.work-pool.") and pool in names.split()), None)
-    read = next((r for r in watcher.trace if r.posted and r.done is not None and r.done >= started), None)
+    read = next((r for r in watcher.trace if pool in r.posted_names and r.done is not None), None)
     row = dict(pool=pool, total=seen - started, arrived=None if arrived is None else arrived - started,
                kind=read.kind if read else "?", read_started=None, read_done=None, posted=None)
     if read is not None:
@@ -128,21 +130,21 @@ def stages(watcher, pool: str, started: float, seen: float) -> dict:
     return row
 
 
-async def latency_samples(slack, channel: str, samples: int, watcher) -> list[dict]:
+async def latency_samples(slack, channel: str, samples: int, watcher, spacing: float) -> list[dict]:
     """Pause pools that have a run due; time until the incident message is in the test Slack."""
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 
     out = []
     async with get_client() as client:
-        for _ in range(samples):
-            await asyncio.sleep(7.0)  # a random-ish phase against the 30 s full reads
+        first = time.monotonic() + 7.0  # a random-ish phase against the 30 s full reads
+        for i in range(samples):
+            await asyncio.sleep(max(0.0, first + i * spacing - time.monotonic()))
             pool = f"bench-lat-{uuid.uuid4().hex[:8]}"
             await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
             flow_id = await client.create_flow_from_name(f"{pool}-flow")
             dep = await client.create_deployment(flow_id=flow_id, name="d", work_pool_name=pool)
             await client.create_flow_run_from_deployment(dep)
-            before = len([r for r in watcher.trace if r.posted])
             started = time.monotonic()
             await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
             while not any(pool in str(c.args) for c in slack.calls_to("chat.postMessage")
@@ -151,7 +153,7 @@ async def latency_samples(slack, channel: str, samples: int, watcher) -> list[di
                     raise RuntimeError(f"no post for {pool} in 120 s")
                 await asyncio.sleep(0.05)
             seen = time.monotonic()
-            while len([r for r in watcher.trace if r.posted]) <= before and time.monotonic() - seen < 5:
+            while not any(pool in r.posted_names for r in watcher.trace) and time.monotonic() - seen < 5:
                 await asyncio.sleep(0.05)  # the read's trace is written just after its post
             out.append(stages(watcher, pool, started, seen))
             print(f"event → post: {out[-1]['total']:.2f} s", file=sys.stderr)
@@ -159,7 +161,8 @@ async def latency_samples(slack, channel: str, samples: int, watcher) -> list[di
     return out
 
 
-async def measure(slack, store_url: str, objects: int, minutes: float, samples: int) -> dict:
+async def measure(slack, store_url: str, objects: int, minutes: float, samples: int,
+                  spacing: float | None = None) -> dict:
     from prefect import get_client
     from slack_sdk.web.async_client import AsyncWebClient
 
@@ -195,11 +198,13 @@ async def measure(slack, store_url: str, objects: int, minutes: float, samples: 
         calls0, reads0, t0 = watcher.meter.total, dict(watcher.reads), time.monotonic()
         events0, used0 = watcher.events_seen, watcher.events_used
         load0 = os.getloadavg()[0]
-        latencies = await latency_samples(slack, channel, samples, watcher)
+        spacing = max(7.0, (minutes * 60 - 15) / samples) if spacing is None else spacing
+        latencies = await latency_samples(slack, channel, samples, watcher, spacing)
         remaining = minutes * 60 - (time.monotonic() - t0)
         if remaining > 0:
             await asyncio.sleep(remaining)
         elapsed = time.monotonic() - t0
+        _dump(watcher, t0)
         calls = watcher.meter.total - calls0
         reads = {k: watcher.reads[k] - reads0.get(k, 0) for k in watcher.reads}
     finally:
@@ -213,7 +218,22 @@ async def measure(slack, store_url: str, objects: int, minutes: float, samples: 
                 runs=runs, full_seconds=statistics.median(watcher.durations["full"] or [0]),
                 targeted_seconds=statistics.median(watcher.durations["targeted"] or [0]),
                 events=watcher.events_seen - events0, used=watcher.events_used - used0,
-                load=(load0, os.getloadavg()[0]))
+                load=(load0, os.getloadavg()[0]), spacing=spacing)
+
+
+def _dump(watcher, t0: float) -> None:
+    """Every read and every event after `t0`, to stderr: where a slow sample's time went."""
+    from collections import Counter
+
+    print("reads (s after the first sample's start): kind started read_done done calls window posted urgent_at",
+          file=sys.stderr)
+    for r in watcher.trace:
+        if r.started >= t0:
+            print(f"  {r.kind:8} {r.started - t0:7.2f} {_s(r.read_done and r.read_done - t0):>7} "
+                  f"{_s(r.done and r.done - t0):>7} {r.calls:3} {r.window:3} {r.posted} "
+                  f"{_s(r.urgent_at and r.urgent_at - t0)}", file=sys.stderr)
+    counts = Counter(name for t, name, _ in watcher.arrivals if t >= t0)
+    print(f"events by name: {dict(counts.most_common())}", file=sys.stderr)
 
 
 def _s(value: float | None) -> str:
@@ -223,7 +243,8 @@ def _s(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     with prefect_and_slack(args.prefect_api_url, "cbot-watch-calls-") as (slack, work):
-        row = asyncio.run(measure(slack, f"sqlite:///{work / 'calls.db'}", args.objects, args.minutes, args.samples))
+        row = asyncio.run(measure(slack, f"sqlite:///{work / 'calls.db'}", args.objects, args.minutes, args.samples,
+                                  args.spacing))
     samples = row["latencies"]
     lat = [s["total"] for s in samples]
     reads = row["reads"]
@@ -236,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{row['full_seconds']:.1f} / {row['targeted_seconds']:.1f} | "
           f"{row['per_minute']:.0f} | ≤ {TARGET_CALLS} | "
           f"{statistics.median(lat):.1f} s / {max(lat):.1f} s | < {TARGET_LATENCY:g} s |")
-    print(f"\nLoad average (1 min) at the first sample / at the end: {row['load'][0]:.1f} / {row['load'][1]:.1f} "
+    print(f"\nSamples {row['spacing']:.0f} s apart (each: a new pool, queue, deployment and run, a pause, a resume). "
+          f"Load average (1 min) at the first sample / at the end: {row['load'][0]:.1f} / {row['load'][1]:.1f} "
           f"on {os.cpu_count()} cores")
     print("\nEvery sample: seconds after the pause call at which the pause event reached the watcher, the read "
           "that posted began and finished reading, and the post was sent (kind: full = a full read, targeted = "

@@ -25,6 +25,7 @@ from bot.watch.watcher import Watcher
 from tests.faults_support import PrefectProxy
 from tests.test_prefect_ops_live import poll
 from tests.test_watch_detectors import _deployment
+from tests.test_watch_reads import _event
 
 FULL_READ_FIRST_CALL = r"/v2/concurrency_limits/filter"  # read_all_gcls: a targeted pool read never sends it
 
@@ -75,9 +76,12 @@ async def test_a_pause_during_a_stuck_full_read_is_posted_without_waiting_for_it
             async def posted():
                 return _posts(fresh_slack, channel, pool)
 
+            async def read_that_posted():  # its trace is kept a moment after the message is sent
+                return [r for r in watcher.trace if pool in r.posted_names]
+
             await poll(posted, timeout=90, every=0.1)
             assert watcher.reads["full"] == full_reads  # posted while every full read was stuck
-            assert any(r.kind == "urgent" and r.posted for r in watcher.trace)
+            assert [r.kind for r in await poll(read_that_posted, timeout=30, every=0.05)] == ["urgent"]
 
             proxy.clear()  # the server answers again: full reads finish and keep the same single message
 
@@ -90,4 +94,36 @@ async def test_a_pause_during_a_stuck_full_read_is_posted_without_waiting_for_it
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+        store.close()
+
+
+async def test_a_change_does_not_wait_for_a_full_read_that_waits_for_budget(prefect_server, fresh_slack, tmp_path):
+    """The minute's calls leave no room for the full read that is due, but enough for a targeted read: a pool
+    paused now is read and posted at once; the full read waits for budget."""
+    channel = f"CB{uuid.uuid4().hex[:8]}"
+    store = Store.open(f"sqlite:///{tmp_path / 'bot.db'}")
+    poster = SlackPoster(AsyncWebClient(token="xoxb-test", base_url=f"{fresh_slack.url}/api/"), channel, store)
+    cap = 400
+    watcher = Watcher(store, poster, interval=1.0, wait_seconds=3600.0, max_posts_per_hour=1000,
+                      follow_events=False, max_calls_per_minute=cap)
+    try:
+        await watcher.step()  # the first full read: measures what one costs
+        full_cost, full_reads = watcher.cost["full"], watcher.reads["full"]
+        async with get_client() as client:
+            pool = f"budget-{uuid.uuid4().hex[:8]}"
+            created = await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            dep_id, _ = await _deployment(client, pool)
+            await client.create_flow_run_from_deployment(dep_id)
+            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
+        # the watcher's own client spends the minute's calls, as a burst of its other reads would, until one
+        # call fewer than a full read is left (a targeted read of the pools costs less: it is part of one)
+        async with watcher.client_factory() as client:
+            while watcher.meter.last_minute() < cap - full_cost + 1:
+                await client.hello()
+        # the event Prefect's stream delivers for the pause (the first test follows the real stream)
+        assert watcher.note_event(_event("prefect.work-pool.paused", f"prefect.work-pool.{created.id}", []))
+        await watcher.step()
+        assert len(_posts(fresh_slack, channel, pool)) == 1
+        assert watcher.reads["full"] == full_reads and watcher.reads["targeted"] == 1
+    finally:
         store.close()

@@ -19,6 +19,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilterNextScheduledStartTime,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import StateType, WorkerStatus
 from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
@@ -48,7 +50,8 @@ class WatchSnapshot(BaseModel):
 
     read_at: datetime
     limits: list[LimitStatus] = Field(default_factory=list)
-    online_workers: dict[str, int] = Field(default_factory=dict)  # pool → online workers (pools with Late runs)
+    # pool → online workers, pools with Late runs only (1 stands for "at least one" when read from the pool's status)
+    online_workers: dict[str, int] = Field(default_factory=dict)
     pools_without_workers: set[str] = Field(default_factory=set)  # push / managed pools need no worker
     tasks_waiting: dict[str, int] = Field(default_factory=dict)  # tag → live waiting task runs (full tags only)
     tag_waiters: dict[str, list[WaitingRun]] = Field(default_factory=dict)  # tag → live waiting tasks, oldest first
@@ -124,7 +127,10 @@ async def _complete(client: PrefectClient, read_at: datetime, limits: list[Limit
                 return None
             return queue.name if getattr(info.status, "value", info.status) == "NOT_READY" else None
 
-    pools = [p for p in await asyncio.gather(*(workers(p) for p in late_pools)) if p is not None]
+    by_status = await _workers_from_status(client, late_pools)
+    counted = [p for p in late_pools if p not in by_status]  # paused, or a server without pool status
+    pools = list(by_status.values())
+    pools += [p for p in await asyncio.gather(*(workers(p) for p in counted)) if p is not None]
     if known is not None:
         pools += reused
     tags = dict(t for t in await asyncio.gather(*(waiting_tasks(t) for t in full_tags)) if t is not None)
@@ -146,6 +152,29 @@ async def _complete(client: PrefectClient, read_at: datetime, limits: list[Limit
         tasks_waiting={tag: len(runs) for tag, runs in tags.items()}, tag_waiters=tags,
         tag_unleased_live=live_unleased, deployment_due=due, unpolled_queues={q for q in queues if q},
     )
+
+
+async def _workers_from_status(client: PrefectClient, names: list[str]) -> dict[str, tuple[str, int, bool]]:
+    """(pool, online workers, needs none) for these pools from one filter call instead of two calls per pool:
+    Prefect keeps a pool READY while one of its workers is online and marks it NOT_READY when none is (the
+    same pass of its foreman service that marks the workers offline). Paused pools and pools without a
+    status (older servers) are left out: their workers are counted one by one."""
+    if not names:
+        return {}
+    try:
+        found = await paged(lambda limit, offset: client.read_work_pools(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=names)), limit=limit, offset=offset))
+    except Exception as exc:  # counted one by one instead
+        log.warning("watcher could not read the status of pools: %s", type(exc).__name__)
+        return {}
+    out: dict[str, tuple[str, int, bool]] = {}
+    for pool in found:
+        status = getattr(pool.status, "value", pool.status)
+        if pool.type.endswith((":push", ":managed")):
+            out[pool.name] = (pool.name, 0, True)
+        elif status in ("READY", "NOT_READY"):
+            out[pool.name] = (pool.name, 1 if status == "READY" else 0, False)
+    return out
 
 
 async def _due_runs_of(client: PrefectClient, deployments: list[LimitStatus]) -> dict[str, list[WaitingRun]]:

@@ -23,7 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from bot.safe_text import mention
 from bot.store import Store
 from bot.store import watch as db
 from bot.store.proposals import from_db_time
-from bot.watch.budget import CallMeter, Throttled, few_retries, metered_client_factory
+from bot.watch.budget import WINDOW, CallMeter, Throttled, few_retries, metered_client_factory
 from bot.watch.detectors import detect
 from bot.watch.events import EventFollower
 from bot.watch.incidents import Incident
@@ -68,6 +68,9 @@ class ReadTrace:
     read_done: float | None = None
     done: float | None = None
     posted: int = 0
+    posted_names: list[str] = field(default_factory=list)  # the objects of the incidents it posted
+    calls: int = 0  # API calls this read made
+    window: int = 0  # calls already spent in the minute before it started (against the cap)
 
 
 async def open_incidents(store: Store) -> list[Incident]:
@@ -124,7 +127,7 @@ class Watcher:
         self.events_used = 0
         self.urgent = asyncio.Event()  # set when an urgent change is noted: a running full read makes room
         self.trace: deque[ReadTrace] = deque(maxlen=200)
-        self.posts = 0
+        self._tracing = ReadTrace("none", 0.0)  # the read whose posts are being made
         self._beside = 0  # calls made by urgent reads beside the current full read
 
     def note_event(self, event: Any) -> bool:
@@ -191,6 +194,11 @@ class Watcher:
             self.targets.add(self.later)
             self.later, self.recheck_at = Targets(), float("inf")
         full = self.snapshot is None or self.targets.full or now - self.last_full >= self.interval
+        if (full and self.snapshot is not None and not self.targets.full and self.targets.urgent
+                and now - self.last_full < self.interval + WINDOW and self.meter.wait_for(self.cost["full"]) > 0):
+            # the full read waits for budget; a change someone just made need not wait with it (for at most
+            # one budget window, so a stream of changes cannot hold the full read off for good)
+            full = False
         if not full and not self.targets:
             return max(0.05, min(self.last_full + self.interval, self.recheck_at) - now)
         kind = "full" if full else "targeted"
@@ -201,12 +209,14 @@ class Watcher:
             gap = 60 * self.cost["targeted"] / max(spare, self.cost["targeted"])
             if now - self.last_read < gap:
                 return max(0.05, min(self.last_read + gap, self.last_full + self.interval) - now)
-        # an urgent read (a change of configuration) spends the whole budget, so it never waits behind run
-        # churn; every other read leaves room for a couple of them. A churn read also leaves room for a
-        # full read due soon: the full read is what keeps the truth.
-        reserve = 0 if urgent else self.urgent_reserve()
-        if not full and not urgent and self.last_full + self.interval - now < 15:
-            reserve += self.cost["full"]
+        # a read of run churn leaves room for a couple of urgent reads (changes of configuration), so they
+        # never wait behind it, and for a full read due soon: the full read is what keeps the truth. Full
+        # reads keep no reserve: with a short interval they fill the budget, and fewer of them is worse.
+        reserve = 0
+        if not full and not urgent:
+            reserve = self.urgent_reserve()
+            if self.last_full + self.interval - now < 15:
+                reserve += self.cost["full"]
         wait = self.meter.wait_for(self.cost[kind] + reserve)
         if wait > 0:  # over the call budget or inside a 429's Retry-After: keep what is due for later
             self.reads["deferred"] += 1
@@ -254,7 +264,8 @@ class Watcher:
         targets, self.targets = self.targets, Targets()
         full = full or self.snapshot is None
         kind = "full" if full else "targeted"
-        trace = ReadTrace(kind, time.monotonic(), None if full else targets.urgent_at)
+        trace = ReadTrace(kind, time.monotonic(), None if full else targets.urgent_at,
+                          window=self.meter.last_minute())
         before, began = self.meter.total, time.monotonic()
         self._beside = 0  # calls of urgent reads run beside this one: not this read's cost
         try:
@@ -271,16 +282,19 @@ class Watcher:
         self.reads[kind] += 1
         self.last_read = trace.read_done = time.monotonic()
         self.durations[kind].append(self.last_read - began)
-        if self.meter.total - self._beside > before:
-            self.cost[kind] = self.meter.total - self._beside - before
+        trace.calls = self.meter.total - self._beside - before
+        if trace.calls:
+            self.cost[kind] = trace.calls
         return await self._reconcile(snap, trace)
 
     async def _full_read(self, client: Any) -> WatchSnapshot:
         """Read everything. An urgent change noted meanwhile does not wait for it (a full read takes
-        seconds on a big or busy server): it is read and reported beside it, and laid over its result
-        at the end, since the targeted read is the newer for what it names."""
+        seconds on a big or busy server): it is read and reported beside it. What those reads named is
+        read once more after the full read, so every object's picture moves forward in time: the full
+        read may have read an object before or after its change, and a slot/run mismatch must be seen in
+        two separate reads before it counts (`Incident.needs_confirmation`)."""
         read = asyncio.ensure_future(read_snapshot(client))
-        beside: list[TargetedParts] = []
+        beside = Targets()
         try:
             while not read.done():
                 wait = self._urgent_wait()
@@ -288,7 +302,7 @@ class Watcher:
                     await asyncio.wait({read}, timeout=URGENT_DEBOUNCE)  # let the burst settle
                     parts = await self._urgent_read(client)
                     if parts is not None:
-                        beside.append(parts)
+                        beside.add(parts.targets)
                     continue
                 self.urgent.clear()
                 if self._urgent_wait() == 0:
@@ -303,8 +317,12 @@ class Watcher:
             if not read.done():
                 read.cancel()
                 await asyncio.gather(read, return_exceptions=True)
-        for parts in beside:
-            snap = merge_parts(snap, parts)
+        if beside:
+            before = self.meter.total
+            try:
+                snap = merge_parts(snap, await read_target_parts(client, snap, beside))
+            finally:
+                self._beside += self.meter.total - before
         return snap
 
     def _urgent_wait(self) -> float | None:
@@ -316,7 +334,7 @@ class Watcher:
     async def _urgent_read(self, client: Any) -> TargetedParts | None:
         """Read what urgent events named and report it, while a full read runs."""
         targets, self.targets = self.targets, Targets()
-        trace = ReadTrace("urgent", time.monotonic(), targets.urgent_at)
+        trace = ReadTrace("urgent", time.monotonic(), targets.urgent_at, window=self.meter.last_minute())
         before = self.meter.total
         try:
             parts = await read_target_parts(client, self.snapshot, targets)
@@ -333,8 +351,9 @@ class Watcher:
         self.reads["targeted"] += 1
         trace.read_done = time.monotonic()
         self.durations["targeted"].append(trace.read_done - trace.started)
-        if self.meter.total > before:
-            self.cost["targeted"] = self.meter.total - before
+        trace.calls = self.meter.total - before
+        if trace.calls:
+            self.cost["targeted"] = trace.calls
         pending = await self._reconcile(merge_parts(self.snapshot, parts), trace)
         if pending is not None:
             self.recheck_at = min(self.recheck_at, time.monotonic() + pending)
@@ -342,11 +361,11 @@ class Watcher:
 
     async def _reconcile(self, snap: WatchSnapshot, trace: ReadTrace) -> float | None:
         """Detect on `snap`, move incidents along in the store, post and update Slack."""
-        posts = self.posts
+        self._tracing = trace
         try:
             return await self._detect_and_store(snap)
         finally:
-            trace.done, trace.posted = time.monotonic(), self.posts - posts
+            trace.done, trace.posted = time.monotonic(), len(trace.posted_names)
             self.trace.append(trace)
 
     async def _detect_and_store(self, snap: WatchSnapshot) -> float | None:
@@ -528,7 +547,7 @@ class Watcher:
             if not await self._db(db.claim_post, self.store.sessions, row.key, claimed, now):
                 continue
             channel, ts = await self.poster.post(incident, now)
-            self.posts += 1
+            self._tracing.posted_names.append(incident.object_name)
             await self._db(db.set_incident, self.store.sessions, row.key, (db.OPEN, db.RESOLVED), channel=channel,
                            message_ts=ts)
             row = await self._db(db.get_incident, self.store.sessions, row.key)
