@@ -363,12 +363,12 @@ class Watcher:
         """Detect on `snap`, move incidents along in the store, post and update Slack."""
         self._tracing = trace
         try:
-            return await self._detect_and_store(snap)
+            return await self._detect_and_store(snap, trace)
         finally:
             trace.done, trace.posted = time.monotonic(), len(trace.posted_names)
             self.trace.append(trace)
 
-    async def _detect_and_store(self, snap: WatchSnapshot) -> float | None:
+    async def _detect_and_store(self, snap: WatchSnapshot, trace: ReadTrace) -> float | None:
         self.snapshot = snap
         now = self.clock()
         rows = {row.key: row for row in await self._db(db.incident_rows, self.store.sessions)}
@@ -420,7 +420,7 @@ class Watcher:
             if key not in found:
                 await self._clear(row, now, applied.get(key))
         if log.isEnabledFor(logging.DEBUG):  # the decision trail a soak reads back when something is missed
-            log.debug("%s read (%d calls): %s; gone: %s", kind, self.meter.total - before,
+            log.debug("%s read (%d calls): %s; gone: %s", trace.kind, trace.calls,
                       [(k, i.ripe(now), rows[k].status if k in rows else "new") for k, i in found.items()],
                       [k for k in rows if k not in found])
         await self._post_unposted(now, silenced)
