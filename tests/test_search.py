@@ -44,6 +44,13 @@ def test_tokenize_keeps_hyphenated_terms():
     assert tokenize("work-pool limits") == ["work-pool", "work", "pool", "limit"]
 
 
+def test_the_tail_of_a_contraction_is_not_a_word():
+    # "didn't" left a "t" that matched any recipe quoting an error with an apostrophe in it.
+    assert tokenize("the automation didn't cancel it") == ["automation", "didn", "cancel"]
+    assert SEARCH.search("A run is stuck at PENDING for 3 days and the automation that should cancel it didn't",
+                         k=1)[0].recipe.slug != "skip-if-busy"
+
+
 def test_search_is_deterministic():
     """Its speed is measured by the bench (bot overhead per answer), not asserted here."""
     first = SEARCH.search("one run at a time per deployment")
