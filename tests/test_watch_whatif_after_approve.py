@@ -271,17 +271,22 @@ async def test_a_deployment_raise_starts_the_promised_run_and_the_rest_still_wai
 async def test_a_pool_raise_that_leaves_a_backlog_says_how_many_still_wait_and_the_suggested_value_clears_it(
     world, bot, slack_api
 ):
+    """Pool limit 1, held by a run of a deployment whose own limit is 1. Waiting: that deployment's next run
+    (the oldest: a worker takes it first and Prefect refuses it) and two runs of an unlimited deployment."""
     gate = world.gate()
     async with get_client() as client:
-        dep_id, _ = await world.deploy(client, "hold", world.limited, {"gate": gate})
-        holder = await world.run(client, dep_id)
+        capped_id, _ = await world.deploy(client, "hold", world.limited, {"gate": gate}, limit=1)
+        free_id, _ = await world.deploy(client, "hold", world.limited, {"gate": gate})
+        holder = await world.run(client, capped_id)
         await until(lambda: _running(client, [holder.id], 1), SLOW, "the holder running")
-        waiting = [await world.run(client, dep_id) for _ in range(2)]
+        capped = await world.run(client, capped_id)
+        waiting = [await world.run(client, free_id) for _ in range(2)]
     ids = [w.id for w in waiting]
 
     pid, line = card_line(bot, slack_api, WorkPoolLimitChange(action="set", pool=world.limited, limit=2))
     promise = promise_of(line)  # a +1 on a backlog of two: one starts, one still waits, 3 clears it
     assert (promise.starts, promise.left, promise.clears) == (1, 1, 3), line
+    assert f"1 more waits on its deployment's full limit, which this change does not free: `{capped.name}`" in line
     shown, _ = approve(bot, slack_api, pid)
     assert (promise_of(shown).starts, promise_of(shown).left) == (1, 1), shown
     async with get_client() as client:
@@ -289,9 +294,11 @@ async def test_a_pool_raise_that_leaves_a_backlog_says_how_many_still_wait_and_t
         moment = datetime.now(UTC)
         await until(lambda: _polled_since(client, world.limited, "default", moment), SLOW, "the next poll")
         runs = await _flow_runs(client, ids)
+        refused = await client.read_flow_run(capped.id)
     assert len(_of(runs, StateType.PENDING, StateType.RUNNING)) == promise.starts
     assert len(_of(runs, StateType.SCHEDULED)) == promise.left
-    assert f"`{started[0].name}`" in line, "the run the line named is the one that started"
+    assert f"`{started[0].name}`" in line.split("; ")[0], "the run the line named is the one that started"
+    assert refused.state.name == "AwaitingConcurrencySlot", "taken first by the worker, refused by its deployment"
 
     pid, line = card_line(bot, slack_api, WorkPoolLimitChange(action="set", pool=world.limited, limit=promise.clears))
     cleared = promise_of(line)
@@ -302,6 +309,7 @@ async def test_a_pool_raise_that_leaves_a_backlog_says_how_many_still_wait_and_t
         moment = datetime.now(UTC)
         await until(lambda: _polled_since(client, world.limited, "default", moment), SLOW, "the next poll")
         assert not _of(await _flow_runs(client, ids), StateType.SCHEDULED)
+        assert (await client.read_flow_run(capped.id)).state.type == StateType.SCHEDULED  # still held back
 
 
 @pytest.mark.soak  # `make soak`: the suite keeps deployment, pool backlog and revert to 0

@@ -10,12 +10,26 @@ instead of queueing them (and keeps the slots already held counted: Prefect cann
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterNextScheduledStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.client.schemas.sorting import FlowRunSort
+
 from bot.prefect_ops.errors import PrefectOpsError
-from bot.prefect_ops.limits import DEPLOYMENT_PREFIX, TAG_PREFIX, list_deployment_limits, read_limit
+from bot.prefect_ops.limits import DEPLOYMENT_PREFIX, TAG_PREFIX, WAITING_SAMPLE, list_deployment_limits, read_limit
 from bot.prefect_ops.liveness import live_waiting_tasks
 from bot.prefect_ops.models import LimitKind, LimitStatus
+from bot.prefect_ops.runs import read_flow_runs, waiting_run
 from bot.safe_text import code
 
 SHOWN = 3
@@ -67,6 +81,9 @@ async def what_if(client: Any, change: Any) -> str | None:
     if tasks:
         waiters = await live_waiting_tasks(client, name)
         status = status.model_copy(update={"waiting": len(waiters), "waiting_runs": waiters})
+    held_back: list[str] = []
+    if kind in ("work_pool", "work_queue") and status.waiting and change.action == "set":
+        status, held_back = await _without_deployment_blocked(client, status)
     waiting = status.waiting
     noun = "queued task" if tasks else "waiting run"
     action, active = change.action, status.active_slots
@@ -106,11 +123,61 @@ async def what_if(client: Any, change: Any) -> str | None:
             line += f"; {left} still wait, a limit of {active + waiting} would clear the backlog now"
         if kind in ("work_pool", "work_queue"):
             line += " (a worker starts them at its next poll)"
-        return line
+        return line + _held_back(held_back)
     if waiting:
         return (f"{waiting} {noun}{_s(waiting)} still wait: {active} of {new} slots are in use; "
-                f"a limit of {active + waiting} would clear the backlog now")
+                f"a limit of {active + waiting} would clear the backlog now") + _held_back(held_back)
+    if held_back:
+        return f"nothing this limit holds back waits now ({active} of {_show(status.limit)} in use)" + \
+            _held_back(held_back)
     return f"nothing waits now ({active} of {_show(status.limit)} in use); this changes what happens to the next runs"
+
+
+async def _without_deployment_blocked(client: Any, status: LimitStatus) -> tuple[LimitStatus, list[str]]:
+    """A pool's or queue's due runs whose own deployment limit is full cannot start when the pool or queue is
+    raised: a worker takes them, Prefect refuses them (AwaitingConcurrencySlot), and the next run gets the slot.
+    Returns the status counting only the runs that can start, and the names of those held back."""
+    pool = status.name.split("/", 1)[0] if status.kind == "work_queue" else status.name
+    due = await read_flow_runs(client, flow_run_filter=FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+        next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=datetime.now(UTC))),
+        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+        sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC, limit=200)
+    if status.kind == "work_queue":
+        due = [run for run in due if run.work_queue_id == status.id]
+    dep_ids = sorted({str(run.deployment_id) for run in due if run.deployment_id})
+    if not dep_ids:
+        return status, []
+    response = await client._client.post("/deployments/filter", json={"deployments": {"id": {"any_": dep_ids}},
+                                                                       "limit": len(dep_ids)})
+    free: dict[Any, int] = {}
+    for dep in (DeploymentResponse.model_validate(item) for item in response.json()):
+        gcl = dep.global_concurrency_limit
+        if gcl is not None and gcl.active:
+            free[dep.id] = max(0, gcl.limit - gcl.active_slots)
+    startable, held = [], []
+    for run in due:
+        slots = free.get(run.deployment_id)
+        if slots == 0:
+            held.append(run)
+            continue
+        if slots is not None:
+            free[run.deployment_id] = slots - 1
+        startable.append(run)
+    if not held:
+        return status, []
+    beyond = max(0, status.waiting - len(due))  # past the 200 read: counted as startable, as before
+    return status.model_copy(update={"waiting": len(startable) + beyond,
+                                     "waiting_runs": [waiting_run(r) for r in startable[:WAITING_SAMPLE]]}), \
+        [run.name for run in held]
+
+
+def _held_back(names: list[str]) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(code(name) for name in names[:SHOWN]) + (" …" if len(names) > SHOWN else "")
+    return (f"; {len(names)} more wait{'s' if len(names) == 1 else ''} on {'its' if len(names) == 1 else 'their'} "
+            f"deployment's full limit, which this change does not free: {shown}")
 
 
 def _deployment_starts(status: LimitStatus, starts: int, waiting: int) -> str:
