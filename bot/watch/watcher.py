@@ -195,7 +195,8 @@ class Watcher:
             self.later, self.recheck_at = Targets(), float("inf")
         full = self.snapshot is None or self.targets.full or now - self.last_full >= self.interval
         if (full and self.snapshot is not None and not self.targets.full and self.targets.urgent
-                and now - self.last_full < self.interval + WINDOW and self.meter.wait_for(self.cost["full"]) > 0):
+                and now - self.last_full < self.interval + WINDOW
+                and self.meter.wait_for(self.cost["full"] + self.full_reserve(now)) > 0):
             # the full read waits for budget; a change someone just made need not wait with it (for at most
             # one budget window, so a stream of changes cannot hold the full read off for good)
             full = False
@@ -210,9 +211,9 @@ class Watcher:
             if now - self.last_read < gap:
                 return max(0.05, min(self.last_read + gap, self.last_full + self.interval) - now)
         # a read of run churn leaves room for a couple of urgent reads (changes of configuration), so they
-        # never wait behind it, and for a full read due soon: the full read is what keeps the truth. Full
-        # reads keep no reserve: with a short interval they fill the budget, and fewer of them is worse.
-        reserve = 0
+        # never wait behind it, and for a full read due soon: the full read is what keeps the truth. A full
+        # read leaves that room too where its interval allows (see `full_reserve`).
+        reserve = self.full_reserve(now) if full else 0
         if not full and not urgent:
             reserve = self.urgent_reserve()
             if self.last_full + self.interval - now < 15:
@@ -238,6 +239,15 @@ class Watcher:
     def urgent_reserve(self) -> int:
         """Calls of the minute's budget kept free for urgent targeted reads (never more than a fifth)."""
         return min(URGENT_RESERVE_READS * self.cost["targeted"], self.meter.max_per_minute // 5)
+
+    def full_reserve(self, now: float) -> int:
+        """The urgent reserve a full read leaves free: only where full reads at their interval and the reserve
+        fit the cap together (with a short interval full reads fill the budget, and fewer of them is worse),
+        and only until the full read is a budget window overdue (a stream of changes cannot starve it)."""
+        reserve = self.urgent_reserve()
+        if self.cost["full"] * WINDOW / self.interval + reserve > self.meter.max_per_minute:
+            return 0
+        return reserve if now - self.last_full < self.interval + WINDOW else 0
 
     async def _leading(self, work: Any) -> Any:
         """Run `work` while renewing the lease every third of it; if the lease is lost, stop the work
