@@ -508,11 +508,15 @@ async def run_soak(server: Any, slack: Any, work: Path, minutes: float) -> dict:
     def client_factory() -> Any:
         return PrefectClient(api=server.url)
 
-    trace = logging.FileHandler(work / "trace.log")  # the watcher's decisions and the soak's steps, for a miss
-    trace.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-    for name in ("bot.watch.watcher", "soak"):
-        logging.getLogger(name).addHandler(trace)
-        logging.getLogger(name).setLevel(logging.DEBUG)
+    # the watcher's decisions (every read) and the soak's steps go to trace.log only, not to the console
+    trace = logging.FileHandler(work / "trace.log")
+    trace.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("bot.watch.watcher", "soak")]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(trace)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
     soak = Soak(server, slack, work, client_factory)
     async with client_factory() as client:
         await soak.setup(client)
@@ -565,20 +569,24 @@ async def run_soak(server: Any, slack: Any, work: Path, minutes: float) -> dict:
         async with client_factory() as client:
             await soak.check_proposals(client)
         store.close()
-        for name in ("bot.watch.watcher", "soak"):
-            logging.getLogger(name).removeHandler(trace)
+        for logger, (level, propagate) in zip(loggers, saved, strict=True):
+            logger.removeHandler(trace)
+            logger.setLevel(level)
+            logger.propagate = propagate
         trace.close()
     soak.score()
     elapsed = (time.monotonic() - started) / 60
     per_incident = soak.posts_per_incident()
     return dict(minutes=elapsed, cycles=cycles, scenarios=list(soak.scenarios.values()), unsafe=soak.unsafe,
                 posts_per_incident=per_incident, reposted=soak.reposted, calls_per_minute=watcher.meter.total / elapsed,
-                reads=dict(watcher.reads), resets=soak.resets, unfreed=soak.unfreed, unresolved=soak.unresolved)
+                reads=dict(watcher.reads), resets=soak.resets, unfreed=soak.unfreed, unresolved=soak.unresolved,
+                trace=str(work / "trace.log"))
 
 
 def table(result: dict) -> str:
     lines = [f"Watcher soak: {result['minutes']:.1f} min, {result['cycles']} cycle(s), "
-             f"API calls/min {result['calls_per_minute']:.0f} (cap 100), reads {result['reads']}",
+             f"API calls/min {result['calls_per_minute']:.0f} (cap 100), reads {result['reads']}; "
+             f"every read's decision: {result['trace']}",
              "| Situation | Expected | Seen | False alarms | Notes |", "|---|---|---|---|---|"]
     for s in result["scenarios"]:
         if s.expect == "detect":
