@@ -134,8 +134,15 @@ async def test_zero_limit_incident_brings_a_proposal_that_an_approver_applies(fr
         dep_id, _ = await _deployment(client, pool)
         await client.create_flow_run_from_deployment(dep_id)
     bot = start_bot(fresh_slack, db_url, channel)
+
+    def zero_limit_posts() -> list[dict[str, Any]]:
+        return [p for p in posts_about(fresh_slack, channel, pool) if "Limit of 0" in p["text"]]
+
     try:
-        ts = _ts_of(None, fresh_slack, channel, pool)
+        wait_until(zero_limit_posts, timeout=WAIT, what="the limit-of-0 incident")
+        [message] = [m for (ch, _), msgs in fresh_slack.messages.items() if ch == channel for m in msgs
+                     if pool in m["text"] and "Limit of 0" in m["text"] and m["thread_ts"] == m["ts"]]
+        ts = message["ts"]
         cards_in_thread = wait_until(
             lambda: [c.args for c in fresh_slack.calls_to("chat.postMessage")
                      if c.args.get("thread_ts") == ts and "Proposed limit change" in c.args.get("text", "")],
@@ -158,7 +165,11 @@ async def test_zero_limit_incident_brings_a_proposal_that_an_approver_applies(fr
         assert await pool_limit(pool) == 1  # read back from Prefect
         wait_until(lambda: [u for u in updates_of(fresh_slack, ts) if "Resolved" in u["text"]], timeout=WAIT,
                    what="the incident resolved once the limit is 1")
-        assert len(posts_about(fresh_slack, channel, pool)) == 1
+        assert len(zero_limit_posts()) == 1  # one post for the incident, however long it took
+        # The run turns Late 15 s after it was created; on a loaded machine the pool (limit 1 now, no
+        # worker) is then rightly reported as a second, different incident. Nothing else may be posted.
+        others = [p for p in posts_about(fresh_slack, channel, pool) if "Limit of 0" not in p["text"]]
+        assert all("no online worker" in p["text"] for p in others), others
     finally:
         stop_bot(bot)
 
