@@ -42,6 +42,7 @@ import pytest  # noqa: E402
 from tests.fakes.model_api import FakeModelAPI  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
 from tests.faults_support import (  # noqa: E402,F401  (prints the fault table, gathered from every worker)
+    PrefectProxy,
     pytest_sessionfinish,
     pytest_terminal_summary,
     pytest_testnodedown,
@@ -61,6 +62,16 @@ def prefect_server():
 @pytest.fixture(scope="session")
 def prefect_api_url(prefect_server) -> str:
     return prefect_server.url
+
+
+@pytest.fixture
+def proxy(prefect_api_url):
+    """A fault-injecting proxy in front of the worker's real Prefect server, for one test. Modules that
+    need one for all their tests define their own module-scoped `proxy`, which overrides this."""
+    running = PrefectProxy(prefect_api_url).start()
+    yield running
+    running.clear()
+    running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,18 @@ async def _deployment(client, pool: str, limit: int | None = None, queue: str | 
     return dep_id, f"{flow.name}/{name}"
 
 
+async def _deployment_with_a_waiting_run(client, pool: str):
+    """Pool `pool` and a deployment limited to 1: the first run holds the slot (Pending) and the second
+    is refused into AwaitingConcurrencySlot. Returns (deployment id, flow/deployment, first, second)."""
+    await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    dep_id, dep_name = await _deployment(client, pool, limit=1)
+    first = await client.create_flow_run_from_deployment(dep_id)
+    second = await client.create_flow_run_from_deployment(dep_id)
+    await client.set_flow_run_state(first.id, Pending())
+    await client.set_flow_run_state(second.id, Pending())  # the limit is full: AwaitingConcurrencySlot
+    return dep_id, dep_name, first, second
+
+
 def _mine(incidents, kind: str, object_name: str):
     return [i for i in incidents if i.kind == kind and i.object_name == object_name]
 
@@ -60,12 +72,7 @@ async def _ripe_incident(client, kind: str, object_name: str, wait_seconds: floa
 async def test_run_waiting_on_a_full_deployment_limit(prefect_server):
     pool = f"watch-pool-{uid()}"
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        dep_id, dep_name = await _deployment(client, pool, limit=1)
-        first = await client.create_flow_run_from_deployment(dep_id)
-        second = await client.create_flow_run_from_deployment(dep_id)
-        await client.set_flow_run_state(first.id, Pending())
-        await client.set_flow_run_state(second.id, Pending())  # rejected into AwaitingConcurrencySlot
+        dep_id, dep_name, first, second = await _deployment_with_a_waiting_run(client, pool)
 
         snap = await read_snapshot(client)
         [fresh] = _mine(detect(snap, 3600), "waiting_on_limit", dep_name)

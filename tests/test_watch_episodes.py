@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
-from prefect.states import Pending
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.prefect_ops.changes import DeploymentLimitChange
@@ -21,7 +20,7 @@ from bot.store import Store
 from bot.store import watch as db
 from bot.watch.watcher import Watcher
 from tests.approvals_support import make_service
-from tests.test_watch_detectors import _deployment
+from tests.test_watch_detectors import _deployment, _deployment_with_a_waiting_run
 
 
 def uid() -> str:
@@ -101,12 +100,7 @@ async def test_an_applied_fix_shows_at_once_and_a_free_slot_is_never_called_full
     watcher = _watcher(fresh_slack, tmp_path, channel, approvals=service, settle_seconds=3600)
     pool = f"episode-dep-{uid()}"
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        dep_id, dep_name = await _deployment(client, pool, limit=1)
-        first = await client.create_flow_run_from_deployment(dep_id)
-        second = await client.create_flow_run_from_deployment(dep_id)
-        await client.set_flow_run_state(first.id, Pending())
-        await client.set_flow_run_state(second.id, Pending())  # AwaitingConcurrencySlot
+        dep_id, dep_name, first, second = await _deployment_with_a_waiting_run(client, pool)
         await watcher.tick()
         [post] = _top_posts(fresh_slack, channel, dep_name)
         assert "limit 1, 1 in use" in post["text"]
@@ -152,12 +146,7 @@ async def test_a_waiter_seen_through_a_blink_is_still_confirmed(prefect_server, 
     watcher = _watcher(fresh_slack, tmp_path, channel, confirm_seconds=5.0, settle_seconds=60.0, clock=clock)
     pool = f"episode-blink-{uid()}"
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        dep_id, dep_name = await _deployment(client, pool, limit=1)
-        first = await client.create_flow_run_from_deployment(dep_id)
-        second = await client.create_flow_run_from_deployment(dep_id)
-        await client.set_flow_run_state(first.id, Pending())
-        await client.set_flow_run_state(second.id, Pending())  # AwaitingConcurrencySlot: it waits since now
+        dep_id, dep_name, first, second = await _deployment_with_a_waiting_run(client, pool)
         await watcher.tick()  # seen once: not yet confirmed
         assert not _top_posts(fresh_slack, channel, dep_name)
         await _set_gcl(client, f"deployment:{dep_id}", limit=2)  # a free slot for a moment

@@ -23,7 +23,6 @@ from bot.watch.budget import CallMeter, few_retries, metered_client_factory
 from bot.watch.reads import read_snapshot
 from bot.watch.targets import targets_of
 from bot.watch.watcher import Watcher
-from tests.faults_support import PrefectProxy
 from tests.test_watch_detectors import _deployment
 
 
@@ -37,14 +36,6 @@ def _watcher(slack, tmp_path, **options) -> Watcher:
     values = dict(interval=1.0, wait_seconds=0.0, max_posts_per_hour=1000, follow_events=False)
     values.update(options)
     return Watcher(store, poster, **values)
-
-
-@pytest.fixture
-def proxy(prefect_api_url):
-    running = PrefectProxy(prefect_api_url).start()
-    yield running
-    running.clear()
-    running.stop()
 
 
 async def _calls_of_a_full_read(meter: CallMeter) -> int:

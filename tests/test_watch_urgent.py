@@ -14,7 +14,6 @@ import asyncio
 import json
 import uuid
 
-import pytest
 from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from slack_sdk.web.async_client import AsyncWebClient
@@ -22,20 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.watch_poster import SlackPoster
 from bot.store import Store
 from bot.watch.watcher import Watcher
-from tests.faults_support import PrefectProxy
 from tests.test_prefect_ops_live import poll
 from tests.test_watch_detectors import _deployment
 from tests.test_watch_reads import _event
 
 FULL_READ_FIRST_CALL = r"/v2/concurrency_limits/filter"  # read_all_gcls: a targeted pool read never sends it
-
-
-@pytest.fixture
-def proxy(prefect_api_url):
-    running = PrefectProxy(prefect_api_url).start()
-    yield running
-    running.clear()
-    running.stop()
 
 
 def _posts(slack, channel: str, needle: str) -> list[dict]:
