@@ -859,6 +859,117 @@ def test_process_pool_default_workers():
 
 
 # ---------------------------------------------------------------------------------------------
+# Cancelling, Late runs and leases (the services the server runs on its own)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cancel_scheduled_run_without_infrastructure_ends_cancelled(prefect_api_url: str):
+    """`prefect flow-run cancel` of a Scheduled run no worker took ends Cancelled at once; a run with an
+    infrastructure pid stays Cancelling (a worker has something to stop)."""
+    dep_id, _ = make_deployment()
+    try:
+        idle, started = new_run(dep_id), new_run(dep_id)
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(started.id, infrastructure_pid="4242")
+        prefect = str(Path(sys.executable).with_name("prefect"))
+        env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
+        done = subprocess.run([prefect, "--no-prompt", "flow-run", "cancel", str(idle.id)], env=env,
+                              capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+        with get_client(sync_client=True) as client:
+            assert client.read_flow_run(idle.id).state.is_cancelled()
+        assert propose(started.id, Cancelling()).is_cancelling()
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def _past(seconds: float):
+    from prefect.states import Scheduled
+
+    return Scheduled(scheduled_time=now("UTC") - timedelta(seconds=seconds))
+
+
+def test_late_runs_service_marks_only_scheduled_and_cancels_under_cancel_new():
+    """The server's late-runs service renames an overdue `Scheduled` run `Late`, leaves an overdue
+    `AwaitingConcurrencySlot` run alone, and cancels an overdue run of a full CANCEL_NEW deployment."""
+    from prefect.settings import get_current_settings
+    from prefect.states import Scheduled
+
+    assert get_current_settings().server.services.late_runs.after_seconds == timedelta(seconds=15)  # the server's
+    free_dep, _ = make_deployment()
+    full_dep, _ = make_deployment(limit=1, strategy="CANCEL_NEW")
+    try:
+        overdue = new_run(free_dep, state=_past(60))
+        awaiting = new_run(free_dep, state=Scheduled(scheduled_time=now("UTC") - timedelta(seconds=60),
+                                                     name="AwaitingConcurrencySlot"))
+        holder, extra = new_run(full_dep), new_run(full_dep, state=_past(60))
+        assert propose(holder.id, Pending()).is_pending()  # the CANCEL_NEW deployment is full
+
+        def state_of(run_id: uuid.UUID):
+            with get_client(sync_client=True) as client:
+                return client.read_flow_run(run_id).state
+
+        wait_until(lambda: state_of(overdue.id).name == "Late", 90.0, "the overdue run to be marked Late")
+        wait_until(lambda: state_of(extra.id).is_cancelled(), 90.0, "the overdue CANCEL_NEW run to be cancelled")
+        kept = state_of(awaiting.id)  # the same service pass saw it and left it
+        assert kept.is_scheduled() and kept.name == "AwaitingConcurrencySlot"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(free_dep)
+            client.delete_deployment(full_dep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Client calls and nesting
+# ---------------------------------------------------------------------------------------------
+
+
+def test_duplicate_create_raises_and_tag_create_updates():
+    """A second create_global_concurrency_limit of a name raises ObjectAlreadyExists; a second
+    create_concurrency_limit of a tag updates its limit instead."""
+    from prefect.exceptions import ObjectAlreadyExists
+
+    name, tag = unique("gcl"), unique("tag")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=5))
+        try:
+            with pytest.raises(ObjectAlreadyExists):
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=6))
+            assert client.read_global_concurrency_limit_by_name(name).limit == 5
+            client.create_concurrency_limit(tag=tag, concurrency_limit=2)
+            client.create_concurrency_limit(tag=tag, concurrency_limit=3)
+            assert client.read_concurrency_limit_by_tag(tag).concurrency_limit == 3
+        finally:
+            client.delete_global_concurrency_limit_by_name(name)
+            client.delete_concurrency_limit_by_tag(tag)
+
+
+def test_nested_same_limit_waits_and_several_names_are_all_or_none():
+    """concurrency(a) inside concurrency(a) with limit 1 never gets in; asking for [a, b] while a is
+    full takes neither (b stays free)."""
+    a, b = unique("gcl-a"), unique("gcl-b")
+    with get_client(sync_client=True) as client:
+        for name in (a, b):
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    try:
+        with concurrency(a, strict=True):
+            with pytest.raises(TimeoutError):
+                with concurrency(a, timeout_seconds=1, strict=True):
+                    raise AssertionError("the nested block must not get a second slot")
+            with get_client(sync_client=True) as client, pytest.raises(httpx.HTTPStatusError) as refused:
+                client.increment_concurrency_slots_with_lease(names=[a, b], slots=1, mode="concurrency",
+                                                              lease_duration=60)
+            assert refused.value.response.status_code == 423
+            assert gcl_slots(b) == 0  # all or none: b was not taken while a was full
+        with concurrency([a, b], timeout_seconds=10, strict=True):
+            assert (gcl_slots(a), gcl_slots(b)) == (1, 1)
+    finally:
+        with get_client(sync_client=True) as client:
+            for name in (a, b):
+                client.delete_global_concurrency_limit_by_name(name)
+
+# ---------------------------------------------------------------------------------------------
 # The book and its claims
 # ---------------------------------------------------------------------------------------------
 
