@@ -44,7 +44,10 @@ async def test_runs_coming_and_going_give_no_incident(fresh_slack, prefect_api_u
                                                 work_queue_name=queue, concurrency_limit=2)
 
         bot = start_bot(fresh_slack, f"sqlite:///{tmp_path / 'bot.db'}", channel,
-                        bot_watch_interval_seconds=0.5, bot_watch_wait_seconds=10.0)
+                        bot_watch_interval_seconds=0.5, bot_watch_wait_seconds=10.0,
+                        # time runs ~60x faster here (a read per 0.5 s stands for one per 30 s), so the
+                        # call budget does too; at serve's 100 a minute the 12 reads took two minutes
+                        bot_watch_max_calls_per_minute=1000)
         try:
             started_ticks = bot.runtime.watcher.ticks
             runs_done = rounds = 0
