@@ -1,7 +1,8 @@
 # The watcher soak (issue 25): a real Prefect server, real process workers, at least 10 minutes of
 # healthy churn, kill -9, a server restart, busy and flapping limits; prints the table. Also the what-if
 # kinds after Approve that the suite leaves out (queue, tag raise, a blocked concurrency() acquirer).
+# Also the recipe claim that needs a 60 s lease to expire (the repossessor frees it).
 .PHONY: soak
 
 soak: $(STAMP)
-	$(BIN)/python -m pytest -q -s -p no:xdist -m soak tests/test_watch_soak.py tests/test_watch_whatif_after_approve.py
+	$(BIN)/python -m pytest -q -s -p no:xdist -m soak tests/test_watch_soak.py tests/test_watch_whatif_after_approve.py tests/test_recipe_claims.py

@@ -920,6 +920,23 @@ def test_late_runs_service_marks_only_scheduled_and_cancels_under_cancel_new():
             client.delete_deployment(full_dep)
 
 
+@pytest.mark.soak  # ~75 s: the server's shortest lease is 60 s; runs in `make soak`
+def test_repossessor_frees_an_expired_lease_without_action():
+    """A holder that stops renewing (killed, OOM) leaves a lease the server's repossessor revokes on its
+    own: the slot comes back with nobody calling release or reset."""
+    name = unique("gcl")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        try:
+            client.increment_concurrency_slots_with_lease(names=[name], slots=1, mode="concurrency",
+                                                          lease_duration=60)  # and never renewed
+            assert gcl_slots(name) == 1
+            wait_until(lambda: gcl_slots(name) == 0, 180.0, "the repossessor to free the expired lease")
+            with concurrency(name, timeout_seconds=10, strict=True):  # a new holder gets in
+                assert gcl_slots(name) == 1
+        finally:
+            client.delete_global_concurrency_limit_by_name(name)
+
 # ---------------------------------------------------------------------------------------------
 # Client calls and nesting
 # ---------------------------------------------------------------------------------------------
@@ -968,6 +985,49 @@ def test_nested_same_limit_waits_and_several_names_are_all_or_none():
         with get_client(sync_client=True) as client:
             for name in (a, b):
                 client.delete_global_concurrency_limit_by_name(name)
+
+# ---------------------------------------------------------------------------------------------
+# Cache isolation
+# ---------------------------------------------------------------------------------------------
+
+_computed: dict[str, int] = {}
+_computed_lock = threading.Lock()
+
+
+def _cache_task(isolation: str, barrier: threading.Barrier):
+    from prefect.cache_policies import INPUTS
+    from prefect.locking.memory import MemoryLockManager
+
+    policy = INPUTS.configure(isolation_level=isolation, lock_manager=MemoryLockManager())
+
+    @task(cache_policy=policy, persist_result=True)
+    def build(key: str) -> str:
+        with _computed_lock:
+            _computed[key] = _computed.get(key, 0) + 1
+        try:
+            barrier.wait()  # both runs inside the body at once, unless a lock keeps the second out
+        except threading.BrokenBarrierError:
+            pass
+        return f"built-{key}"
+
+    return build
+
+
+@pytest.mark.parametrize("isolation", ["READ_COMMITTED", "SERIALIZABLE"])
+def test_cache_isolation_same_key_started_together(isolation: str):
+    """Two runs of a cached task with one key, started together: READ_COMMITTED computes it twice;
+    SERIALIZABLE with a lock manager computes it once and the other reads the committed result."""
+    key = unique("key")
+    barrier = threading.Barrier(2, timeout=5)  # the SERIALIZABLE case waits these 5 s for a second entrant
+    build = _cache_task(isolation, barrier)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(build(key))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert results == [f"built-{key}"] * 2
+    assert _computed[key] == (2 if isolation == "READ_COMMITTED" else 1)
 
 # ---------------------------------------------------------------------------------------------
 # The book and its claims
