@@ -1030,6 +1030,40 @@ def test_cache_isolation_same_key_started_together(isolation: str):
     assert _computed[key] == (2 if isolation == "READ_COMMITTED" else 1)
 
 # ---------------------------------------------------------------------------------------------
+# Defaults the recipes quote
+# ---------------------------------------------------------------------------------------------
+
+
+def test_documented_defaults():
+    """The default numbers the recipes quote are Prefect 3.9.1's field defaults (read from the settings
+    models and signatures, so this process's environment cannot hide a change on upgrade)."""
+    import inspect
+
+    from prefect.settings import get_current_settings
+    from prefect.task_worker import serve as serve_tasks
+
+    def default(model: object, field: str) -> object:
+        return type(model).model_fields[field].default
+
+    s = get_current_settings()
+    services = s.server.services
+    assert default(s.runner, "process_limit") == 5
+    assert inspect.signature(serve_tasks).parameters["limit"].default == 10
+    assert default(s.client, "max_retries") == 5
+    assert default(s.api, "request_timeout") == 60.0
+    sqlalchemy = s.server.database.sqlalchemy
+    assert (default(sqlalchemy, "pool_size"), default(sqlalchemy, "max_overflow"),
+            default(sqlalchemy, "pool_timeout"), default(s.server.database, "timeout")) == (5, 10, 30.0, 10.0)
+    assert inspect.signature(concurrency).parameters["lease_duration"].default == 300
+    assert default(s.server.concurrency, "initial_deployment_lease_duration") == 300.0
+    assert default(s.server.deployments, "concurrency_slot_wait_seconds") == 30.0
+    assert default(s.flows, "heartbeat_frequency") == 180
+    assert default(services.cancellation_cleanup, "cancelling_timeout_seconds") == 300.0
+    assert default(services.repossessor, "loop_seconds") == 15.0
+    assert default(services.scheduler, "max_runs") == 100
+    assert default(services.late_runs, "after_seconds") == timedelta(seconds=15)
+
+# ---------------------------------------------------------------------------------------------
 # The book and its claims
 # ---------------------------------------------------------------------------------------------
 
