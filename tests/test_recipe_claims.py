@@ -1029,6 +1029,23 @@ def test_cache_isolation_same_key_started_together(isolation: str):
     assert results == [f"built-{key}"] * 2
     assert _computed[key] == (2 if isolation == "READ_COMMITTED" else 1)
 
+@flow(timeout_seconds=1)
+def claims_overrunning_flow(release: threading.Event) -> str:
+    for _ in range(600):  # Python code that keeps running past the timeout (a blocking C call is
+        if release.wait(0.1):  # only interrupted when it returns)
+            break
+    return "finished"
+
+
+def test_flow_timeout_fails_the_run_as_timed_out():
+    """@flow(timeout_seconds=N) ends a run that runs longer as Failed, named TimedOut."""
+    release = threading.Event()
+    try:
+        state = claims_overrunning_flow(release, return_state=True)
+    finally:
+        release.set()
+    assert state.is_failed() and state.name == "TimedOut", state
+
 # ---------------------------------------------------------------------------------------------
 # Defaults the recipes quote
 # ---------------------------------------------------------------------------------------------
