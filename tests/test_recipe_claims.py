@@ -1047,6 +1047,40 @@ def test_flow_timeout_fails_the_run_as_timed_out():
     assert state.is_failed() and state.name == "TimedOut", state
 
 # ---------------------------------------------------------------------------------------------
+# Subflows
+# ---------------------------------------------------------------------------------------------
+
+_inside: dict[str, int] = {}
+
+
+@flow
+async def claims_child(key: str) -> bool:
+    """True when another child of the same key was inside at the same time."""
+    import asyncio
+
+    _inside[key] = _inside.get(key, 0) + 1
+    for _ in range(100):  # up to 10 s for the sibling
+        if _inside[key] >= 2:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+@flow
+async def claims_gathering_parent(key: str) -> list[bool]:
+    import asyncio
+
+    return list(await asyncio.gather(claims_child(key), claims_child(key)))
+
+
+def test_gathered_async_subflows_run_concurrently():
+    """Async child flows started together with asyncio.gather are inside at the same time."""
+    import asyncio
+
+    key = unique("key")
+    assert asyncio.run(claims_gathering_parent(key)) == [True, True]
+
+# ---------------------------------------------------------------------------------------------
 # Defaults the recipes quote
 # ---------------------------------------------------------------------------------------------
 
