@@ -237,6 +237,7 @@ def approve(bot: BotHarness, slack: Any, pid: str, button: str | None = None) ->
 
 
 # --- the kinds ------------------------------------------------------------------------------------
+@pytest.mark.soak  # `make soak`: ~40 s, most of it Prefect's fixed 30 s retry of a refused deployment run
 async def test_a_deployment_raise_starts_the_promised_run_and_the_rest_still_wait(world, bot, slack_api):
     gate = world.gate()
     async with get_client() as client:
@@ -312,7 +313,7 @@ async def test_a_pool_raise_that_leaves_a_backlog_says_how_many_still_wait_and_t
         assert (await client.read_flow_run(capped.id)).state.type == StateType.SCHEDULED  # still held back
 
 
-@pytest.mark.soak  # `make soak`: the suite keeps deployment, pool backlog and revert to 0
+@pytest.mark.soak  # `make soak`: the suite keeps pool backlog, revert to 0 and global 0
 async def test_a_work_queue_raise_starts_the_promised_run(world, bot, slack_api):
     gate, queue = world.gate(), world.n("queue")
     async with get_client() as client:
@@ -337,7 +338,7 @@ async def test_a_work_queue_raise_starts_the_promised_run(world, bot, slack_api)
     assert f"`{started[0].name}`" in line
 
 
-@pytest.mark.soak  # `make soak`: the suite keeps deployment, pool backlog and revert to 0
+@pytest.mark.soak  # `make soak`: the suite keeps pool backlog, revert to 0 and global 0
 async def test_a_tag_raise_starts_the_promised_tasks(world, bot, slack_api):
     gate, tag = world.gate(), world.n("tag")
     async with get_client() as client:
@@ -359,7 +360,7 @@ async def test_a_tag_raise_starts_the_promised_tasks(world, bot, slack_api):
         assert (await _gcl(client, f"tag:{tag}"))["active_slots"] == 2  # full: nothing more can start
 
 
-@pytest.mark.soak  # `make soak`: the suite keeps deployment, pool backlog and revert to 0
+@pytest.mark.soak  # `make soak`: the suite keeps pool backlog, revert to 0 and global 0
 async def test_a_global_limit_line_says_it_cannot_see_the_blocked_acquirer_that_then_takes_the_slot(
     world, bot, slack_api
 ):
