@@ -54,6 +54,15 @@ async def _deployment_with_a_waiting_run(client, pool: str):
     return dep_id, dep_name, first, second
 
 
+async def _paused_pool_with_a_due_run(client, pool: str):
+    """Pool `pool`, paused, with one due run of a deployment in it: the paused-pool incident's scene.
+    Returns the run."""
+    await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
+    dep_id, _ = await _deployment(client, pool)
+    return await client.create_flow_run_from_deployment(dep_id)
+
+
 def _mine(incidents, kind: str, object_name: str):
     return [i for i in incidents if i.kind == kind and i.object_name == object_name]
 

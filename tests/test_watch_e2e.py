@@ -21,7 +21,7 @@ from tests.approvals_support import pool_limit
 from tests.harness import BotHarness
 from tests.harness import wait_until as _wait_until
 from tests.slack_transport import block_action
-from tests.test_watch_detectors import _deployment
+from tests.test_watch_detectors import _deployment, _paused_pool_with_a_due_run
 
 
 def wait_until(check, timeout: float = 120.0, what: str = "condition"):
@@ -76,10 +76,7 @@ def _ts_of(response_calls, slack, channel: str, needle: str) -> str:
 async def test_paused_pool_incident_is_posted_once_snoozed_and_resolved(fresh_slack, prefect_api_url, db_url):
     channel, pool = f"CW{uid()}", f"watch-e2e-paused-{uid()}"
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
-        dep_id, _ = await _deployment(client, pool)
-        run = await client.create_flow_run_from_deployment(dep_id)
+        run = await _paused_pool_with_a_due_run(client, pool)
     bot = start_bot(fresh_slack, db_url, channel)
     try:
         ts = _ts_of(None, fresh_slack, channel, pool)
@@ -95,7 +92,7 @@ async def test_paused_pool_incident_is_posted_once_snoozed_and_resolved(fresh_sl
         assert len(posts_about(fresh_slack, channel, pool)) == 1
 
         async with get_client() as client:  # the incident changes: its message is updated, not re-posted
-            await client.create_flow_run_from_deployment(dep_id)
+            await client.create_flow_run_from_deployment(run.deployment_id)
         wait_until(lambda: any("is paused with 2 run(s) due" in json.dumps(u) for u in updates_of(fresh_slack, ts)),
                    timeout=WAIT, what="the message updated to 2 runs due")
         assert len(posts_about(fresh_slack, channel, pool)) == 1
@@ -179,10 +176,7 @@ async def test_beyond_the_hourly_limit_one_rollup_and_mute_is_audited(fresh_slac
     pools = [f"watch-e2e-roll-{uid()}" for _ in range(3)]
     async with get_client() as client:
         for pool in pools:
-            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-            await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
-            dep_id, _ = await _deployment(client, pool)
-            await client.create_flow_run_from_deployment(dep_id)
+            await _paused_pool_with_a_due_run(client, pool)
     bot = start_bot(fresh_slack, db_url, channel, bot_watch_max_posts_per_hour=1)
     try:
         def top_level():

@@ -10,14 +10,14 @@ import uuid
 
 import pytest
 from prefect import get_client
-from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.client.schemas.actions import WorkPoolUpdate
 
 from bot.store import Store
 from bot.store.watch import leader_of
 from tests.fakes.prefect_server import create_postgres_database, drop_postgres_database, postgres_available
 from tests.faults_support import BotProcess
 from tests.harness import BOT_TOKEN, SIGNING_SECRET, wait_until
-from tests.test_watch_detectors import _deployment
+from tests.test_watch_detectors import _paused_pool_with_a_due_run
 
 pytestmark = pytest.mark.skipif(not postgres_available(),
                                 reason="PostgreSQL is not answering at 127.0.0.1:5432: the failover test needs a "
@@ -53,10 +53,7 @@ def _posts(slack, channel: str, needle: str) -> int:
 async def _paused_pool_with_backlog() -> str:
     pool = f"watch-failover-{uuid.uuid4().hex[:8]}"
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
-        dep_id, _ = await _deployment(client, pool)
-        await client.create_flow_run_from_deployment(dep_id)
+        await _paused_pool_with_a_due_run(client, pool)
     return pool
 
 

@@ -12,14 +12,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from prefect import get_client
-from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.client.schemas.actions import WorkPoolUpdate
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.watch_poster import SlackPoster
 from bot.store import Store
 from bot.watch.watcher import REPOST_AFTER, Watcher
 from tests.harness import BOT_TOKEN
-from tests.test_watch_detectors import _deployment
+from tests.test_watch_detectors import _paused_pool_with_a_due_run
 
 
 class Clock:
@@ -34,10 +34,7 @@ async def test_an_open_incident_is_not_posted_again_past_the_repost_window(prefe
     slack_api.reset()
     pool = f"repost-{uuid.uuid4().hex[:8]}"
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        await client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
-        dep_id, _ = await _deployment(client, pool)
-        await client.create_flow_run_from_deployment(dep_id)
+        await _paused_pool_with_a_due_run(client, pool)
     store = Store.open(f"sqlite:///{tmp_path / 'watch.db'}")
     channel = "CWATCH"
     poster = SlackPoster(AsyncWebClient(token=BOT_TOKEN, base_url=f"{slack_api.url}/api/"), channel, store)
