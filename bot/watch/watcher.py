@@ -276,7 +276,7 @@ class Watcher:
         kind = "full" if full else "targeted"
         trace = ReadTrace(kind, time.monotonic(), None if full else targets.urgent_at,
                           window=self.meter.last_minute())
-        before, began = self.meter.total, time.monotonic()
+        before = self.meter.total
         self._beside = 0  # calls of urgent reads run beside this one: not this read's cost
         try:
             async with self.client_factory() as client:
@@ -289,13 +289,19 @@ class Watcher:
         except BaseException:
             self.targets.add(targets)  # nothing was read: what was due stays due
             raise
-        self.reads[kind] += 1
-        self.last_read = trace.read_done = time.monotonic()
-        self.durations[kind].append(self.last_read - began)
-        trace.calls = self.meter.total - self._beside - before
-        if trace.calls:
-            self.cost[kind] = trace.calls
+        self.last_read = time.monotonic()
+        self._record_read(trace, self.last_read, self.meter.total - self._beside - before)
         return await self._reconcile(snap, trace)
+
+    def _record_read(self, trace: ReadTrace, read_done: float, calls: int) -> None:
+        """Count a read, keep its duration, and take its calls as the next estimate of its kind's cost
+        (an urgent read beside a full read is a targeted read)."""
+        kind = "full" if trace.kind == "full" else "targeted"
+        self.reads[kind] += 1
+        trace.read_done, trace.calls = read_done, calls
+        self.durations[kind].append(read_done - trace.started)
+        if calls:
+            self.cost[kind] = calls
 
     async def _full_read(self, client: Any) -> WatchSnapshot:
         """Read everything. An urgent change noted meanwhile does not wait for it (a full read takes
@@ -358,12 +364,7 @@ class Watcher:
             return None
         finally:
             self._beside += self.meter.total - before
-        self.reads["targeted"] += 1
-        trace.read_done = time.monotonic()
-        self.durations["targeted"].append(trace.read_done - trace.started)
-        trace.calls = self.meter.total - before
-        if trace.calls:
-            self.cost["targeted"] = trace.calls
+        self._record_read(trace, time.monotonic(), self.meter.total - before)
         pending = await self._reconcile(merge_parts(self.snapshot, parts), trace)
         if pending is not None:
             self.recheck_at = min(self.recheck_at, time.monotonic() + pending)
@@ -384,7 +385,8 @@ class Watcher:
         rows = {row.key: row for row in await self._db(db.incident_rows, self.store.sessions)}
         # a watching condition that went away for a read starts its own clock again when it returns; the
         # detectors' `since` from Prefect's timestamps (a waiter's wait, a holder's end) does not need one
-        seen = {key: from_db_time(row.first_seen) for key, row in rows.items() if not _blinked(row)}
+        blinked = {key for key, row in rows.items() if _blinked(row)}  # parsed once per read
+        seen = {key: from_db_time(row.first_seen) for key, row in rows.items() if key not in blinked}
         found = {incident.key: incident for incident in detect(snap, self.wait_seconds, seen)}
         silenced = await self._db(db.silenced_targets, self.store.sessions, now)
         pending: float | None = None
@@ -400,7 +402,7 @@ class Watcher:
             if row is None:
                 continue
             waited = sorted(set(json.loads(row.waited_json or "[]")) | {str(w.id) for w in incident.waiting_runs})
-            if _blinked(row) and fresh:  # timed by our own sightings: its clock starts again
+            if key in blinked and fresh:  # timed by our own sightings: its clock starts again
                 await self._db(db.set_incident, self.store.sessions, key, (db.WATCHING,), first_seen=now, since=now)
                 row.first_seen = now
             first_seen = from_db_time(row.first_seen)
