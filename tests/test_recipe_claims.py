@@ -729,6 +729,56 @@ def test_queue_priority_renumbering(prefect_api_url: str):
             client.delete_work_pool(pool)
 
 
+def test_worker_takes_a_backlog_oldest_first_up_to_the_pool_limit():
+    """A worker's poll on a pool with room for one run is offered the oldest overdue run, whatever order
+    the runs were created in; cleared with `WorkPoolUpdate(concurrency_limit=None)`, it is offered all."""
+    from prefect.client.schemas.actions import WorkPoolUpdate
+    from prefect.states import Scheduled
+
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1))
+    dep_id, _ = make_deployment(work_pool_name=pool)
+
+    def offered() -> list[uuid.UUID]:
+        with get_client(sync_client=True) as client:
+            runs = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=now("UTC"))
+        return [r.flow_run.id for r in runs]
+
+    try:
+        ages = (10, 30, 20)  # minutes overdue, created in this order: the oldest is not the first made
+        runs = {age: new_run(dep_id, state=Scheduled(scheduled_time=now("UTC") - timedelta(minutes=age)))
+                for age in ages}
+        assert offered() == [runs[30].id]  # room for one: the oldest
+        with get_client(sync_client=True) as client:
+            client.update_work_pool(pool, WorkPoolUpdate(concurrency_limit=None))  # None clears the limit
+            assert client.read_work_pool(pool).concurrency_limit is None
+        assert offered() == [runs[30].id, runs[20].id, runs[10].id]  # all of them, oldest first
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+            client.delete_work_pool(pool)
+
+
+def test_read_global_concurrency_limits_pages_ten_by_default():
+    """`read_global_concurrency_limits()` returns one page of 10; `limit=` and `offset=` page on."""
+    prefix = unique("page")
+    names = {f"{prefix}-{i:02d}" for i in range(12)}
+    with get_client(sync_client=True) as client:
+        for name in names:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        try:
+            assert len(client.read_global_concurrency_limits()) == 10  # 12 or more exist
+            seen, offset = set(), 0
+            while page := client.read_global_concurrency_limits(limit=200, offset=offset):
+                seen |= {limit.name for limit in page}
+                offset += len(page)
+            assert names <= seen and offset >= 12
+        finally:
+            for name in names:
+                client.delete_global_concurrency_limit_by_name(name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Lease storage across a server restart
 # ---------------------------------------------------------------------------------------------
@@ -892,7 +942,8 @@ def _past(seconds: float):
 
 def test_late_runs_service_marks_only_scheduled_and_cancels_under_cancel_new():
     """The server's late-runs service renames an overdue `Scheduled` run `Late`, leaves an overdue
-    `AwaitingConcurrencySlot` run alone, and cancels an overdue run of a full CANCEL_NEW deployment."""
+    `AwaitingConcurrencySlot` or `Pending` run alone, and cancels an overdue run of a full CANCEL_NEW
+    deployment."""
     from prefect.settings import get_current_settings
     from prefect.states import Scheduled
 
@@ -905,6 +956,8 @@ def test_late_runs_service_marks_only_scheduled_and_cancels_under_cancel_new():
                                                      name="AwaitingConcurrencySlot"))
         holder, extra = new_run(full_dep), new_run(full_dep, state=_past(60))
         assert propose(holder.id, Pending()).is_pending()  # the CANCEL_NEW deployment is full
+        taken = new_run(free_dep, state=_past(60))  # overdue, then taken by a worker: Pending
+        assert propose(taken.id, Pending()).is_pending()
 
         def state_of(run_id: uuid.UUID):
             with get_client(sync_client=True) as client:
@@ -914,6 +967,7 @@ def test_late_runs_service_marks_only_scheduled_and_cancels_under_cancel_new():
         wait_until(lambda: state_of(extra.id).is_cancelled(), 90.0, "the overdue CANCEL_NEW run to be cancelled")
         kept = state_of(awaiting.id)  # the same service pass saw it and left it
         assert kept.is_scheduled() and kept.name == "AwaitingConcurrencySlot"
+        assert state_of(taken.id).name == "Pending"  # overdue too, but Pending is never marked Late
     finally:
         with get_client(sync_client=True) as client:
             client.delete_deployment(free_dep)
