@@ -5,7 +5,8 @@
   tests/conftest.py imports it).
 - `PrefectProxy` sits between a bot and the real Prefect server and, per rule, forwards, fails
   with a status, delays, drops the connection, or holds a request (before or after forwarding it)
-  until released: server down, slow, 5xx, and "killed mid-apply" without patching anything.
+  until released: server down, slow, 5xx, and "killed mid-apply" without patching anything; `meet`
+  holds requests until several have arrived, so a race between clients happens every time.
 - `BotProcess` runs `concurrency-bot serve` as a real process that a test can SIGKILL.
 """
 
@@ -105,11 +106,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 class Rule:
     method: str
     path: str  # a regex searched in the request path
-    action: str  # fail | delay | drop | hold_before | hold_after
+    action: str  # fail | delay | drop | hold_before | hold_after | meet
     status: int = 500
     seconds: float = 0.0
     times: int | None = None  # None: until removed
     headers: dict[str, str] | None = None  # extra response headers of a `fail` (e.g. Retry-After on a 429)
+    count: int = 2  # `meet`: how many matching requests wait for one another before any is forwarded
+    arrived: int = 0
 
 
 class PrefectProxy:
@@ -213,6 +216,8 @@ class PrefectProxy:
             return
         if rule is not None and rule.action == "delay":
             time.sleep(rule.seconds)
+        if rule is not None and rule.action == "meet":
+            self._meet(rule)
         if rule is not None and rule.action == "hold_before":
             self.release.wait(rule.seconds or 120)
             handler.close_connection = True
@@ -223,6 +228,16 @@ class PrefectProxy:
             handler.close_connection = True
             return
         self._reply(handler, status, headers, payload)
+
+    def _meet(self, rule: Rule) -> None:
+        """Hold this request until `rule.count` matching ones have arrived (or `rule.seconds`, default 60,
+        passed), so two clients' reads both reach the server before either writes: a race made certain."""
+        deadline = time.monotonic() + (rule.seconds or 60.0)
+        with self.cond:
+            rule.arrived += 1
+            self.cond.notify_all()
+            while rule.arrived < rule.count and time.monotonic() < deadline:
+                self.cond.wait(0.2)
 
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes):
         conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)

@@ -1041,6 +1041,105 @@ def test_nested_same_limit_waits_and_several_names_are_all_or_none():
                 client.delete_global_concurrency_limit_by_name(name)
 
 # ---------------------------------------------------------------------------------------------
+# API calls seen through the fault proxy (tests/faults_support.py) in front of the real server
+# ---------------------------------------------------------------------------------------------
+
+_INCREMENT = r"/v2/concurrency_limits/increment-with-lease$"
+_RELEASE_OR_RENEW = r"/v2/concurrency_limits/(decrement-with-lease|leases/)"
+
+
+def test_client_retries_a_429_after_retry_after_up_to_max_retries(proxy):
+    """A 429 with Retry-After: the client waits at least that long and retries; a 429 that never ends
+    is tried 1 + PREFECT_CLIENT_MAX_RETRIES (5) times, then raised."""
+    import time
+
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+
+    name = unique("gcl")
+    path = rf"/v2/concurrency_limits/{name}$"
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=3))
+    try:
+        assert PREFECT_CLIENT_MAX_RETRIES.value() == 5
+        with temporary_settings(updates={PREFECT_API_URL: proxy.url}), get_client(sync_client=True) as client:
+            proxy.add("GET", path, "fail", status=429, headers={"Retry-After": "3"}, times=1)
+            started = time.monotonic()
+            assert client.read_global_concurrency_limit_by_name(name).limit == 3  # the retry got through
+            waited = time.monotonic() - started
+            assert (proxy.count("GET", path, forwarded=False), proxy.count("GET", path)) == (2, 1)
+            # A lower bound only: without the header the first back-off is 2 s (at most 2.4 s with jitter).
+            assert waited >= 3.0, waited
+            proxy.add("GET", path, "fail", status=429, headers={"Retry-After": "0"})  # rate limited for good
+            with pytest.raises(httpx.HTTPStatusError) as refused:
+                client.read_global_concurrency_limit_by_name(name)
+        assert refused.value.response.status_code == 429
+        assert proxy.count("GET", path, forwarded=False) == 2 + 6  # 1 try + 5 retries, then it gave up
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+
+
+def test_upsert_by_name_is_not_atomic(proxy):
+    """Two first callers of upsert_global_concurrency_limit_by_name both read "missing" and both create:
+    the server keeps one limit and the second caller gets ObjectAlreadyExists."""
+    from prefect.exceptions import ObjectAlreadyExists
+
+    name = unique("upsert")
+    proxy.add("GET", rf"/v2/concurrency_limits/{name}$", "meet", count=2, times=2)  # both reads, then go on
+    outcomes: list[str] = []
+
+    def first_run() -> None:
+        with temporary_settings(updates={PREFECT_API_URL: proxy.url}), get_client(sync_client=True) as client:
+            try:
+                client.upsert_global_concurrency_limit_by_name(name, 1)
+                outcomes.append("created")
+            except ObjectAlreadyExists:
+                outcomes.append("ObjectAlreadyExists")
+
+    threads = [threading.Thread(target=first_run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert sorted(outcomes) == ["ObjectAlreadyExists", "created"], outcomes
+        assert proxy.count("POST", r"/v2/concurrency_limits/$") == 2  # both tried to create
+        with get_client(sync_client=True) as client:
+            assert client.read_global_concurrency_limit_by_name(name).limit == 1
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+
+
+@task
+def claims_labelled_step(i: int) -> int:
+    return i
+
+
+@flow
+def claims_tagged_burst(tag_sets: list[list[str]]) -> None:
+    for i, tag_set in enumerate(tag_sets):
+        claims_labelled_step.with_options(tags=tag_set)(i)
+
+
+def test_tagged_task_runs_ask_for_tag_slots_without_a_limit(proxy):
+    """With no tag limit, a tagged task run still asks the server for its `tag:` slots; the "no limit"
+    answer is remembered per tag set for 5 s in the process, so a burst with one fixed tag asks about
+    once, and a distinct tag per run asks every time."""
+    fixed, runs = unique("fixed"), 4
+    distinct = [[unique(f"item{i}")] for i in range(runs)]
+
+    def calls(tag_sets: list[list[str]]) -> tuple[int, int]:
+        before = proxy.count("POST", _INCREMENT), proxy.count("POST", _RELEASE_OR_RENEW)
+        with temporary_settings(updates={PREFECT_API_URL: proxy.url}):
+            claims_tagged_burst(tag_sets)
+        return proxy.count("POST", _INCREMENT) - before[0], proxy.count("POST", _RELEASE_OR_RENEW) - before[1]
+
+    assert calls([[fixed]] * runs)[0] in range(1, runs)  # asked, but not once per run
+    assert calls(distinct) == (runs, 0)  # one ask per run; nothing to release with no limit
+
+
+# ---------------------------------------------------------------------------------------------
 # Cache isolation
 # ---------------------------------------------------------------------------------------------
 
