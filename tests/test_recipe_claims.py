@@ -908,6 +908,31 @@ def test_process_pool_default_workers():
     assert ProcessPoolTaskRunner(max_workers=2)._max_workers == 2
 
 
+@task
+def claims_worker_pid(_: int) -> int:
+    return os.getpid()
+
+
+@flow
+def claims_pids_of_two_tasks() -> list[int]:
+    return claims_worker_pid.map([0, 1]).result()
+
+
+def test_process_pool_max_workers_setting_sizes_the_default_pool(monkeypatch: pytest.MonkeyPatch):
+    """PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS=1 (the env var read into the settings) gives
+    ProcessPoolTaskRunner() one worker process: two mapped tasks run in the same child process."""
+    from prefect.settings import PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS, Settings
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    monkeypatch.setenv("PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS", "1")  # the environment, not Prefect
+    assert Settings().tasks.runner.process_pool_max_workers == 1  # this is the variable's name
+    with temporary_settings(updates={PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS: 1}):
+        pool = ProcessPoolTaskRunner()  # left out: max_workers comes from the setting
+    assert pool._max_workers == 1 != os.cpu_count()
+    pids = claims_pids_of_two_tasks.with_options(task_runner=pool)()
+    assert len(set(pids)) == 1 and os.getpid() not in pids, pids  # one child process ran both
+
+
 # ---------------------------------------------------------------------------------------------
 # Cancelling, Late runs and leases (the services the server runs on its own)
 # ---------------------------------------------------------------------------------------------
