@@ -1,7 +1,8 @@
 # The watcher soak (issue 25): a real Prefect server, real process workers, at least 10 minutes of
 # healthy churn, kill -9, a server restart, busy and flapping limits; prints the table. Also the what-if
 # kinds after Approve that the suite leaves out (queue, tag raise, a blocked concurrency() acquirer).
-# Also the recipe claim that needs a 60 s lease to expire (the repossessor frees it).
+# Also the recipe claims that need long waits (soak-marked in tests/test_recipe_claims.py): a 60 s lease
+# expiring, the scheduler's loops and a run going Late, process workers and served flows.
 .PHONY: soak
 
 soak: $(STAMP)

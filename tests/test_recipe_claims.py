@@ -999,6 +999,83 @@ def test_late_runs_service_marks_only_scheduled_and_cancels_under_cancel_new():
             client.delete_deployment(full_dep)
 
 
+def _prefect_cli(api_url: str, *args: str) -> subprocess.CompletedProcess:
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    return subprocess.run([prefect, "--no-prompt", *args], env=dict(os.environ, PREFECT_API_URL=api_url),
+                          capture_output=True, text=True, timeout=240)
+
+
+def _scheduled_runs(dep_id: uuid.UUID, future_only: bool = False) -> list:
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilterNextScheduledStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    run_filter = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])))
+    if future_only:
+        run_filter.next_scheduled_start_time = FlowRunFilterNextScheduledStartTime(after_=now("UTC"))
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep_id])),
+                                     flow_run_filter=run_filter, limit=200)
+
+
+def _scheduled_deployment(**kwargs: object) -> uuid.UUID:
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    every_5_s = DeploymentScheduleCreate(schedule=IntervalSchedule(interval=timedelta(seconds=5)), active=True)
+    return make_deployment(schedules=[every_5_s], **kwargs)[0]
+
+
+@pytest.mark.soak  # ~60 s: waits for the server's scheduler loops and a run to go Late; runs in `make soak`
+def test_paused_pool_still_gets_scheduled_runs_and_schedule_pause_stops_them(prefect_api_url: str):
+    """A paused work pool does not stop the scheduler: its deployment gets runs that nobody is offered and
+    that go Late. `prefect deployment schedule pause NAME SCHEDULE_ID` stops new runs and removes the
+    future ones (`--all` with a name is refused); `resume` brings them back."""
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process", is_paused=True))
+    in_paused_pool = _scheduled_deployment(work_pool_name=pool)
+    to_pause = _scheduled_deployment()
+    control = None
+    try:
+        wait_until(lambda: _scheduled_runs(in_paused_pool), 60.0, "the scheduler to make runs in the paused pool")
+        with get_client(sync_client=True) as client:
+            offered = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=now("UTC")
+                                                                    + timedelta(days=1))
+        assert offered == []  # a worker of the paused pool is offered none of them
+        wait_until(lambda: any(r.state.name == "Late" for r in _scheduled_runs(in_paused_pool)), 90.0,
+                   "a run of the paused pool to go Late")
+
+        wait_until(lambda: _scheduled_runs(to_pause, future_only=True), 60.0, "runs of the schedule to pause")
+        with get_client(sync_client=True) as client:
+            dep = client.read_deployment(to_pause)
+            name = f"{client.read_flow(dep.flow_id).name}/{dep.name}"
+        refused = _prefect_cli(prefect_api_url, "deployment", "schedule", "pause", name, "--all")
+        assert refused.returncode != 0 and "Cannot specify deployment name" in refused.stdout + refused.stderr
+        paused = _prefect_cli(prefect_api_url, "deployment", "schedule", "pause", name, str(dep.schedules[0].id))
+        assert paused.returncode == 0, (paused.stdout + paused.stderr)[-2000:]
+        assert _scheduled_runs(to_pause, future_only=True) == []  # its future runs are gone at once
+        with get_client(sync_client=True) as client:  # recently changed, so the recent-deployments pass
+            client.update_deployment(to_pause, DeploymentUpdate(description="touched"))  # looks at it again
+        control = _scheduled_deployment()  # made after the pause: once it has runs, a pass has happened
+        wait_until(lambda: _scheduled_runs(control), 60.0, "the scheduler's next pass")
+        assert _scheduled_runs(to_pause, future_only=True) == []  # no new runs while paused
+        resumed = _prefect_cli(prefect_api_url, "deployment", "schedule", "resume", name, str(dep.schedules[0].id))
+        assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-2000:]
+        wait_until(lambda: _scheduled_runs(to_pause, future_only=True), 120.0, "runs again after resume")
+    finally:
+        with get_client(sync_client=True) as client:
+            for dep_id in (in_paused_pool, to_pause, control):
+                if dep_id:
+                    client.delete_deployment(dep_id)
+            client.delete_work_pool(pool)
+
+
 @pytest.mark.soak  # ~75 s: the server's shortest lease is 60 s; runs in `make soak`
 def test_repossessor_frees_an_expired_lease_without_action():
     """A holder that stops renewing (killed, OOM) leaves a lease the server's repossessor revokes on its
