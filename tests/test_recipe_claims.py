@@ -1335,6 +1335,31 @@ def test_gathered_async_subflows_run_concurrently():
     key = unique("key")
     assert asyncio.run(claims_gathering_parent(key)) == [True, True]
 
+@flow
+def claims_launching_parent(dep_id: uuid.UUID) -> uuid.UUID:
+    from prefect.deployments import run_deployment
+
+    return run_deployment(dep_id, timeout=0).id
+
+
+def test_run_deployment_timeout_zero_returns_at_once_linked_as_subflow():
+    """run_deployment(..., timeout=0) in a flow returns the child run at once (nobody has run it) and
+    links it to the parent: the child's parent task run belongs to the parent flow run."""
+    dep_id, _ = make_deployment()
+    try:
+        state = claims_launching_parent(dep_id, return_state=True)
+        assert state.is_completed(), state
+        child_id = state.result()
+        with get_client(sync_client=True) as client:
+            child = client.read_flow_run(child_id)
+            assert child.state.is_scheduled() and child.deployment_id == dep_id  # returned without waiting
+            assert child.parent_task_run_id is not None
+            link = client.read_task_run(child.parent_task_run_id)
+        assert link.flow_run_id == state.state_details.flow_run_id  # a subflow of the parent run
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
 # ---------------------------------------------------------------------------------------------
 # Defaults the recipes quote
 # ---------------------------------------------------------------------------------------------
