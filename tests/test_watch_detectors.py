@@ -17,6 +17,7 @@ from prefect import get_client
 from prefect.client.schemas.actions import (
     FlowRunCreate,
     GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
     TaskRunCreate,
     WorkPoolCreate,
     WorkPoolUpdate,
@@ -93,6 +94,24 @@ async def test_run_waiting_on_a_full_deployment_limit(prefect_server):
         assert [w.id for w in incident.waiting_runs] == [second.id]
         assert first.name in incident.summary
         assert incident.fix is not None and incident.fix.limit == 2
+
+
+async def test_a_deployment_whose_limit_is_disabled_blocks_its_due_runs(prefect_server):
+    """A disabled `deployment:<id>` limit blocks every run instead of lifting the limit (recipe claim
+    disabled-backing-gcl-blocks): the watcher must say so at once, with enabling it as the fix. The
+    watcher soak (`make soak`) sees the same scene through real workers."""
+    pool = f"watch-disabled-{uid()}"
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        dep_id, dep_name = await _deployment(client, pool, limit=1)
+        await client.update_global_concurrency_limit(f"deployment:{dep_id}",
+                                                     GlobalConcurrencyLimitUpdate(active=False))
+        run = await client.create_flow_run_from_deployment(dep_id)
+
+        incident = await _ripe_incident(client, "disabled_limit", dep_name)
+        assert incident.object_kind == "deployment" and [w.id for w in incident.waiting_runs] == [run.id]
+        assert "concurrency limit disabled" in incident.summary
+        assert incident.fix.action == "enable" and incident.fix.name == f"deployment:{dep_id}"
 
 
 async def test_runs_waiting_on_full_pool_and_queue_limits(prefect_server):

@@ -1,7 +1,7 @@
 """The watcher soak: every situation of issue 25 on a real server with real process workers.
 
-The short run (one cycle, a few minutes of real runs) is part of the normal suite; `make soak` runs
-the same scenarios for at least 10 minutes. Both print the table and hold every line of it: each
+`make soak` runs it for at least 10 minutes (`make soak SOAK_MINUTES=0`: one cycle, about 3 minutes);
+`make test` does not run it. The table's every line is held: each
 situation detected in every cycle where it happened (or correctly quiet), no false alarm, no unsafe
 proposal, one post per incident, every approved reset read back as freed, every cycle ended with its
 runs done and its incidents resolved. Detection does not depend on luck: the scenarios keep their
@@ -9,6 +9,8 @@ trouble going until the watcher posts it (or a deadline passes), see tests/soak_
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -36,12 +38,10 @@ async def _soak(soak_server, slack_api, tmp_path, minutes: float) -> None:
     assert not result["unresolved"], table(result)
 
 
-@pytest.mark.timeout(1200)
-async def test_watcher_soak_short(soak_server, slack_api, tmp_path):
-    await _soak(soak_server, slack_api, tmp_path, minutes=0)
-
-
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
-async def test_watcher_soak_ten_minutes(soak_server, slack_api, tmp_path):
-    await _soak(soak_server, slack_api, tmp_path, minutes=10)
+async def test_watcher_soak(soak_server, slack_api, tmp_path):
+    """At least SOAK_MINUTES minutes (10 unless set), one cycle at the least. `make test` leaves it out: one
+    cycle alone took 3.5 min; the deterministic tests that each of its situations fails without are named
+    in the README ("Watcher soak")."""
+    await _soak(soak_server, slack_api, tmp_path, minutes=float(os.environ.get("SOAK_MINUTES", "10")))
