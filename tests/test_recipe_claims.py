@@ -1076,6 +1076,77 @@ def test_paused_pool_still_gets_scheduled_runs_and_schedule_pause_stops_them(pre
             client.delete_work_pool(pool)
 
 
+_SERVED_FLOW = """
+import os
+import time
+from pathlib import Path
+
+from prefect import flow
+
+
+@flow(name="claims-served")
+def held(work: str) -> None:
+    Path(work, f"inside-{os.getpid()}").write_text("")
+    while not Path(work, "release").exists():  # held until the test lets go
+        time.sleep(0.1)
+"""
+
+
+@pytest.mark.soak  # ~15 s: a `prefect flow serve` process and two run subprocesses; runs in `make soak`
+def test_serve_limit_caps_the_runs_the_process_runs_at_once(prefect_api_url: str, tmp_path: Path):
+    """`prefect flow serve ... --limit 1` runs one run at a time: with one run inside, the process skips
+    the second (it stays Scheduled) and starts it once the first has finished."""
+    import signal
+
+    name = unique("served")
+    (tmp_path / "flows.py").write_text(_SERVED_FLOW)
+    log = tmp_path / "serve.log"
+    env = dict(os.environ, PREFECT_API_URL=prefect_api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
+               PREFECT_LOGGING_LEVEL="INFO")
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    with open(log, "wb") as out:
+        serving = subprocess.Popen([prefect, "flow", "serve", "flows.py:held", "--name", name, "--limit", "1"],
+                                   cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    dep_id = None
+
+    def states() -> list:
+        with get_client(sync_client=True) as client:
+            return [client.read_flow_run(run.id).state for run in runs]
+
+    try:
+        def deployed() -> uuid.UUID | None:
+            with get_client(sync_client=True) as client:
+                try:
+                    return client.read_deployment_by_name(f"claims-served/{name}").id
+                except ObjectNotFound:
+                    return None
+
+        dep_id = wait_until(deployed, 120.0, "the served deployment")
+        runs = [new_run(dep_id, parameters={"work": str(tmp_path)}) for _ in range(2)]
+        wait_until(lambda: any(s.is_running() for s in states()), 120.0, "one run to start")
+        wait_until(lambda: "scheduled runs skipped (at capacity)" in log.read_text(errors="replace"), 60.0,
+                   "the serve process to skip the second run")
+        now_states = states()
+        assert sorted(s.type.value for s in now_states) == ["RUNNING", "SCHEDULED"], now_states
+        assert len(list(tmp_path.glob("inside-*"))) == 1  # one run's code is inside
+        (tmp_path / "release").write_text("")
+        wait_until(lambda: all(s.is_completed() for s in states()), 180.0, "both runs to complete, one after the other")
+        assert len(list(tmp_path.glob("inside-*"))) == 2
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}\n--- serve log ---\n{log.read_text(errors='replace')[-3000:]}") from failed
+    finally:
+        if serving.poll() is None:
+            os.killpg(serving.pid, signal.SIGTERM)
+            try:
+                serving.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(serving.pid, signal.SIGKILL)
+        if dep_id:
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(dep_id)
+
+
 @pytest.mark.soak  # ~75 s: the server's shortest lease is 60 s; runs in `make soak`
 def test_repossessor_frees_an_expired_lease_without_action():
     """A holder that stops renewing (killed, OOM) leaves a lease the server's repossessor revokes on its
