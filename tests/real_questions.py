@@ -41,11 +41,25 @@ class Scored:
         return not self.missing
 
 
-def load(half: str) -> list[RealQuestion]:
+def _rows(half: str) -> list[dict]:
     if half not in HALVES:
         raise ValueError(f"unknown half {half!r}; one of {HALVES}")
-    rows = [json.loads(line) for line in (DATA / f"{half}.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    return [RealQuestion(r["id"], r["question"], r["url"], r["essentials"], r.get("batch", 1)) for r in rows]
+    return [json.loads(line) for line in (DATA / f"{half}.jsonl").read_text(encoding="utf-8").splitlines() if line]
+
+
+def load(half: str) -> list[RealQuestion]:
+    """The questions of a half that have essentials.
+
+    A new batch is split and committed before anyone writes its essentials, so for a while its rows
+    have none; they are left out (not scored as vacuous passes) until their essentials land.
+    """
+    return [RealQuestion(r["id"], r["question"], r["url"], r["essentials"], r.get("batch", 1))
+            for r in _rows(half) if "essentials" in r]
+
+
+def awaiting_essentials(half: str) -> list[tuple[str, int]]:
+    """(id, batch) of the rows `load` leaves out because their essentials are not written yet."""
+    return [(r["id"], r.get("batch", 1)) for r in _rows(half) if "essentials" not in r]
 
 
 def _matches(option: str, text: str) -> bool:

@@ -13,7 +13,7 @@ import importlib.util
 
 import pytest
 
-from tests.real_questions import DATA, answer_and_score, load, median_length, score
+from tests.real_questions import DATA, answer_and_score, awaiting_essentials, load, median_length, score
 
 # Each floor holds for the questions it was measured on, so adding a batch never moves an older one.
 # Batches 1-3: what their held-out questions scored when the floor was set (35 of 66), minus two
@@ -32,6 +32,11 @@ def test_the_split_is_fixed_and_disjoint():
     assert not {q.url for q in tuning} & {q.url for q in heldout}
     for item in tuning + heldout:
         assert 1 <= len(item.essentials) <= 3 and all(item.essentials), item.id
+    # Only the newest batch may wait for its essentials (it is split before they are written); an
+    # older row without essentials would silently drop out of the score.
+    waiting = awaiting_essentials("tuning") + awaiting_essentials("heldout")
+    newest = max(q.batch for q in tuning + heldout)
+    assert all(batch > newest for _, batch in waiting), waiting
 
 
 def test_every_batch_is_the_seeded_split_of_its_raw_file():
