@@ -1147,6 +1147,129 @@ def test_serve_limit_caps_the_runs_the_process_runs_at_once(prefect_api_url: str
                 client.delete_deployment(dep_id)
 
 
+_WORKER_FLOWS = """
+import os
+import signal
+import time
+from pathlib import Path
+
+from prefect import flow
+from prefect.deployments import run_deployment
+
+
+@flow
+def raises() -> None:
+    raise RuntimeError("the code raised")
+
+
+@flow
+def dies() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # what an OOM kill does: no exception, no report
+
+
+@flow
+def stubborn(work: str) -> None:
+    def note(signum, frame):  # asked to stop: write it down and keep going
+        Path(work, "sigterm").write_text(str(time.time()))
+
+    signal.signal(signal.SIGTERM, note)
+    Path(work, "stubborn-pid").write_text(str(os.getpid()))
+    while True:
+        time.sleep(0.2)
+
+
+@flow
+def parent(deployment: str = "", child: bool = False) -> str:
+    if child:
+        return "child ran"
+    return run_deployment(deployment, parameters={"child": True}, timeout=20, poll_interval=1).state.name
+"""
+
+
+@pytest.mark.soak  # ~90 s: a real process worker, four run subprocesses, a 30 s kill grace; `make soak`
+def test_process_worker_failed_crashed_cancel_kill_and_parent_child_deadlock(prefect_api_url: str,
+                                                                              tmp_path: Path):
+    """With a real `prefect worker start --type process`:
+    - code that raises ends Failed; a process killed with SIGKILL ends Crashed (the worker reports it);
+    - `prefect flow-run cancel` of a run whose code ignores SIGTERM: the worker asks it to stop, kills it
+      after the grace period, and the run ends Cancelled;
+    - a parent under a deployment limit of 1 that runs its own deployment and waits keeps its slot while
+      the child waits as AwaitingConcurrencySlot."""
+    import asyncio
+
+    from tests.process_workers import deploy_from_source, start_process_workers, stop_process_workers
+
+    pool = unique("pool")
+    (tmp_path / "claims_flows.py").write_text(_WORKER_FLOWS)
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+    async def deploy(flow_name: str, limit: int | None = None) -> uuid.UUID:
+        async with get_client() as client:
+            return await deploy_from_source(client, tmp_path, "claims_flows.py", flow_name, unique(flow_name), pool,
+                                            {}, limit=limit)
+
+    deployments = {name: asyncio.run(deploy(name, 1 if name == "parent" else None))
+                   for name in ("raises", "dies", "stubborn", "parent")}
+    workers = start_process_workers(prefect_api_url, [pool], tmp_path)
+
+    def state(run_id: uuid.UUID):
+        with get_client(sync_client=True) as client:
+            return client.read_flow_run(run_id).state
+
+    try:
+        failing = new_run(deployments["raises"])
+        dying = new_run(deployments["dies"])
+        stubborn = new_run(deployments["stubborn"], parameters={"work": str(tmp_path)})
+        parent = new_run(deployments["parent"], parameters={"deployment": str(deployments["parent"])})
+
+        wait_until(lambda: state(failing.id).is_final(), 180.0, "the raising run to end")
+        wait_until(lambda: state(dying.id).is_final(), 180.0, "the killed run to end")
+        assert state(failing.id).type.value == "FAILED", state(failing.id)
+        assert state(dying.id).type.value == "CRASHED", state(dying.id)
+
+        def child_waiting() -> bool:
+            from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+                    id=DeploymentFilterId(any_=[deployments["parent"]])))
+            children = [r for r in runs if r.id != parent.id]
+            return bool(state(parent.id).is_running() and children
+                        and children[0].state.name == "AwaitingConcurrencySlot")
+
+        wait_until(child_waiting, 180.0, "the child to wait for the slot its running parent holds")
+        assert gcl_slots(f"deployment:{deployments['parent']}") == 1  # the parent's, kept while it waits
+
+        wait_until(lambda: (tmp_path / "stubborn-pid").exists() and state(stubborn.id).is_running(), 180.0,
+                   "the stubborn run to start")
+        cancel = _prefect_cli(prefect_api_url, "flow-run", "cancel", str(stubborn.id))
+        assert cancel.returncode == 0, (cancel.stdout + cancel.stderr)[-2000:]
+        wait_until(lambda: state(stubborn.id).is_cancelled(), 180.0, "the stubborn run to be Cancelled")
+        asked_at = float((tmp_path / "sigterm").read_text())  # it was asked to stop first...
+        pid = int((tmp_path / "stubborn-pid").read_text())
+        wait_until(lambda: not _alive(pid), 30.0, "the stubborn process to be gone")  # ...then killed
+        cancelled_at = state(stubborn.id).timestamp.timestamp()
+        assert cancelled_at - asked_at >= 25, cancelled_at - asked_at  # it had the grace period first
+    except AssertionError as failed:
+        log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))[-4000:]
+        raise AssertionError(f"{failed}\n--- worker log ---\n{log}") from failed
+    finally:
+        stop_process_workers(workers)
+        with get_client(sync_client=True) as client:
+            for dep_id in deployments.values():
+                client.delete_deployment(dep_id)
+            client.delete_work_pool(pool)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.mark.soak  # ~75 s: the server's shortest lease is 60 s; runs in `make soak`
 def test_repossessor_frees_an_expired_lease_without_action():
     """A holder that stops renewing (killed, OOM) leaves a lease the server's repossessor revokes on its
