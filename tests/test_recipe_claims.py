@@ -1270,6 +1270,42 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class ServerWithSettings(PrefectServer):
+    """A server of its own whose server-side settings a test chooses (the session server keeps its own)."""
+
+    def __init__(self, **settings: str) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def environment(self) -> dict[str, str]:
+        return dict(super().environment(), **self.settings)
+
+
+@pytest.mark.soak  # ~30 s: a server of its own; runs in `make soak`
+def test_cancellation_cleanup_moves_a_stuck_cancelling_run_to_cancelled():
+    """A run left in Cancelling (no worker to stop it) is moved to Cancelled by the server once it has been
+    Cancelling longer than PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS (300 s
+    by default; 3 s on this server, so the test does not wait five minutes)."""
+    server = ServerWithSettings(PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS="3").start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.url}):
+            dep_id, _ = make_deployment()
+            run = new_run(dep_id)
+            with get_client(sync_client=True) as client:
+                client.update_flow_run(run.id, infrastructure_pid="4242")  # a worker took it, then vanished
+            assert propose(run.id, Pending()).is_pending() and propose(run.id, Running()).is_running()
+            assert propose(run.id, Cancelling()).is_cancelling()
+
+            def state():
+                with get_client(sync_client=True) as client:
+                    return client.read_flow_run(run.id).state
+
+            wait_until(lambda: state().is_cancelled(), 90.0, "the server to end the stuck Cancelling run")
+            assert "cancellation timed out" in (state().message or ""), state()
+    finally:
+        server.stop()
+
+
 @pytest.mark.soak  # ~75 s: the server's shortest lease is 60 s; runs in `make soak`
 def test_repossessor_frees_an_expired_lease_without_action():
     """A holder that stops renewing (killed, OOM) leaves a lease the server's repossessor revokes on its
