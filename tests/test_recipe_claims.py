@@ -10,6 +10,7 @@ a condition, bounded by a deadline.
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import os
 import subprocess
@@ -44,7 +45,7 @@ from prefect.types._datetime import now
 from bot.knowledge.recipes import RecipeBook
 from tests.fakes.prefect_server import PrefectServer
 from tests.fakes.processes import wait_until_healthy
-from tests.waiting import wait_until
+from tests.waiting import poll, wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +178,7 @@ def test_tag_limit_zero_fails_tagged_task():
             client.delete_concurrency_limit_by_tag(tag)
 
 
-@task(retries=1, retry_delay_seconds=8)
+@task(retries=1, retry_delay_seconds=4)
 def fails_once(first_failed: threading.Event, second_started: threading.Event) -> str:
     if not first_failed.is_set():
         first_failed.set()
@@ -204,9 +205,9 @@ def test_tag_slot_kept_across_retry_delay():
         slots_in_delay = gcl_slots(f"tag:{tag}")
         blocked = False
         try:
-            with concurrency(f"tag:{tag}", timeout_seconds=1, strict=True):
+            with concurrency(f"tag:{tag}", max_retries=0, strict=True):  # one try: refused at once if full
                 pass
-        except TimeoutError:
+        except ConcurrencySlotAcquisitionError:
             blocked = True
         observed_before_retry = not second_started.is_set()
         runner.join(120)
@@ -816,6 +817,7 @@ def _lease_renews(client, lease_id: uuid.UUID) -> bool:
     return True
 
 
+@pytest.mark.soak  # ~15 s: a server of its own, restarted; runs in `make soak`
 @pytest.mark.parametrize("storage", ["memory"])  # "filesystem" passes too (leases survive); ~1 min each
 def test_server_restart_and_lease_storage(storage: str):
     """In-memory leases die with the server: a running deployment run can no longer renew (the engine
@@ -876,7 +878,7 @@ def outer_step(wait_seconds: float) -> str:
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
 def nested_one_worker() -> str:
-    return outer_step.submit(3).result()
+    return outer_step.submit(1).result()  # the only thread waits on a child that can never get one
 
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
@@ -895,10 +897,25 @@ def direct_one_worker() -> str:
 
 
 def test_nested_submit_deadlocks_with_one_worker():
-    """A task that submits and waits on another task needs a free worker: max_workers=1 never has one."""
-    assert nested_one_worker() == "deadlocked"
-    assert nested_two_workers() == "inner"
-    assert direct_one_worker() == "inner"
+    """A task that submits and waits on another task needs a free worker: max_workers=1 never has one,
+    and Prefect logs a warning when a task submits while every worker thread is busy."""
+    records = _Records()
+    runner_logs = logging.getLogger("prefect.task_runner")
+    runner_logs.addHandler(records)
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in records.records
+                if r.levelno == logging.WARNING and "will deadlock" in r.getMessage()]
+
+    try:
+        assert nested_one_worker() == "deadlocked"
+        assert warned(), [r.getMessage() for r in records.records]
+        records.records.clear()
+        assert nested_two_workers() == "inner"
+        assert not warned()  # a free thread for the child: no warning
+        assert direct_one_worker() == "inner"
+    finally:
+        runner_logs.removeHandler(records)
 
 
 def test_process_pool_default_workers():
@@ -1479,7 +1496,18 @@ _computed: dict[str, int] = {}
 _computed_lock = threading.Lock()
 
 
-def _cache_task(isolation: str, barrier: threading.Barrier):
+def _waiting_in_lock_manager(thread: threading.Thread) -> bool:
+    """True while `thread` is blocked in MemoryLockManager.acquire_lock (read from its live stack)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "acquire_lock" and code.co_filename.endswith(os.path.join("locking", "memory.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _cache_task(isolation: str, runs: list[threading.Thread]):
     from prefect.cache_policies import INPUTS
     from prefect.locking.memory import MemoryLockManager
 
@@ -1489,10 +1517,10 @@ def _cache_task(isolation: str, barrier: threading.Barrier):
     def build(key: str) -> str:
         with _computed_lock:
             _computed[key] = _computed.get(key, 0) + 1
-        try:
-            barrier.wait()  # both runs inside the body at once, unless a lock keeps the second out
-        except threading.BrokenBarrierError:
-            pass
+        other = next(run for run in runs if run.ident != threading.get_ident())
+        # Stay inside until the other run is inside too, or is held at the lock: then both were started
+        # together, and only the isolation level decides whether the other computes it again.
+        poll(lambda: _computed[key] >= 2 or _waiting_in_lock_manager(other), 60.0)
         return f"built-{key}"
 
     return build
@@ -1501,18 +1529,20 @@ def _cache_task(isolation: str, barrier: threading.Barrier):
 @pytest.mark.parametrize("isolation", ["READ_COMMITTED", "SERIALIZABLE"])
 def test_cache_isolation_same_key_started_together(isolation: str):
     """Two runs of a cached task with one key, started together: READ_COMMITTED computes it twice;
-    SERIALIZABLE with a lock manager computes it once and the other reads the committed result."""
+    SERIALIZABLE with a lock manager computes it once (the other waits at the lock, then reads the
+    committed result)."""
     key = unique("key")
-    barrier = threading.Barrier(2, timeout=5)  # the SERIALIZABLE case waits these 5 s for a second entrant
-    build = _cache_task(isolation, barrier)
+    runs: list[threading.Thread] = []
+    build = _cache_task(isolation, runs)
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(build(key))) for _ in range(2)]
-    for thread in threads:
+    runs += [threading.Thread(target=lambda: results.append(build(key))) for _ in range(2)]
+    for thread in runs:
         thread.start()
-    for thread in threads:
+    for thread in runs:
         thread.join(120)
     assert results == [f"built-{key}"] * 2
     assert _computed[key] == (2 if isolation == "READ_COMMITTED" else 1)
+
 
 @flow(timeout_seconds=1)
 def claims_overrunning_flow(release: threading.Event) -> str:
@@ -1629,6 +1659,7 @@ def test_documented_defaults():
 # ---------------------------------------------------------------------------------------------
 
 
+@functools.cache  # one parse per file, not one per claim (over a hundred claims name this file)
 def _tests_in(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     return {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
