@@ -86,17 +86,27 @@ async def _one_round(client, dep_id, flow_id, tag: str, gcl: str) -> int:
     task_lease = await client.increment_concurrency_slots_with_lease(
         names=[f"tag:{tag}"], slots=1, mode="concurrency", lease_duration=60,
         holder=ConcurrencyLeaseHolder(type="task_run", id=task_id))
+    task_done = False
+
+    async def end_task() -> None:  # as the engine does: the task gives its tag slot back, then ends
+        nonlocal task_done
+        if not task_done:
+            await client.release_concurrency_slots_with_lease(task_lease.json()["lease_id"])
+            await client.set_task_run_state(task_id, Completed(), force=True)
+            task_done = True
+
     done = 0
     for _ in range(2):  # the first two hold the slots; the third starts when one finishes
         for run in runs:
             current = await client.read_flow_run(run.id)
             if current.state.type.value == "PENDING":
                 await client.set_flow_run_state(run.id, Running())
+                if run is runs[0]:
+                    await end_task()  # a flow run ends after its tasks, never while one still holds a slot
                 await client.set_flow_run_state(run.id, Completed())
                 done += 1
             elif current.state.name == "AwaitingConcurrencySlot":
                 await client.set_flow_run_state(run.id, Pending())
-    await client.release_concurrency_slots_with_lease(task_lease.json()["lease_id"])
-    await client.set_task_run_state(task_id, Completed(), force=True)
+    await end_task()
     await client.release_concurrency_slots_with_lease(lease.json()["lease_id"])
     return done

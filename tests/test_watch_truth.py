@@ -180,3 +180,45 @@ async def test_approve_rechecks_the_holders_the_card_named(prefect_server, tmp_p
     assert decision.outcome == "stale" and decision.fresh is None
     async with get_client() as client:
         assert (await client.read_global_concurrency_limit_by_name(f"tag:{tag}")).active_slots == 2
+
+
+async def test_a_slot_released_while_the_read_ran_is_not_counted_for_nobody(prefect_server):
+    """A read takes a limit's count and its holders in separate calls, so a release in between made a slot
+    look counted for nobody: on a loaded machine every read of the healthy-churn test straddled one, and
+    the sightings added up to a leaked-slot post. Such a limit's count and holders are read again; a slot
+    whose lease is really gone is still counted for nobody."""
+    from bot.watch.reads import slots_in_flight
+    from tests.test_watch_detectors import _deployment_with_a_waiting_run
+
+    tag, pool = f"truth-flight-{uid()}", f"truth-flight-{uid()}"
+    async with get_client() as client:
+        await client.create_concurrency_limit(tag=tag, concurrency_limit=2)
+        flow = await _flow_run(client, Running())
+        task = await _task(client, flow, tag, Running())
+        lease = await _hold(client, tag, task)
+        _, dep_name, first, _ = await _deployment_with_a_waiting_run(client, pool)
+        snap = await read_snapshot(client)
+        read = {(lim.kind, lim.name): lim for lim in snap.limits}
+        # as a read saw them when both holders ended after their counts were read and before their holders were
+        stale = [read["tag", tag].model_copy(update={"holders": []}),
+                 read["deployment", dep_name].model_copy(update={"holders": []})]
+        assert [lim.active_slots for lim in stale] == [1, 1]
+        await client.set_task_run_state(task, Completed(), force=True)
+        await client.request("POST", "/v2/concurrency_limits/decrement-with-lease", json={"lease_id": lease})
+        await client.set_flow_run_state(first.id, Running())
+        await client.set_flow_run_state(first.id, Completed())
+
+        in_flight = await slots_in_flight(client, stale)
+        assert in_flight == {f"tag:{tag}": 1, f"deployment:{dep_name}": 1}
+        skewed = snap.model_copy(update={"limits": stale})
+        assert _mine(detect(skewed.model_copy(update={"slots_in_flight": in_flight}), 0), "leaked_slots", tag) == []
+        assert _mine(detect(skewed, 0), "leaked_slots", tag)  # what the watcher saw before this check
+
+        task = await _task(client, flow, tag, Running())  # a slot whose lease is really gone stays leaked
+        await _hold(client, tag, task)
+        await client.reset_concurrency_limit_by_tag(tag)  # leases gone, count kept
+        await client.set_task_run_state(task, Completed(), force=True)
+        snap = await read_snapshot(client)
+        assert f"tag:{tag}" not in snap.slots_in_flight
+        [leak] = _mine(detect(snap, 0), "leaked_slots", tag)
+        assert "1 slot(s) nobody alive holds" in leak.summary

@@ -182,6 +182,19 @@ async def _runs_of_deployments(client: PrefectClient, ids: list[UUID], state: Fl
     return runs
 
 
+async def holder_ids(client: PrefectClient, limit: LimitStatus) -> set[UUID]:
+    """The runs holding a tag or deployment limit now, by id, in one call (a tag's leased task runs; a
+    deployment's Pending, Running and Cancelling runs): what `list_tag_limits` and
+    `list_deployment_limits` name as holders, without the details."""
+    if limit.kind == "tag":
+        return set((await by_name.read_concurrency_limit_by_tag(client, limit.name)).active_slots)
+    if limit.kind == "deployment" and limit.id is not None:
+        runs = await _runs_of_deployments(client, [limit.id], FlowRunFilterState(type=FlowRunFilterStateType(
+            any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING])))
+        return {run.id for run in runs}
+    raise ValueError(f"no holders to read for a {limit.kind} limit")
+
+
 @at_boundary
 async def list_deployment_limits(
     client: PrefectClient,

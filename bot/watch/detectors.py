@@ -27,7 +27,7 @@ from bot.prefect_ops.models import LimitStatus, WaitingRun
 from bot.safe_text import escape
 from bot.shell_text import command_or_note
 from bot.watch.incidents import Incident, IncidentKind, incident_key
-from bot.watch.reads import WatchSnapshot, has_late
+from bot.watch.reads import WatchSnapshot, flight_key, has_late
 from bot.watch.render import duration, holders_text, name, runs_text
 
 INVISIBLE_ACQUIRERS = ("code waiting inside `concurrency()` cannot be seen: Prefect records no event or state for "
@@ -194,7 +194,8 @@ def leaked_slots(snap: WatchSnapshot, wait_seconds: float, seen: Mapping[str, da
         extra_live = snap.tag_unleased_live.get(limit.name, []) if limit.kind == "tag" else []
         live = [h for h in limit.holders if h.alive] + extra_live
         # slots counted with no holder at all (a global limit's anonymous holders are unknown, not missing)
-        unheld = 0 if limit.kind == "global" else limit.active_slots - len(limit.holders) - len(extra_live)
+        unheld = 0 if limit.kind == "global" else (limit.active_slots - len(limit.holders) - len(extra_live)
+                                                   - snap.slots_in_flight.get(flight_key(limit), 0))
         count = len(dead) + max(0, unheld)
         if count <= 0:
             continue

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from bot.prefect_ops import by_name
 from bot.prefect_ops.concurrency_map import concurrency_map
 from bot.prefect_ops.limits import (
+    holder_ids,
     list_deployment_limits,
     list_global_limits,
     list_pool_and_queue_limits,
@@ -58,6 +59,13 @@ class WatchSnapshot(BaseModel):
     tag_unleased_live: dict[str, list[Holder]] = Field(default_factory=dict)  # tag → live Running tasks, no lease
     deployment_due: dict[str, list[WaitingRun]] = Field(default_factory=dict)  # disabled/0 deployment → due runs
     unpolled_queues: set[str] = Field(default_factory=set)  # "pool/queue" with Late runs nobody polls
+    # "tag:<name>" / "deployment:<name>" → slots that looked counted for no holder only because a holder
+    # came or went between the reads of the count and of the holders (see `slots_in_flight`)
+    slots_in_flight: dict[str, int] = Field(default_factory=dict)
+
+
+def flight_key(limit: LimitStatus) -> str:
+    return f"{limit.kind}:{limit.name}"
 
 
 def has_late(limit: LimitStatus) -> bool:
@@ -136,6 +144,8 @@ async def _complete(client: PrefectClient, read_at: datetime, limits: list[Limit
     tags = dict(t for t in await asyncio.gather(*(waiting_tasks(t) for t in full_tags)) if t is not None)
     unleased_tags = [lim for lim in of_kind("tag") if lim.active_slots > len(lim.holders)]
     live_unleased = dict(u for u in await asyncio.gather(*(unleased(lim) for lim in unleased_tags)) if u is not None)
+    in_flight = await slots_in_flight(client, [lim for lim in limits if lim.active_slots > len(lim.holders)
+                                               and (lim.kind == "tag" or (lim.kind == "deployment" and lim.id))])
     blocked = [lim for lim in of_kind("deployment") if lim.id and (not lim.enabled or lim.limit == 0)]
     due = await _due_runs_of(client, blocked)
     online = {name for name, count, _ in pools if count > 0}
@@ -151,7 +161,38 @@ async def _complete(client: PrefectClient, read_at: datetime, limits: list[Limit
         pools_without_workers={name for name, _, workerless in pools if workerless},
         tasks_waiting={tag: len(runs) for tag, runs in tags.items()}, tag_waiters=tags,
         tag_unleased_live=live_unleased, deployment_due=due, unpolled_queues={q for q in queues if q},
+        slots_in_flight=in_flight,
     )
+
+
+async def slots_in_flight(client: PrefectClient, limits: list[LimitStatus]) -> dict[str, int]:
+    """For limits whose count exceeded their named holders: how many of those slots were only a holder
+    coming or going while the read ran.
+
+    The count (from the limit) and the holders (leases, or a deployment's active runs) come from
+    different calls, so a slot released in between looks counted for nobody. Read the count again,
+    then the holders again: a holder seen in either holder read is no unheld slot, and a holder that
+    came after the first read is in the second. What is left is counted for nobody across the whole
+    read; a lost lease (a server restart) or a reset that kept the count stays, a release does not."""
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def recount(limit: LimitStatus) -> tuple[str, int] | None:
+        async with gate:
+            try:
+                gcl = await _gcl_by_name_or_id(client, limit.gcl_name or f"tag:{limit.name}")
+                after = await holder_ids(client, limit)
+            except Exception as exc:  # unread: the first reading stands, as before this check
+                log.warning("watcher could not read one %s limit again: %s", limit.kind, type(exc).__name__)
+                return None
+        if gcl is None:
+            return None
+        before = {h.id for h in limit.holders}
+        seen = limit.active_slots - len(before)
+        settled = max(0, gcl.active_slots - len(before | after))
+        return flight_key(limit), max(0, seen - settled)
+
+    found = await asyncio.gather(*(recount(limit) for limit in limits))
+    return {key: count for key, count in (f for f in found if f is not None) if count}
 
 
 async def _workers_from_status(client: PrefectClient, names: list[str]) -> dict[str, tuple[str, int, bool]]:
@@ -271,6 +312,8 @@ def merge_parts(base: WatchSnapshot, parts: TargetedParts) -> WatchSnapshot:
         deployment_due=merged(base.deployment_due, partial.deployment_due, "deployment"),
         unpolled_queues={q for q in base.unpolled_queues if q not in names("work_queue")}
         | partial.unpolled_queues,
+        slots_in_flight={k: v for k, v in base.slots_in_flight.items() if tuple(k.split(":", 1)) not in gone}
+        | partial.slots_in_flight,
     )
 
 
