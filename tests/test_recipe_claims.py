@@ -931,13 +931,21 @@ def claims_worker_pid(_: int) -> int:
 
 
 @flow
-def claims_pids_of_two_tasks() -> list[int]:
-    return claims_worker_pid.map([0, 1]).result()
+def claims_pids_of_two_tasks() -> list[int | str]:
+    first = claims_worker_pid.submit(0)
+    second = claims_worker_pid.submit(1, wait_for=[first])  # a future crossing into the pool
+    pids: list[int | str] = [first.result(), second.result()]
+    try:
+        claims_worker_pid.submit(threading.RLock()).result()  # a lock cannot cross into a process
+    except Exception as exc:
+        pids.append(f"{type(exc).__name__}: {exc}")
+    return pids
 
 
 def test_process_pool_max_workers_setting_sizes_the_default_pool(monkeypatch: pytest.MonkeyPatch):
     """PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS=1 (the env var read into the settings) gives
-    ProcessPoolTaskRunner() one worker process: two mapped tasks run in the same child process."""
+    ProcessPoolTaskRunner() one worker process: two tasks run in the same child process, the second with
+    wait_for= the first's future; a lock passed to a task fails to pickle."""
     from prefect.settings import PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS, Settings
     from prefect.task_runners import ProcessPoolTaskRunner
 
@@ -946,8 +954,9 @@ def test_process_pool_max_workers_setting_sizes_the_default_pool(monkeypatch: py
     with temporary_settings(updates={PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS: 1}):
         pool = ProcessPoolTaskRunner()  # left out: max_workers comes from the setting
     assert pool._max_workers == 1 != os.cpu_count()
-    pids = claims_pids_of_two_tasks.with_options(task_runner=pool)()
+    *pids, refused = claims_pids_of_two_tasks.with_options(task_runner=pool)()
     assert len(set(pids)) == 1 and os.getpid() not in pids, pids  # one child process ran both
+    assert "cannot pickle '_thread.RLock' object" in refused, refused
 
 
 # ---------------------------------------------------------------------------------------------
