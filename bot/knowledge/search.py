@@ -110,10 +110,14 @@ class RecipeSearch:
         best = process.extractOne(token, self._vocabulary, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
         return best[0] if best else token
 
+    def query_tokens(self, query: str) -> list[str]:
+        """The words the router scores for `query`: misspellings read as book words, synonyms added."""
+        tokens = [self._spelled(t) for t in tokenize(query)]
+        return tokens + [extra for t in tokens for extra in SYNONYMS.get(t, ()) if extra != t]
+
     def search(self, query: str, k: int = 3) -> list[RecipeHit]:
         """The best `k` recipes for `query`, best first; recipes that share no term are left out."""
-        tokens = [self._spelled(t) for t in tokenize(query)]
-        tokens += [extra for t in tokens for extra in SYNONYMS.get(t, ()) if extra != t]
+        tokens = self.query_tokens(query)
         if not tokens or not self._recipes:
             return []
         k = max(1, min(k, len(self._recipes)))

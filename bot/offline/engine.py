@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from bot.knowledge.passages import PassageIndex
 from bot.offline import render
+from bot.offline.compose import compose, render_extras
 from bot.offline.fill import fill_names, mentioned_objects
 from bot.offline.grammar import ChangeRequest, parse_change_request
 from bot.offline.intents import Intent, classify
@@ -30,7 +33,8 @@ GUEST_NO_PROPOSALS = ("Only people in this workspace can propose limit changes. 
 
 __all__ = ["OfflineEngine", "MODEL_OFF", "GRAMMAR_HELP", "COMMAND_HELP"]
 
-MODEL_OFF = "_The model is off ({reason}): answered from live Prefect reads and our verified recipes._"
+MODEL_OFF = "_The model is off ({reason}): offline answer._"
+MODEL_OFF_LINE = MODEL_OFF.format(reason="no model is configured") + "\n\n"  # the usual first line of an answer
 GRAMMAR_HELP = (
     "Changes I can propose without a model (an approver still has to approve them):\n"
     "• `set work pool NAME limit to N` · `clear work pool NAME limit`\n"
@@ -52,10 +56,14 @@ NO_MATCH = ("I couldn't match that to a recipe. Try *\"one run at a time\"*, *\"
 MORE = re.compile(r"^(?:(?:show|tell|give)\s+(?:me\s+)?)?(?:more|the\s+full\s+recipe|full\s+recipe)"
                   r"(?:\s+(?:please|pls))?(?:\s+(?P<slug>[a-z][a-z0-9-]+))?(?:\s+(?:please|pls))?$", re.IGNORECASE)
 OFFERED = re.compile(r"`more (?P<slug>[a-z][a-z0-9-]+)`")
+# The offer line names the routed recipe; other `more SLUG`s in the answer (related, extras) come second.
+OFFER = re.compile(r"for the full recipe \(`more (?P<slug>[a-z][a-z0-9-]+)`\)")
 NAME_LOOKUP_SECONDS = 10.0
 KIND_QUERY = {"work_pool": "work pool limit", "work_queue": "work queue limit", "deployment": "deployment",
               "global": "global concurrency limit", "tag": "tag limit"}
 LIVE_LINES = 2
+NEIGHBOURS = 2  # recipes ranked after the routed one whose units may be added to its answer
+ANSWER_MAX_CHARS = 1240  # an answer with units added stays this short, the model-off line included
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -88,10 +96,13 @@ class OfflineEngine:
     """Answers a turn without a model. Collaborators are injected; all have working defaults."""
 
     def __init__(self, search: Any | None, approvals: Any | None = None,
-                 client_factory: ClientFactory = _default_client_factory) -> None:
+                 client_factory: ClientFactory = _default_client_factory, extras: bool = True) -> None:
         self.search = search
         self.approvals = approvals
         self.client_factory = client_factory
+        self.extras = extras  # add the question's best other units of the book (bot.offline.compose)
+        self._passage_index: PassageIndex | None = None
+        self._passages_lock = threading.Lock()
 
     # --- the pipeline's hook ------------------------------------------------------------------
     async def answer(self, turn: Turn, reason: str) -> Reply:
@@ -260,18 +271,41 @@ class OfflineEngine:
         for kind, name in objects.items():
             for key in dict.fromkeys([name, name.split("/", 1)[-1]]):
                 query = re.sub(rf"(?<![\w-]){re.escape(key)}(?![\w-])", KIND_QUERY[kind], query, flags=re.I)
-        hits = self.search.search(query, k=2) if self.search is not None else []
+        hits = self.search.search(query, k=NEIGHBOURS + 1) if self.search is not None else []
         if not hits:
             return NO_MATCH
         recipe = hits[0].recipe
-        parts = [f"**{recipe.title}**", fill_names(recipe.short_answer, objects)]
-        if live:
-            parts.append("**On your server now:**\n\n" + "\n".join(f"- {line}" for line in live))
+        title, short = f"**{recipe.title}**", fill_names(recipe.short_answer, objects)
+        on_server = ["**On your server now:**\n\n" + "\n".join(f"- {line}" for line in live)] if live else []
         offer = f"_Say “more” for the full recipe (`more {recipe.slug}`)"
-        if len(hits) > 1:
-            offer += f"; related: `more {hits[1].recipe.slug}`"
-        parts.append(offer + "._")
-        return "\n\n".join(parts)
+        related = f"; related: `more {hits[1].recipe.slug}`" if len(hits) > 1 else ""
+        plain = "\n\n".join([title, short, *on_server, offer + related + "._"])
+        passages = self._passages()
+        if passages is None:
+            return plain
+        # What the question asks beyond the short answer, in the room left under the length cap (the
+        # related offer gives way to it: the added units name their recipes).
+        room = ANSWER_MAX_CHARS - len(MODEL_OFF_LINE) - len(plain) + len(related) - 2
+        ranked = [(hit.recipe.slug, hit.score) for hit in hits]
+        extras = compose(passages, self.search.query_tokens(query), ranked, f"{title}\n{short}", objects, room)
+        if not extras:
+            return plain
+        listing = render_extras(extras, recipe.slug)
+        answer = "\n\n".join([title, short, listing, *on_server, offer + "._"])
+        if related and related.split(": ", 1)[1] not in listing and \
+                len(MODEL_OFF_LINE) + len(answer) + len(related) <= ANSWER_MAX_CHARS:
+            answer = answer[:-2] + related + "._"
+        return answer
+
+    def _passages(self) -> PassageIndex | None:
+        """The book cut into units (built on first use, once); None when extras are off or there is no book."""
+        book = getattr(self.search, "book", None)
+        if not self.extras or book is None or not hasattr(self.search, "query_tokens"):
+            return None
+        with self._passages_lock:
+            if self._passage_index is None:
+                self._passage_index = PassageIndex(book)
+        return self._passage_index
 
     def full_recipe(self, slug: str | None, turn: Turn) -> str:
         """The whole recipe asked for by "more": named, or the one the last offline answer offered."""
@@ -280,7 +314,7 @@ class OfflineEngine:
             return NO_MATCH
         if not slug:
             for item in reversed(turn.history):
-                offered = OFFERED.search(item.text) if item.role == "assistant" else None
+                offered = (OFFER.search(item.text) or OFFERED.search(item.text)) if item.role == "assistant" else None
                 if offered:
                     slug = offered.group("slug")
                     break
