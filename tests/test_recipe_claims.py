@@ -1179,7 +1179,7 @@ import signal
 import time
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, task
 from prefect.deployments import run_deployment
 
 
@@ -1188,13 +1188,21 @@ def raises() -> None:
     raise RuntimeError("the code raised")
 
 
-@flow
-def dies() -> None:
+@task
+def killed_holding_a_tag_slot(work: str) -> None:
+    Path(work, "holding").write_text("")
+    while not Path(work, "kill").exists():  # the test reads the held slot, then lets it die
+        time.sleep(0.1)
     os.kill(os.getpid(), signal.SIGKILL)  # what an OOM kill does: no exception, no report
 
 
 @flow
-def stubborn(work: str) -> None:
+def dies(tag: str, work: str) -> None:
+    killed_holding_a_tag_slot.with_options(tags=[tag])(work)
+
+
+@flow
+def stubborn_child(work: str) -> None:
     def note(signum, frame):  # asked to stop: write it down and keep going
         Path(work, "sigterm").write_text(str(time.time()))
 
@@ -1202,6 +1210,11 @@ def stubborn(work: str) -> None:
     Path(work, "stubborn-pid").write_text(str(os.getpid()))
     while True:
         time.sleep(0.2)
+
+
+@flow
+def stubborn(work: str) -> None:
+    stubborn_child(work)  # an inline subflow: it runs in this process
 
 
 @flow
@@ -1220,15 +1233,19 @@ def test_process_worker_failed_crashed_cancel_kill_and_parent_child_deadlock(pre
     - `prefect flow-run cancel` of a run whose code ignores SIGTERM: the worker asks it to stop, kills it
       after the grace period, and the run ends Cancelled;
     - a parent under a deployment limit of 1 that runs its own deployment and waits keeps its slot while
-      the child waits as AwaitingConcurrencySlot."""
+      the child waits as AwaitingConcurrencySlot;
+    - the inline subflow of the cancelled run ends Cancelled with it;
+    - the tag slot of a task killed mid-run comes back by itself when its 60 s lease runs out."""
     import asyncio
+    import time
 
     from tests.process_workers import deploy_from_source, start_process_workers, stop_process_workers
 
-    pool = unique("pool")
+    pool, tag = unique("pool"), unique("tag")
     (tmp_path / "claims_flows.py").write_text(_WORKER_FLOWS)
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        client.create_concurrency_limit(tag=tag, concurrency_limit=1)
 
     async def deploy(flow_name: str, limit: int | None = None) -> uuid.UUID:
         async with get_client() as client:
@@ -1245,10 +1262,14 @@ def test_process_worker_failed_crashed_cancel_kill_and_parent_child_deadlock(pre
 
     try:
         failing = new_run(deployments["raises"])
-        dying = new_run(deployments["dies"])
+        dying = new_run(deployments["dies"], parameters={"tag": tag, "work": str(tmp_path)})
         stubborn = new_run(deployments["stubborn"], parameters={"work": str(tmp_path)})
         parent = new_run(deployments["parent"], parameters={"deployment": str(deployments["parent"])})
 
+        wait_until(lambda: (tmp_path / "holding").exists(), 180.0, "the tagged task to hold its slot")
+        assert gcl_slots(f"tag:{tag}") == 1
+        (tmp_path / "kill").write_text("")
+        killed_at = time.monotonic()
         wait_until(lambda: state(failing.id).is_final(), 180.0, "the raising run to end")
         wait_until(lambda: state(dying.id).is_final(), 180.0, "the killed run to end")
         assert state(failing.id).type.value == "FAILED", state(failing.id)
@@ -1277,6 +1298,22 @@ def test_process_worker_failed_crashed_cancel_kill_and_parent_child_deadlock(pre
         wait_until(lambda: not _alive(pid), 30.0, "the stubborn process to be gone")  # ...then killed
         cancelled_at = state(stubborn.id).timestamp.timestamp()
         assert cancelled_at - asked_at >= 25, cancelled_at - asked_at  # it had the grace period first
+
+        def inline_child():
+            from prefect.client.schemas.filters import FlowRunFilterParentFlowRunId
+
+            with get_client(sync_client=True) as client:
+                children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[stubborn.id])))
+            return children[0] if children else None
+
+        wait_until(lambda: inline_child() and inline_child().state.is_cancelled(), 120.0,
+                   "the inline subflow to be Cancelled with its parent")
+
+        # Back within 120 s of the kill: the 60 s tag lease plus a repossessor pass (15 s), not concurrency()'s
+        # 300 s default; and not at once (the crash itself released nothing: red with a 30 s bound).
+        wait_until(lambda: gcl_slots(f"tag:{tag}") == 0, 120.0 - (time.monotonic() - killed_at),
+                   "the killed task's tag slot to come back")
     except AssertionError as failed:
         log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))[-4000:]
         raise AssertionError(f"{failed}\n--- worker log ---\n{log}") from failed
@@ -1286,6 +1323,7 @@ def test_process_worker_failed_crashed_cancel_kill_and_parent_child_deadlock(pre
             for dep_id in deployments.values():
                 client.delete_deployment(dep_id)
             client.delete_work_pool(pool)
+            client.delete_concurrency_limit_by_tag(tag)
 
 
 def _alive(pid: int) -> bool:
