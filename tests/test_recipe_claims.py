@@ -1121,7 +1121,8 @@ def held(work: str) -> None:
 @pytest.mark.soak  # ~15 s: a `prefect flow serve` process and two run subprocesses; runs in `make soak`
 def test_serve_limit_caps_the_runs_the_process_runs_at_once(prefect_api_url: str, tmp_path: Path):
     """`prefect flow serve ... --limit 1` runs one run at a time: with one run inside, the process skips
-    the second (it stays Scheduled) and starts it once the first has finished."""
+    the second (it stays Scheduled) and starts it once the first has finished. `--global-limit 2` is the
+    deployment's concurrency limit; serving again without it removes that limit."""
     import signal
 
     name = unique("served")
@@ -1130,10 +1131,27 @@ def test_serve_limit_caps_the_runs_the_process_runs_at_once(prefect_api_url: str
     env = dict(os.environ, PREFECT_API_URL=prefect_api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
                PREFECT_LOGGING_LEVEL="INFO")
     prefect = str(Path(sys.executable).with_name("prefect"))
-    with open(log, "wb") as out:
-        serving = subprocess.Popen([prefect, "flow", "serve", "flows.py:held", "--name", name, "--limit", "1"],
-                                   cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+
+    def serve(*options: str) -> subprocess.Popen:
+        with open(log, "ab") as out:
+            return subprocess.Popen([prefect, "flow", "serve", "flows.py:held", "--name", name, *options],
+                                    cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+    def stop(serving: subprocess.Popen) -> None:
+        if serving.poll() is None:
+            os.killpg(serving.pid, signal.SIGTERM)
+            try:
+                serving.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(serving.pid, signal.SIGKILL)
+
+    def deployment_limit() -> int | None:
+        with get_client(sync_client=True) as client:
+            gcl = client.read_deployment(dep_id).global_concurrency_limit
+        return gcl.limit if gcl else None
+
+    serving = serve("--limit", "1", "--global-limit", "2")
     dep_id = None
 
     def states() -> list:
@@ -1149,6 +1167,7 @@ def test_serve_limit_caps_the_runs_the_process_runs_at_once(prefect_api_url: str
                     return None
 
         dep_id = wait_until(deployed, 120.0, "the served deployment")
+        assert deployment_limit() == 2  # --global-limit is the deployment's limit
         runs = [new_run(dep_id, parameters={"work": str(tmp_path)}) for _ in range(2)]
         wait_until(lambda: any(s.is_running() for s in states()), 120.0, "one run to start")
         wait_until(lambda: "scheduled runs skipped (at capacity)" in log.read_text(errors="replace"), 60.0,
@@ -1159,15 +1178,14 @@ def test_serve_limit_caps_the_runs_the_process_runs_at_once(prefect_api_url: str
         (tmp_path / "release").write_text("")
         wait_until(lambda: all(s.is_completed() for s in states()), 180.0, "both runs to complete, one after the other")
         assert len(list(tmp_path.glob("inside-*"))) == 2
+
+        stop(serving)
+        serving = serve("--limit", "1")  # served again, without --global-limit
+        wait_until(lambda: deployment_limit() is None, 120.0, "serving again to remove the deployment's limit")
     except AssertionError as failed:
         raise AssertionError(f"{failed}\n--- serve log ---\n{log.read_text(errors='replace')[-3000:]}") from failed
     finally:
-        if serving.poll() is None:
-            os.killpg(serving.pid, signal.SIGTERM)
-            try:
-                serving.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(serving.pid, signal.SIGKILL)
+        stop(serving)
         if dep_id:
             with get_client(sync_client=True) as client:
                 client.delete_deployment(dep_id)
