@@ -31,7 +31,7 @@ from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitUpdate,
     WorkPoolCreate,
 )
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterTags
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyOptions
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency, rate_limit
@@ -203,6 +203,8 @@ def test_tag_slot_kept_across_retry_delay():
     try:
         assert first_failed.wait(120)
         slots_in_delay = gcl_slots(f"tag:{tag}")
+        with get_client(sync_client=True) as client:  # read_concurrency_limit_by_tag names the holder
+            holders = client.read_concurrency_limit_by_tag(tag).active_slots
         blocked = False
         try:
             with concurrency(f"tag:{tag}", max_retries=0, strict=True):  # one try: refused at once if full
@@ -214,6 +216,12 @@ def test_tag_slot_kept_across_retry_delay():
         assert result == ["ok"]
         assert observed_before_retry, "the retry started before the slot was read; lengthen retry_delay_seconds"
         assert slots_in_delay == 1 and blocked
+        def tagged_runs() -> list:
+            with get_client(sync_client=True) as client:
+                return client.read_task_runs(task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag])))
+
+        task_runs = wait_until(tagged_runs, 60.0, "the task run to be recorded")
+        assert holders == [task_runs[0].id], (holders, task_runs)  # the retrying task run holds it
         assert gcl_slots(f"tag:{tag}") == 0  # released once the task finished
     finally:
         runner.join(120)
