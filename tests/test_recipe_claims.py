@@ -769,6 +769,36 @@ def test_worker_takes_a_backlog_oldest_first_up_to_the_pool_limit():
             client.delete_work_pool(pool)
 
 
+@flow
+def claims_nightly() -> str:
+    """The recipe's skip: return early when the run is over 30 minutes past its scheduled time."""
+    from datetime import UTC, datetime
+
+    from prefect.runtime import flow_run
+
+    if datetime.now(UTC) - flow_run.scheduled_start_time > timedelta(minutes=30):
+        return "skipped"
+    return "ran"
+
+
+def test_flow_skips_a_run_started_long_after_its_scheduled_time():
+    """prefect.runtime.flow_run.scheduled_start_time is the time the run was scheduled for, not when it
+    started: a run of a backlog 40 minutes late returns early, an on-time run does its work."""
+    from prefect.states import Scheduled
+
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(claims_nightly.name)
+        dep_id = client.create_deployment(flow_id=flow_id, name=unique("nightly"))
+    try:
+        stale = new_run(dep_id, state=Scheduled(scheduled_time=now("UTC") - timedelta(minutes=40)))
+        fresh = new_run(dep_id)
+        assert run_flow(claims_nightly, flow_run=stale, return_type="result") == "skipped"
+        assert run_flow(claims_nightly, flow_run=fresh, return_type="result") == "ran"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
 def test_read_global_concurrency_limits_pages_ten_by_default():
     """`read_global_concurrency_limits()` returns one page of 10; `limit=` and `offset=` page on."""
     prefix = unique("page")
