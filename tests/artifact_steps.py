@@ -106,9 +106,3 @@ def make_read_only(path: Path) -> None:
             if not item.is_symlink():
                 item.chmod(item.stat().st_mode & ~0o222)
         Path(folder).chmod(Path(folder).stat().st_mode & ~0o222)
-
-
-def make_writable(path: Path) -> None:
-    for folder, _dirs, _files in os.walk(path):
-        Path(folder).chmod(Path(folder).stat().st_mode | 0o200)
-
