@@ -956,6 +956,38 @@ def test_nested_submit_deadlocks_with_one_worker():
         runner_logs.removeHandler(records)
 
 
+@task
+def claims_db_inner() -> str:
+    return "inner"
+
+
+@task
+def claims_db_outer(tag: str) -> str:
+    future = claims_db_inner.with_options(tags=[tag]).submit()
+    try:
+        return future.result(timeout=1)  # this task holds the tag's only slot while it waits
+    except TimeoutError:
+        return "deadlocked"
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=4))
+def claims_tag_nesting(tag: str) -> str:
+    return claims_db_outer.with_options(tags=[tag]).submit(tag).result()  # threads to spare: only the tag blocks
+
+
+def test_tag_task_waiting_on_a_same_tag_task_holds_the_slot_it_needs():
+    """Tag limit 1: a running tagged task that waits on another task with the same tag holds the slot that
+    task needs, so the other never runs while the first waits."""
+    tag = unique("db")
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=1)
+    try:
+        assert claims_tag_nesting(tag) == "deadlocked"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(tag)
+
+
 def test_process_pool_default_workers():
     from prefect.task_runners import ProcessPoolTaskRunner
 
