@@ -174,3 +174,13 @@ def test_each_added_unit_brings_something_to_run_or_set_that_the_answer_lacked()
             shown += "\n" + extra.text
             checked += 1
     assert checked > 30
+
+
+def test_no_added_unit_opens_by_pointing_back_at_text_the_answer_does_not_show():
+    # "It takes `occupy` ...", "Or delete it: ...", "Register one and pass its ARN" need the sentence before them.
+    items = [re.sub(r"^- (?:`more [a-z0-9-]+`: )?", "", line) for answer in WITH_EXTRAS.values()
+             for line in answer.split(HEADING, 1)[1].split("\n") if line.startswith("- ")]
+    assert len(items) >= 10
+    for item in items:
+        assert not re.match(r"(?:\*\*)?(?:it|its|this|that|these|they|then|so|or|and|but|also|register one)\b",
+                            item, re.IGNORECASE), item

@@ -15,6 +15,7 @@ inside a code span or block), with the user's object names filled in as in the s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.knowledge.passages import Passage, PassageIndex, code_keys
@@ -26,6 +27,9 @@ EXTRAS_MAX = 3  # units added at most
 NEIGHBOUR_WEIGHT = 1.0  # a ranked neighbour's units count times its router score relative to the routed recipe's
 MIN_WORTH = 3.0  # the weight of new question words a unit must bring (one rare word weighs about 5)
 LENGTH_EXPONENT = 0.5  # units are ranked by worth / (length / 100) ** this: above 0 prefers short units
+# A unit that opens by pointing back ("It takes…", "This also…", "Register one…") needs the text before it.
+_LEANS_BACK = re.compile(r"(?:\*\*)?(?:it|its|this|that|these|those|they|them|then|here|so|or|and|but|also|both|"
+                         r"such|register one|use one)\b", re.IGNORECASE)
 HEADING = "**Also in the book:**"
 # Everyday words the recipes seldom use: rare in the book, so they would weigh like a flag name, but
 # they say nothing about what the question needs ("just", "still", "too", "allow").
@@ -73,6 +77,8 @@ def compose(index: PassageIndex, tokens: list[str], ranked: list[tuple[str, floa
     weigh nothing), times its recipe's weight (the routed recipe 1, a neighbour its score relative to
     the routed one, times NEIGHBOUR_WEIGHT). A unit is added when it is worth MIN_WORTH, carries a
     command, flag, setting or API name the answer lacks, and its Markdown fits in `room` characters.
+    A unit that opens by pointing back at the text before it ("It takes…", "Or delete it…") is never
+    offered: out of its recipe it reads as half a thought.
     """
     asked = {t: index.weights[t] for t in set(tokens) if t in index.weights and t not in GENERAL_WORDS}
     if not ranked or not asked or room <= 0:
@@ -81,7 +87,8 @@ def compose(index: PassageIndex, tokens: list[str], ranked: list[tuple[str, floa
     weight = {top_slug: 1.0}
     for slug, score in ranked[1:]:
         weight[slug] = NEIGHBOUR_WEIGHT * (score / top_score if top_score > 0 else 0.0)
-    candidates = [p for p in index.passages if p.slug in weight and not (p.slug == top_slug and p.in_short_answer)]
+    candidates = [p for p in index.passages if p.slug in weight and not (p.slug == top_slug and p.in_short_answer)
+                  and not _LEANS_BACK.match(p.text)]
     picked: list[Extra] = []
     text_so_far = shown
     while len(picked) < EXTRAS_MAX:
