@@ -1458,6 +1458,30 @@ def test_cancellation_cleanup_moves_a_stuck_cancelling_run_to_cancelled():
         server.stop()
 
 
+@pytest.mark.soak  # ~20 s: a server of its own (the command touches every deployment); runs in `make soak`
+def test_schedule_pause_all_pauses_every_deployments_schedules():
+    """`prefect deployment schedule pause --all` takes no deployment name and pauses the schedules of every
+    deployment on the server; `resume --all` turns them all back on."""
+    server = ServerWithSettings().start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.url}):
+            deployments = [_scheduled_deployment() for _ in range(2)]
+
+            def active() -> list[bool]:
+                with get_client(sync_client=True) as client:
+                    return [s.active for d in deployments for s in client.read_deployment(d).schedules]
+
+            assert active() == [True, True]
+            paused = _prefect_cli(server.url, "deployment", "schedule", "pause", "--all")
+            assert paused.returncode == 0, (paused.stdout + paused.stderr)[-2000:]
+            assert active() == [False, False]  # both deployments, though neither was named
+            resumed = _prefect_cli(server.url, "deployment", "schedule", "resume", "--all")
+            assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-2000:]
+            assert active() == [True, True]
+    finally:
+        server.stop()
+
+
 @pytest.mark.soak  # ~75 s: the server's shortest lease is 60 s; runs in `make soak`
 def test_repossessor_frees_an_expired_lease_without_action():
     """A holder that stops renewing (killed, OOM) leaves a lease the server's repossessor revokes on its
