@@ -42,8 +42,11 @@ def db_url(tmp_path) -> str:
 
 
 def start_bot(slack, db_url: str, channel: str, **overrides: Any) -> BotHarness:
+    # the watcher reads every second here (every 30 s in serve), so its call budget is raised alike: at
+    # serve's 100 a minute reads wait on the budget, not on the server (a minute a test under load)
     values = dict(bot_watch_channel=channel, bot_watch_interval_seconds=1.0, bot_watch_wait_seconds=1.0,
-                  bot_watch_max_posts_per_hour=1000, bot_approver_ids=[APPROVER])
+                  bot_watch_max_posts_per_hour=1000, bot_watch_max_calls_per_minute=1000,
+                  bot_approver_ids=[APPROVER])
     values.update(overrides)
     return BotHarness(slack, None, db_url, **values).start()  # Runtime.run starts the watcher, as `serve` does
 
