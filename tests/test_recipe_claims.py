@@ -905,8 +905,16 @@ def inner_step() -> str:
     return "inner"
 
 
+# The runner counts a submission only after its executor has taken it, so a worker thread can reach
+# its own nested submit before the count says it is busy (then Prefect does not warn). The flow sets
+# this once its submit has returned, and the outer task waits for it: the nested submit then always
+# sees the count of a busy runner.
+OUTER_SUBMITTED = threading.Event()
+
+
 @task
 def outer_step(wait_seconds: float) -> str:
+    OUTER_SUBMITTED.wait(30)
     future = inner_step.submit()
     try:
         return future.result(timeout=wait_seconds)
@@ -914,14 +922,21 @@ def outer_step(wait_seconds: float) -> str:
         return "deadlocked"
 
 
+def _submit_outer(wait_seconds: float) -> str:
+    OUTER_SUBMITTED.clear()
+    future = outer_step.submit(wait_seconds)
+    OUTER_SUBMITTED.set()
+    return future.result()
+
+
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
 def nested_one_worker() -> str:
-    return outer_step.submit(1).result()  # the only thread waits on a child that can never get one
+    return _submit_outer(1)  # the only thread waits on a child that can never get one
 
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
 def nested_two_workers() -> str:
-    return outer_step.submit(60).result()
+    return _submit_outer(60)
 
 
 @task
