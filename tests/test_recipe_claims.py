@@ -950,13 +950,25 @@ def direct_one_worker() -> str:
 
 
 def test_nested_submit_deadlocks_with_one_worker():
-    """A task that submits and waits on another task needs a free worker: max_workers=1 never has one.
-    (Prefect's 'will deadlock' warning is not asserted: ThreadPoolTaskRunner counts a submission only after
-    handing it to the executor, so a parent that submits quickly enough is not seen as saturated; 1 run in
-    3 came without the warning.)"""
-    assert nested_one_worker() == "deadlocked"
-    assert nested_two_workers() == "inner"
-    assert direct_one_worker() == "inner"
+    """A task that submits and waits on another task needs a free worker: max_workers=1 never has one,
+    and Prefect logs a warning when a task submits while every worker thread is busy."""
+    records = _Records()
+    runner_logs = logging.getLogger("prefect.task_runner")
+    runner_logs.addHandler(records)
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in records.records
+                if r.levelno == logging.WARNING and "will deadlock" in r.getMessage()]
+
+    try:
+        assert nested_one_worker() == "deadlocked"
+        assert warned(), [r.getMessage() for r in records.records]
+        records.records.clear()
+        assert nested_two_workers() == "inner"
+        assert not warned()  # a free thread for the child: no warning
+        assert direct_one_worker() == "inner"
+    finally:
+        runner_logs.removeHandler(records)
 
 
 @task
