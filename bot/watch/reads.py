@@ -40,6 +40,7 @@ from bot.prefect_ops.liveness import live_running_tasks, live_waiting_tasks
 from bot.prefect_ops.models import Holder, LimitStatus, WaitingRun
 from bot.prefect_ops.names import api_path
 from bot.prefect_ops.runs import paged, read_flow_runs, utcnow, waiting_run
+from bot.watch.budget import Throttled
 from bot.watch.targets import Targets
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ async def slots_in_flight(client: PrefectClient, limits: list[LimitStatus]) -> d
             try:
                 gcl = await _gcl_by_name_or_id(client, limit.gcl_name or f"tag:{limit.name}")
                 after = await holder_ids(client, limit)
+            except Throttled:  # a 429 ends the read, as everywhere else in it
+                raise
             except Exception as exc:  # unread: the first reading stands, as before this check
                 log.warning("watcher could not read one %s limit again: %s", limit.kind, type(exc).__name__)
                 return None
