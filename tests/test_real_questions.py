@@ -23,6 +23,13 @@ MEDIAN_MAX_CHARS = 1200
 # Batch 4: its held-out questions scored 14 of 50 before anyone tuned on batch 4 and 24 of 50 after
 # tuning on batch 4's tuning half only; the floor is the latter minus two questions of slack (22 of 50).
 BATCH4_HELDOUT_FLOOR = 0.44
+# Batch 5 (the clean figure: nobody has listed its held-out misses): 11 of 46 before this round's
+# changes, 17 of 46 after the composer and tuning on batch 5's tuning half only; the floor is the
+# latter minus two questions of slack (15 of 46).
+BATCH5_HELDOUT_FLOOR = 0.32
+# Which held-out questions each floor covers, by batch.
+FLOORS = (("batches 1-3", range(1, 4), HELDOUT_FLOOR), ("batch 4", range(4, 5), BATCH4_HELDOUT_FLOOR),
+          ("batch 5", range(5, 6), BATCH5_HELDOUT_FLOOR))
 
 
 def test_the_split_is_fixed_and_disjoint():
@@ -50,16 +57,13 @@ def test_every_batch_is_the_seeded_split_of_its_raw_file():
 @pytest.mark.timeout(600)
 async def test_heldout_real_questions_keep_their_score(prefect_api_url):
     results = await answer_and_score(load("heldout"))
-    earlier = [r for r in results if r.batch <= 3]
-    batch4 = [r for r in results if r.batch == 4]
-    for label, part in (("batches 1-3", earlier), ("batch 4", batch4)):
-        print(
-            f"held-out {label}: {score(part):.1%} of {len(part)} answered with every essential; "
-            f"median {median_length(part):.0f} chars"
-        )
-    achieved, achieved4 = score(earlier), score(batch4)
-    assert achieved >= HELDOUT_FLOOR, f"held-out score {achieved:.1%} fell below its floor {HELDOUT_FLOOR:.1%}"
-    assert achieved4 >= BATCH4_HELDOUT_FLOOR, (
-        f"batch 4 held-out score {achieved4:.1%} fell below its floor {BATCH4_HELDOUT_FLOOR:.1%}"
-    )
+    below = []
+    for label, batches, floor in FLOORS:
+        part = [r for r in results if r.batch in batches]
+        print(f"held-out {label}: {score(part):.1%} of {len(part)} answered with every essential; "
+              f"median {median_length(part):.0f} chars")
+        if score(part) < floor:
+            below.append(f"{label} {score(part):.1%} < floor {floor:.1%}")
+    assert not below, f"held-out score fell below its floor: {below}"
+    earlier = [r for r in results if r.batch in FLOORS[0][1]]
     assert median_length(earlier) <= MEDIAN_MAX_CHARS
