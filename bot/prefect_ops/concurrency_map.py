@@ -6,7 +6,6 @@ the kinds are then read side by side.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 from prefect.client.orchestration import PrefectClient
@@ -21,6 +20,7 @@ from bot.prefect_ops.limits import (
 )
 from bot.prefect_ops.models import LIMIT_KINDS, ConcurrencyMap, LimitKind, LimitStatus
 from bot.prefect_ops.runs import utcnow
+from bot.prefect_ops.together import gather_reads
 
 
 async def _nothing() -> list[LimitStatus]:
@@ -34,7 +34,7 @@ async def concurrency_map(client: PrefectClient, kinds: Iterable[LimitKind] | No
     read_at = utcnow()
     gcls = await read_all_gcls(client) if wanted & {"global", "tag", "deployment"} else []
     pools_and_queues = list_pool_and_queue_limits(client) if wanted & {"work_pool", "work_queue"} else None
-    plain, tags, deployments, pq = await asyncio.gather(
+    plain, tags, deployments, pq = await gather_reads(
         list_global_limits(client, gcls) if "global" in wanted else _nothing(),
         list_tag_limits(client, gcls) if "tag" in wanted else _nothing(),
         list_deployment_limits(client, gcls) if "deployment" in wanted else _nothing(),

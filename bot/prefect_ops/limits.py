@@ -40,6 +40,7 @@ from bot.prefect_ops.runs import (
     utcnow,
     waiting_run,
 )
+from bot.prefect_ops.together import gather_reads
 
 TAG_PREFIX = "tag:"
 DEPLOYMENT_PREFIX = "deployment:"
@@ -109,7 +110,7 @@ async def list_tag_limits(
     `limit + offset` GCL rows of every kind, so with many GCLs it silently drops tag limits. Holders
     come from the per-tag v1 read (it names the task runs), only for tags with slots in use.
     """
-    gcls, v1_page = await asyncio.gather(
+    gcls, v1_page = await gather_reads(
         read_all_gcls(client) if gcls is None else _given(gcls),
         client.read_concurrency_limits(limit=PAGE, offset=0),  # pre-migration v1-only rows, if any
     )
@@ -126,7 +127,7 @@ async def list_tag_limits(
                 return None
 
     busy = [g for g in tag_gcls if g.active_slots > 0]
-    slot_lists = await asyncio.gather(*(slots_of(g.name.removeprefix(TAG_PREFIX)) for g in busy))
+    slot_lists = await gather_reads(*(slots_of(g.name.removeprefix(TAG_PREFIX)) for g in busy))
     slots_by_tag = {g.name: ids for g, ids in zip(busy, slot_lists, strict=True) if ids is not None}
     holders = await holders_for(client, [("task_run", rid) for ids in slots_by_tag.values() for rid in ids])
     statuses = []
@@ -202,13 +203,13 @@ async def list_deployment_limits(
     deployments: list[DeploymentResponse] | None = None,
 ) -> list[LimitStatus]:
     """Deployment limits: holders are the PENDING/RUNNING/CANCELLING runs, waiters are AwaitingConcurrencySlot."""
-    gcls, deployments = await asyncio.gather(
+    gcls, deployments = await gather_reads(
         read_all_gcls(client) if gcls is None else _given(gcls),
         read_all_deployments(client) if deployments is None else _given(deployments),
     )
     limited = [d for d in deployments if d.global_concurrency_limit is not None]
     ids = [d.id for d in limited]
-    flows, holding, waiting = await asyncio.gather(
+    flows, holding, waiting = await gather_reads(
         read_flows_by_id(client, {d.flow_id for d in limited}),
         _runs_of_deployments(
             client,
@@ -265,7 +266,7 @@ async def _due_runs(client: PrefectClient) -> list:
 async def list_pool_and_queue_limits(client: PrefectClient) -> tuple[list[LimitStatus], list[LimitStatus]]:
     """Work pools and their queues: holders from one read of active runs (bot.prefect_ops.occupancy), due
     runs waiting. A handful of paged reads however many pools there are."""
-    pools, queues, due, occupancy = await asyncio.gather(
+    pools, queues, due, occupancy = await gather_reads(
         paged(lambda limit, offset: client.read_work_pools(limit=limit, offset=offset)),
         paged(lambda limit, offset: client.read_work_queues(limit=limit, offset=offset)),
         _due_runs(client),

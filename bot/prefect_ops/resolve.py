@@ -6,7 +6,6 @@ When a stage finds several equally good objects the caller gets them all, to ask
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable
 from typing import Literal
@@ -19,6 +18,7 @@ from bot.prefect_ops.errors import Ambiguous, NotFound, at_boundary
 from bot.prefect_ops.limits import kind_of_gcl, read_all_deployments, read_all_gcls
 from bot.prefect_ops.models import LIMIT_KINDS, LimitKind
 from bot.prefect_ops.runs import paged, read_flows_by_id
+from bot.prefect_ops.together import gather_reads
 
 Stage = Literal["exact", "case_insensitive", "prefix", "fuzzy"]
 FUZZY_CUTOFF = 70.0
@@ -135,7 +135,7 @@ def resolve_among(text: str, items: Iterable[Named], kind: LimitKind | None = No
 async def known_names(client: PrefectClient, kinds: Iterable[LimitKind] | None = None) -> list[Named]:
     """Names of every deployment, pool, queue, tag limit and GCL (no occupancy: cheap)."""
     wanted = set(kinds or LIMIT_KINDS)
-    gcls, deployments, pools, queues = await asyncio.gather(
+    gcls, deployments, pools, queues = await gather_reads(
         read_all_gcls(client),
         read_all_deployments(client) if "deployment" in wanted else _empty(),
         paged(lambda limit, offset: client.read_work_pools(limit=limit, offset=offset))

@@ -40,6 +40,7 @@ from bot.prefect_ops.liveness import live_running_tasks, live_waiting_tasks
 from bot.prefect_ops.models import Holder, LimitStatus, WaitingRun
 from bot.prefect_ops.names import api_path
 from bot.prefect_ops.runs import paged, read_flow_runs, utcnow, waiting_run
+from bot.prefect_ops.together import gather_reads
 from bot.watch.budget import Throttled
 from bot.watch.targets import Targets
 
@@ -139,12 +140,12 @@ async def _complete(client: PrefectClient, read_at: datetime, limits: list[Limit
     by_status = await _workers_from_status(client, late_pools)
     counted = [p for p in late_pools if p not in by_status]  # paused, or a server without pool status
     pools = list(by_status.values())
-    pools += [p for p in await asyncio.gather(*(workers(p) for p in counted)) if p is not None]
+    pools += [p for p in await gather_reads(*(workers(p) for p in counted)) if p is not None]
     if known is not None:
         pools += reused
-    tags = dict(t for t in await asyncio.gather(*(waiting_tasks(t) for t in full_tags)) if t is not None)
+    tags = dict(t for t in await gather_reads(*(waiting_tasks(t) for t in full_tags)) if t is not None)
     unleased_tags = [lim for lim in of_kind("tag") if lim.active_slots > len(lim.holders)]
-    live_unleased = dict(u for u in await asyncio.gather(*(unleased(lim) for lim in unleased_tags)) if u is not None)
+    live_unleased = dict(u for u in await gather_reads(*(unleased(lim) for lim in unleased_tags)) if u is not None)
     in_flight = await slots_in_flight(client, [lim for lim in limits if lim.active_slots > len(lim.holders)
                                                and (lim.kind == "tag" or (lim.kind == "deployment" and lim.id))])
     blocked = [lim for lim in of_kind("deployment") if lim.id and (not lim.enabled or lim.limit == 0)]
@@ -155,7 +156,7 @@ async def _complete(client: PrefectClient, read_at: datetime, limits: list[Limit
     if known is not None:  # queues already found unpolled stay so until the next full read
         queues = [q.name for q in late_queues if q.name in known.unpolled_queues]
     else:
-        queues = await asyncio.gather(*(unpolled(q) for q in late_queues))
+        queues = await gather_reads(*(unpolled(q) for q in late_queues))
     return WatchSnapshot(
         read_at=read_at, limits=limits,
         online_workers={name: online for name, online, _ in pools},
@@ -194,7 +195,7 @@ async def slots_in_flight(client: PrefectClient, limits: list[LimitStatus]) -> d
         settled = max(0, gcl.active_slots - len(before | after))
         return flight_key(limit), max(0, seen - settled)
 
-    found = await asyncio.gather(*(recount(limit) for limit in limits))
+    found = await gather_reads(*(recount(limit) for limit in limits))
     return {key: count for key, count in (f for f in found if f is not None) if count}
 
 
