@@ -114,15 +114,19 @@ def test_an_answer_with_no_room_is_the_short_answer_unchanged():
         assert BOOK.get(slug).short_answer in answer, question
 
 
+def _routed(question: str) -> tuple[list[tuple[str, float]], str]:
+    """The top three recipes for `question` as compose takes them, and the routed short answer shown."""
+    hits = SEARCH.search(question, k=3)
+    return [(h.recipe.slug, h.score) for h in hits], f"**{hits[0].recipe.title}**\n{hits[0].recipe.short_answer}"
+
+
 def test_the_listing_fits_the_room_it_is_given():
     fitted = 0
     for question in QUESTIONS[:120]:
-        hits = SEARCH.search(question, k=3)
-        ranked = [(h.recipe.slug, h.score) for h in hits]
-        shown = f"**{hits[0].recipe.title}**\n{hits[0].recipe.short_answer}"
+        ranked, shown = _routed(question)
         for room in (0, 60, 150, 400):
             extras = compose(INDEX, SEARCH.query_tokens(question), ranked, shown, {}, room)
-            listing = render_extras(extras, hits[0].recipe.slug)
+            listing = render_extras(extras, ranked[0][0])
             assert len(listing) + 2 * bool(listing) <= room, (question, room)
             fitted += bool(extras)
     assert fitted > 20
@@ -162,9 +166,7 @@ async def test_more_after_an_answer_with_added_units_opens_the_routed_recipe():
 def test_each_added_unit_brings_something_to_run_or_set_that_the_answer_lacked():
     checked = 0
     for question in QUESTIONS[:150]:
-        hits = SEARCH.search(question, k=3)
-        ranked = [(h.recipe.slug, h.score) for h in hits]
-        shown = f"**{hits[0].recipe.title}**\n{hits[0].recipe.short_answer}"
+        ranked, shown = _routed(question)
         for extra in compose(INDEX, SEARCH.query_tokens(question), ranked, shown, {}, 600):
             before = " ".join(shown.lower().split())
             new = [k for k in code_keys(extra.text) if " ".join(k.lower().split()) not in before]
