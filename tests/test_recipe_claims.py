@@ -24,7 +24,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prefect import flow, get_client, tags, task
+from prefect import flow, get_client, tags, task, unmapped
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.actions import (
     DeploymentUpdate,
     GlobalConcurrencyLimitCreate,
@@ -1799,6 +1800,121 @@ def test_flow_timeout_fails_the_run_as_timed_out():
     finally:
         release.set()
     assert state.is_failed() and state.name == "TimedOut", state
+
+
+_left_blocked_task: dict[str, bool] = {}  # module-level: Prefect copies a dict passed as a parameter
+
+
+@task(timeout_seconds=2, cache_policy=NO_CACHE)
+def claims_blocked_task(started: threading.Event, release: threading.Event, key: str) -> str:
+    started.set()  # inside the timeout scope: its watcher thread is already counting
+    try:
+        release.wait(30)  # one blocking C call (a lock acquire) for the whole wait
+    finally:
+        _left_blocked_task[key] = release.is_set()  # was the wait released before the body left?
+    return "finished"
+
+
+@flow
+def claims_submitting_flow(started: threading.Event, release: threading.Event, key: str) -> object:
+    return claims_blocked_task.submit(started, release, key).wait() or "done"
+
+
+def test_task_timeout_in_a_worker_thread_waits_for_the_blocking_call():
+    """A submitted task's timeout fires during a blocking call, but the call runs to its end first."""
+    started, release, key, seen = threading.Event(), threading.Event(), unique("timeout"), {}
+
+    def release_after_the_timeout_was_sent() -> None:
+        try:
+            if started.wait(20):
+                watchers = [t for t in threading.enumerate() if t.name.startswith("timeout-watcher")]
+                seen["watchers"] = len(watchers)
+                for watcher in watchers:
+                    watcher.join(10)  # gone: it has sent the timeout to the task's thread
+                seen["body_still_blocked"] = key not in _left_blocked_task
+        finally:
+            release.set()
+
+    releaser = threading.Thread(target=release_after_the_timeout_was_sent, daemon=True)
+    releaser.start()
+    try:
+        run_state = claims_submitting_flow(started, release, key, return_state=True)
+    finally:
+        release.set()
+        releaser.join(30)
+    assert seen == {"watchers": 1, "body_still_blocked": True}, seen  # the timeout had fired; the wait went on
+    assert _left_blocked_task.get(key) is True, _left_blocked_task  # the body left only when released
+    states = wait_until(lambda: _final_task_states(run_state.state_details.flow_run_id, 1), 20, "the task run's end")
+    assert states == [("FAILED", "TimedOut")], states
+
+
+def _final_task_states(flow_run_id: uuid.UUID, count: int) -> list[tuple[str, str]]:
+    """The task runs' (type, name) as the server has them, once `count` of them have ended."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    ended = [(r.state.type.value, r.state.name) for r in runs if r.state and r.state.is_final()]
+    return ended if len(ended) == count else []
+
+
+@task
+def claims_mapped(item: int, shared: list[int]) -> tuple[int, list[int]]:
+    return item, shared
+
+
+@flow
+def claims_mapping_flow(items: list[int], shared: list[int]) -> list[tuple[int, list[int]]]:
+    return claims_mapped.map(items, unmapped(shared)).result()
+
+
+def test_map_submits_one_task_run_per_item_and_unmapped_is_shared():
+    """`.map(items)` is a `.submit` per item; an `unmapped(x)` argument goes whole to each of them."""
+    shared = [7, 8, 9]
+    state = claims_mapping_flow([1, 2, 3], shared, return_state=True)
+    assert state.result() == [(1, shared), (2, shared), (3, shared)]
+    ended = wait_until(lambda: _final_task_states(state.state_details.flow_run_id, 3), 20, "three task runs")
+    assert ended == [("COMPLETED", "Completed")] * 3, ended
+
+
+@task
+def claims_own_thread_pool() -> list[str]:
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect.logging import get_run_logger
+
+    def log_from_pool(marker: str) -> str:
+        get_run_logger().warning(marker)  # the tests log at WARNING and up
+        return "logged"
+
+    outcomes = []
+    with ThreadPoolExecutor(2) as pool:
+        outcomes.append(pool.submit(contextvars.copy_context().run, log_from_pool, "claims-copied").result())
+        try:
+            outcomes.append(pool.submit(log_from_pool, "claims-bare").result())
+        except Exception as exc:  # the claim: without the copied context there is no run to log to
+            outcomes.append(type(exc).__name__)
+    return outcomes
+
+
+@flow
+def claims_own_pool_flow() -> list[str]:
+    return claims_own_thread_pool()
+
+
+def test_own_thread_pool_needs_copy_context_for_the_run_logger():
+    """get_run_logger() in your own executor's thread works only when submitted via copy_context().run."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    state = claims_own_pool_flow(return_state=True)
+    assert state.result() == ["logged", "MissingContextError"]
+    flow_run_id = state.state_details.flow_run_id
+
+    def pool_lines() -> list[str]:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+        return [log.message for log in logs if log.message.startswith("claims-") and log.task_run_id]
+
+    assert wait_until(pool_lines, 20, "the pool thread's log line") == ["claims-copied"]
 
 # ---------------------------------------------------------------------------------------------
 # Subflows
