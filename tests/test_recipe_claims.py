@@ -32,7 +32,14 @@ from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitUpdate,
     WorkPoolCreate,
 )
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterTags
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterTags,
+)
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyOptions
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency, rate_limit
@@ -1847,6 +1854,14 @@ def test_task_timeout_in_a_worker_thread_waits_for_the_blocking_call():
     states = wait_until(lambda: _final_task_states(run_state.state_details.flow_run_id, 1), 20, "the task run's end")
     assert states == [("FAILED", "TimedOut")], states
 
+    def worker_thread_warning() -> bool:
+        flow_run_logs = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_state.state_details.flow_run_id]))
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=flow_run_logs)
+        return any("running in a worker thread" in log.message for log in logs)
+
+    wait_until(worker_thread_warning, 20, "the task's worker-thread timeout warning")
+
 
 def _final_task_states(flow_run_id: uuid.UUID, count: int) -> list[tuple[str, str]]:
     """The task runs' (type, name) as the server has them, once `count` of them have ended."""
@@ -1903,8 +1918,6 @@ def claims_own_pool_flow() -> list[str]:
 
 def test_own_thread_pool_needs_copy_context_for_the_run_logger():
     """get_run_logger() in your own executor's thread works only when submitted via copy_context().run."""
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
     state = claims_own_pool_flow(return_state=True)
     assert state.result() == ["logged", "MissingContextError"]
     flow_run_id = state.state_details.flow_run_id
@@ -2044,3 +2057,29 @@ def test_every_listed_claim_has_its_test():
                 "cancelling-holds-deployment-slot", "worker-counts-pending-running", "disabled-gcl-does-not-block",
                 "strict-raises-on-missing", "mapping-form-needs-collision-strategy"}
     assert required <= ids, required - ids
+
+
+
+@task(cache_policy=NO_CACHE)
+async def claims_async_get(client: httpx.AsyncClient, url: str) -> int:
+    return (await client.get(url)).status_code
+
+
+@flow
+def claims_shared_async_client_flow(url: str) -> list[str]:
+    client = httpx.AsyncClient()  # made in the flow, handed to two submitted async tasks in turn
+    outcomes = []
+    for _ in range(2):
+        try:
+            outcomes.append(str(claims_async_get.submit(client, url).result()))
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+    return outcomes
+
+
+def test_async_client_shared_across_submitted_tasks_hits_a_closed_loop(prefect_api_url: str):
+    """Each submitted async task runs in its own event loop: the second reuses a connection of a closed loop."""
+    state = claims_shared_async_client_flow(prefect_api_url + "/health", return_state=True)
+    assert state.result() == ["200", "Event loop is closed"]
+    ended = wait_until(lambda: _final_task_states(state.state_details.flow_run_id, 2), 20, "two task runs")
+    assert sorted(ended) == [("COMPLETED", "Completed"), ("FAILED", "Failed")], ended
