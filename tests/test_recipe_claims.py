@@ -92,6 +92,19 @@ def slot_held_in_thread(name: str) -> Iterator[threading.Event]:
         thread.join(60)
 
 
+@contextmanager
+def process_pool(**options: object) -> Iterator[str]:
+    """A process work pool of its own (a unique name), deleted when the block ends."""
+    pool = unique("pool")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process", **options))
+    try:
+        yield pool
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_work_pool(pool)
+
+
 def make_deployment(limit: int | None = None, strategy: str = "ENQUEUE", grace: int | None = None,
                     **kwargs: object) -> tuple[uuid.UUID, str]:
     with get_client(sync_client=True) as client:
@@ -513,24 +526,21 @@ def test_deployment_limit_zero_aborts_pending():
 
 def test_gate_order_worker_poll_before_deployment_slot():
     """The worker's poll ignores the deployment limit; the deployment slot is checked at PENDING."""
-    pool = unique("pool")
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-    dep_id, gcl = make_deployment(limit=1, work_pool_name=pool)
-    try:
-        first, second = new_run(dep_id), new_run(dep_id)
-        assert propose(first.id, Pending()).is_pending()
-        assert gcl_slots(gcl) == 1  # the deployment is full...
-        with get_client(sync_client=True) as client:
-            offered = client.get_scheduled_flow_runs_for_work_pool(
-                pool, scheduled_before=now("UTC") + timedelta(seconds=10))
-        assert second.id in {r.flow_run.id for r in offered}  # ...yet the worker is offered its next run
-        waiting = propose(second.id, Pending())  # the worker proposes PENDING; only now the slot is checked
-        assert waiting.is_scheduled() and waiting.name == "AwaitingConcurrencySlot"
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_deployment(dep_id)
-            client.delete_work_pool(pool)
+    with process_pool() as pool:
+        dep_id, gcl = make_deployment(limit=1, work_pool_name=pool)
+        try:
+            first, second = new_run(dep_id), new_run(dep_id)
+            assert propose(first.id, Pending()).is_pending()
+            assert gcl_slots(gcl) == 1  # the deployment is full...
+            with get_client(sync_client=True) as client:
+                offered = client.get_scheduled_flow_runs_for_work_pool(
+                    pool, scheduled_before=now("UTC") + timedelta(seconds=10))
+            assert second.id in {r.flow_run.id for r in offered}  # ...yet the worker is offered its next run
+            waiting = propose(second.id, Pending())  # the worker proposes PENDING; only now the slot is checked
+            assert waiting.is_scheduled() and waiting.name == "AwaitingConcurrencySlot"
+        finally:
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(dep_id)
 
 
 @flow
@@ -752,29 +762,25 @@ def test_worker_takes_a_backlog_oldest_first_up_to_the_pool_limit():
     from prefect.client.schemas.actions import WorkPoolUpdate
     from prefect.states import Scheduled
 
-    pool = unique("pool")
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1))
-    dep_id, _ = make_deployment(work_pool_name=pool)
-
-    def offered() -> list[uuid.UUID]:
+    def offered(pool: str) -> list[uuid.UUID]:
         with get_client(sync_client=True) as client:
             runs = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=now("UTC"))
         return [r.flow_run.id for r in runs]
 
-    try:
-        ages = (10, 30, 20)  # minutes overdue, created in this order: the oldest is not the first made
-        runs = {age: new_run(dep_id, state=Scheduled(scheduled_time=now("UTC") - timedelta(minutes=age)))
-                for age in ages}
-        assert offered() == [runs[30].id]  # room for one: the oldest
-        with get_client(sync_client=True) as client:
-            client.update_work_pool(pool, WorkPoolUpdate(concurrency_limit=None))  # None clears the limit
-            assert client.read_work_pool(pool).concurrency_limit is None
-        assert offered() == [runs[30].id, runs[20].id, runs[10].id]  # all of them, oldest first
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_deployment(dep_id)
-            client.delete_work_pool(pool)
+    with process_pool(concurrency_limit=1) as pool:
+        dep_id, _ = make_deployment(work_pool_name=pool)
+        try:
+            ages = (10, 30, 20)  # minutes overdue, created in this order: the oldest is not the first made
+            runs = {age: new_run(dep_id, state=Scheduled(scheduled_time=now("UTC") - timedelta(minutes=age)))
+                    for age in ages}
+            assert offered(pool) == [runs[30].id]  # room for one: the oldest
+            with get_client(sync_client=True) as client:
+                client.update_work_pool(pool, WorkPoolUpdate(concurrency_limit=None))  # None clears the limit
+                assert client.read_work_pool(pool).concurrency_limit is None
+            assert offered(pool) == [runs[30].id, runs[20].id, runs[10].id]  # all of them, oldest first
+        finally:
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(dep_id)
 
 
 @flow
