@@ -163,8 +163,11 @@ async def test_each_request_through_slack_with_no_model(slack_bot, fresh_slack):
         asks[key] = (text, asks[key][1], ts)  # type: ignore[assignment]
         assert slack_bot.post_event(mention(text, ts=ts)).status == 200
     for key, (text, expected, ts) in asks.items():  # type: ignore[misc]
-        wait_until(lambda ts=ts, expected=expected: expected in _thread_text(fresh_slack, ts), timeout=90,
-                   what=f"{key}: {expected!r} in the thread of {text!r}")
+        try:
+            wait_until(lambda ts=ts, expected=expected: expected in _thread_text(fresh_slack, ts), timeout=90,
+                       what=f"{key}: {expected!r} in the thread of {text!r}")
+        except AssertionError as exc:  # once in a loaded full run: say what the thread held instead
+            raise AssertionError(f"{exc}; the thread held: {_thread_text(fresh_slack, ts)!r}") from None
     pending = slack_bot.call(lambda: slack_bot.runtime.approvals.pending())
     assert len([p for p in pending if o["pool"] in p.diff or o["deployment"] in p.diff or o["tag"] in p.diff
                 or o["queue"] in p.diff]) == 6  # six cards; the near name and the unread modifier made none
