@@ -67,3 +67,19 @@ async def test_heldout_real_questions_keep_their_score(prefect_api_url):
     assert not below, f"held-out score fell below its floor: {below}"
     earlier = [r for r in results if r.batch in FLOORS[0][1]]
     assert median_length(earlier) <= MEDIAN_MAX_CHARS
+
+
+def test_the_ceilings_bench_orders_its_columns():
+    # bench/answer_ceilings.py: a perfect choice among more candidates never does worse, and the whole
+    # book carries whatever any one short answer carries; `routed` is the router's first short answer.
+    from bench.answer_ceilings import carries, ceilings
+    from bot.knowledge.recipes import RecipeBook
+    from bot.knowledge.search import RecipeSearch
+
+    book = RecipeBook.load()
+    search = RecipeSearch(book)
+    questions = load("tuning")
+    shares = list(ceilings(questions, book, search).values())
+    assert shares == sorted(shares) and 0 < shares[0] and shares[-1] <= 1
+    routed = sum(carries(q, search.search(q.question, k=1)[0].recipe.short_answer) for q in questions)
+    assert shares[0] == routed / len(questions)
