@@ -68,7 +68,7 @@ def _item(passage: Passage, text: str, top_slug: str) -> str:
 
 
 def compose(index: PassageIndex, tokens: list[str], ranked: list[tuple[str, float]], shown: str,
-            objects: dict[str, str], room: int) -> list[Extra]:
+            objects: dict[str, str], room: int, most: int = EXTRAS_MAX) -> list[Extra]:
     """The units to add to an answer that already shows `shown` (title and short answer), best first.
 
     `tokens` are the question's words as the router reads them; `ranked` is the router's (slug,
@@ -78,7 +78,7 @@ def compose(index: PassageIndex, tokens: list[str], ranked: list[tuple[str, floa
     the routed one, times NEIGHBOUR_WEIGHT). A unit is added when it is worth MIN_WORTH, carries a
     command, flag, setting or API name the answer lacks, and its Markdown fits in `room` characters.
     A unit that opens by pointing back at the text before it ("It takes…", "Or delete it…") is never
-    offered: out of its recipe it reads as half a thought.
+    offered: out of its recipe it reads as half a thought. At most `most` units are added.
     """
     asked = {t: index.weights[t] for t in set(tokens) if t in index.weights and t not in GENERAL_WORDS}
     if not ranked or not asked or room <= 0:
@@ -91,7 +91,7 @@ def compose(index: PassageIndex, tokens: list[str], ranked: list[tuple[str, floa
                   and not _LEANS_BACK.match(p.text)]
     picked: list[Extra] = []
     text_so_far = shown
-    while len(picked) < EXTRAS_MAX:
+    while len(picked) < most:
         covered = index.words_of(text_so_far)
         scored = []
         for passage in candidates:

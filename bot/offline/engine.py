@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.knowledge.passages import PassageIndex
 from bot.offline import render
-from bot.offline.compose import compose, render_extras
+from bot.offline.compose import EXTRAS_MAX, compose, render_extras
 from bot.offline.fill import fill_names, mentioned_objects
 from bot.offline.grammar import ChangeRequest, parse_change_request
 from bot.offline.intents import Intent, classify
@@ -96,11 +96,15 @@ class OfflineEngine:
     """Answers a turn without a model. Collaborators are injected; all have working defaults."""
 
     def __init__(self, search: Any | None, approvals: Any | None = None,
-                 client_factory: ClientFactory = _default_client_factory, extras: bool = True) -> None:
+                 client_factory: ClientFactory = _default_client_factory, extras: bool = True,
+                 answer_max_chars: int = ANSWER_MAX_CHARS, extras_max: int = EXTRAS_MAX) -> None:
         self.search = search
         self.approvals = approvals
         self.client_factory = client_factory
         self.extras = extras  # add the question's best other units of the book (bot.offline.compose)
+        # The bot keeps the defaults; bench/answer_length.py varies them to price a longer answer.
+        self.answer_max_chars = answer_max_chars
+        self.extras_max = extras_max
         self._passage_index: PassageIndex | None = None
         self._passages_lock = threading.Lock()
 
@@ -285,15 +289,16 @@ class OfflineEngine:
             return plain
         # What the question asks beyond the short answer, in the room left under the length cap (the
         # related offer gives way to it: the added units name their recipes).
-        room = ANSWER_MAX_CHARS - len(MODEL_OFF_LINE) - len(plain) + len(related) - 2
+        room = self.answer_max_chars - len(MODEL_OFF_LINE) - len(plain) + len(related) - 2
         ranked = [(hit.recipe.slug, hit.score) for hit in hits]
-        extras = compose(passages, self.search.query_tokens(query), ranked, f"{title}\n{short}", objects, room)
+        extras = compose(passages, self.search.query_tokens(query), ranked, f"{title}\n{short}", objects, room,
+                         self.extras_max)
         if not extras:
             return plain
         listing = render_extras(extras, recipe.slug)
         answer = "\n\n".join([title, short, listing, *on_server, offer + "._"])
         if related and related.split(": ", 1)[1] not in listing and \
-                len(MODEL_OFF_LINE) + len(answer) + len(related) <= ANSWER_MAX_CHARS:
+                len(MODEL_OFF_LINE) + len(answer) + len(related) <= self.answer_max_chars:
             answer = answer[:-2] + related + "._"
         return answer
 
