@@ -813,6 +813,49 @@ def test_flow_skips_a_run_started_long_after_its_scheduled_time():
             client.delete_deployment(dep_id)
 
 
+def test_redeploy_deletes_only_future_auto_scheduled_runs(prefect_api_url: str):
+    """A redeploy (the upsert `prefect deploy` sends) deletes the scheduler's runs still due in the future;
+    it keeps a Late run (its time is past), an AwaitingConcurrencySlot one (due in the future, but named so)
+    and a run made by hand."""
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.schedules import IntervalSchedule
+    from prefect.states import Late, Scheduled
+
+    hourly = DeploymentScheduleCreate(schedule=IntervalSchedule(interval=timedelta(hours=1)), active=True)
+    flow_name, dep_name = unique("flow"), unique("dep")
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(flow_name)
+        dep_id = client.create_deployment(flow_id=flow_id, name=dep_name, schedules=[hourly], concurrency_limit=1)
+    try:
+        start = now("UTC")  # the scheduler's own endpoint: runs from 5 h ago to 3 h ahead, all auto-scheduled
+        window = {"start_time": (start - timedelta(hours=5)).isoformat(),
+                  "end_time": (start + timedelta(hours=3)).isoformat(), "min_runs": 8, "max_runs": 8}
+        httpx.post(f"{prefect_api_url}/deployments/{dep_id}/schedule", json=window, timeout=30).raise_for_status()
+        runs = sorted(_scheduled_runs(dep_id), key=lambda r: r.next_scheduled_start_time)
+        past = [r for r in runs if r.next_scheduled_start_time < start]
+        future = [r for r in runs if r.next_scheduled_start_time > start]
+        assert len(past) >= 3 and len(future) >= 2 and all(r.auto_scheduled for r in runs), runs
+        late, holder, waiting = past[:3]
+        with get_client(sync_client=True) as client:  # what the late-runs service does to an overdue run
+            client.set_flow_run_state(late.id, Late(scheduled_time=late.next_scheduled_start_time), force=True)
+        assert propose(holder.id, Pending()).is_pending()  # takes the deployment's one slot
+        awaiting = propose(waiting.id, Pending())  # limit full: back to Scheduled, retried in ~30 s
+        assert awaiting.name == "AwaitingConcurrencySlot" and awaiting.state_details.scheduled_time > now("UTC")
+        by_hand = new_run(dep_id, state=Scheduled(scheduled_time=start + timedelta(hours=2)))
+
+        with get_client(sync_client=True) as client:  # redeploy: the same flow and name, sent whole again
+            assert client.create_deployment(flow_id=flow_id, name=dep_name, schedules=[hourly],
+                                            concurrency_limit=1) == dep_id
+            of_dep = DeploymentFilter(id=DeploymentFilterId(any_=[dep_id]))
+            left = {r.id for r in client.read_flow_runs(deployment_filter=of_dep, limit=200)}
+        assert {late.id, waiting.id, by_hand.id, holder.id} <= left, "a kept run was deleted"
+        assert not {r.id for r in future} & left, "a future auto-scheduled run survived the redeploy"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
 def test_read_global_concurrency_limits_pages_ten_by_default():
     """`read_global_concurrency_limits()` returns one page of 10; `limit=` and `offset=` page on."""
     prefix = unique("page")
@@ -1867,6 +1910,96 @@ def test_task_timeout_in_a_worker_thread_waits_for_the_blocking_call():
         return any("running in a worker thread" in log.message for log in logs)
 
     wait_until(worker_thread_warning, 20, "the task's worker-thread timeout warning")
+
+
+_task_past_flow_timeout: dict[str, object] = {}  # module-level: Prefect copies a dict passed as a parameter
+
+
+@task(cache_policy=NO_CACHE)
+def claims_task_outliving_its_flow(started: threading.Event, release: threading.Event, key: str) -> str:
+    from prefect.runtime import flow_run
+
+    _task_past_flow_timeout[f"{key}-flow-run"] = flow_run.id
+    started.set()
+    try:
+        while not release.wait(0.1):  # Python code that runs on: a timeout raised in this thread would stop it
+            pass
+        _task_past_flow_timeout[key] = "released"
+    except BaseException as exc:
+        _task_past_flow_timeout[key] = type(exc).__name__
+        raise
+    return "finished"
+
+
+@flow(timeout_seconds=1)
+def claims_flow_timing_out(started: threading.Event, release: threading.Event, key: str) -> str:
+    claims_task_outliving_its_flow.submit(started, release, key)
+    while not release.wait(0.1):  # the flow keeps running Python code until its timeout stops it
+        pass
+    return "finished"
+
+
+def test_flow_timeout_does_not_stop_a_task_running_in_a_thread():
+    """A flow over its timeout is TimedOut on the server while the task it submitted goes on running in
+    its worker thread; the task ends when its own work ends (and the flow call returns only then)."""
+    started, release, key, seen = threading.Event(), threading.Event(), unique("flow-timeout"), {}
+
+    def flow_state() -> str:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(uuid.UUID(str(_task_past_flow_timeout[f"{key}-flow-run"]))).state
+        return state.name if state.is_final() else ""
+
+    def release_once_the_flow_timed_out() -> None:
+        try:
+            if started.wait(20):
+                seen["flow"] = poll(flow_state, 20)
+                seen["task still running"] = key not in _task_past_flow_timeout
+        finally:
+            release.set()
+
+    releaser = threading.Thread(target=release_once_the_flow_timed_out, daemon=True)
+    releaser.start()
+    try:
+        state = claims_flow_timing_out(started, release, key, return_state=True)
+    finally:
+        release.set()
+        releaser.join(30)
+    assert seen == {"flow": "TimedOut", "task still running": True}, seen
+    assert state.is_failed() and state.name == "TimedOut", state
+    assert _task_past_flow_timeout[key] == "released", _task_past_flow_timeout  # not stopped: it ran to its end
+    ended = wait_until(lambda: _final_task_states(state.state_details.flow_run_id, 1), 20, "the task run's end")
+    assert ended == [("COMPLETED", "Completed")], ended
+
+_timeout_attempts: dict[str, int] = {}
+
+
+@task(timeout_seconds=0.5, retries=1, cache_policy=NO_CACHE)
+def claims_overrunning_task(key: str) -> str:
+    _timeout_attempts[key] = _timeout_attempts.get(key, 0) + 1
+    stop = threading.Event()
+    for _ in range(600):  # Python code: the timeout is raised here at its next bytecode
+        stop.wait(0.05)
+    return "finished"
+
+
+@flow
+def claims_retrying_timeout_flow(key: str) -> object:
+    return claims_overrunning_task.submit(key).wait() or "done"
+
+
+def test_task_timeout_is_retried_first_then_ends_timed_out():
+    """A task over its timeout_seconds is retried when it has retries; the last attempt ends Failed named
+    TimedOut, with the message "Task run exceeded timeout of N second(s)"."""
+    key = unique("retry-timeout")
+    state = claims_retrying_timeout_flow(key, return_state=True)
+    assert _timeout_attempts[key] == 2, _timeout_attempts
+    with get_client(sync_client=True) as client:
+        of_flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        runs = client.read_task_runs(flow_run_filter=of_flow_run)
+    assert len(runs) == 1 and runs[0].run_count == 2, runs
+    final = runs[0].state
+    assert (final.type.value, final.name) == ("FAILED", "TimedOut"), final
+    assert final.message == "Task run exceeded timeout of 0.5 second(s)", final.message
 
 
 def _final_task_states(flow_run_id: uuid.UUID, count: int) -> list[tuple[str, str]]:
