@@ -2162,6 +2162,113 @@ def test_documented_defaults():
     assert default(services.late_runs, "after_seconds") == timedelta(seconds=15)
 
 # ---------------------------------------------------------------------------------------------
+# Background tasks (.delay / apply_async) and task workers
+# ---------------------------------------------------------------------------------------------
+
+
+@task
+def claims_never_served(n: int) -> int:
+    _never_served_ran.append(n)
+    return n
+
+
+_never_served_ran: list[int] = []
+
+
+def test_delay_only_creates_a_task_run_and_its_future_waits_with_a_timeout():
+    """`.delay(x)` is `apply_async((x,))`: each makes a Scheduled task run for a task worker and returns a
+    PrefectDistributedFuture at once, running nothing here. With no worker, `wait(timeout=1)` returns and
+    `result(timeout=1)` raises "did not complete within 1 seconds"."""
+    from prefect.futures import PrefectDistributedFuture
+
+    delayed, applied = claims_never_served.delay(3), claims_never_served.apply_async((4,))
+    assert isinstance(delayed, PrefectDistributedFuture) and isinstance(applied, PrefectDistributedFuture)
+    with get_client(sync_client=True) as client:
+        runs = [client.read_task_run(f.task_run_id) for f in (delayed, applied)]
+    assert [(r.state.type.value, r.state.name, r.task_key) for r in runs] == [
+        ("SCHEDULED", "Scheduled", claims_never_served.task_key)] * 2, runs
+    assert all(r.state.state_details.deferred for r in runs), runs
+    assert delayed.wait(timeout=1) is None  # returns when the time is up, without raising
+    with pytest.raises(TimeoutError, match=f"Task run {applied.task_run_id} did not complete within 1 seconds"):
+        applied.result(timeout=1)
+    assert _never_served_ran == []
+    with get_client(sync_client=True) as client:
+        assert client.read_task_run(delayed.task_run_id).state.is_scheduled()
+
+
+_BACKGROUND_TASKS = """
+import time
+from pathlib import Path
+
+from prefect import task
+
+
+@task
+def claims_bg_step(name: str, folder: str) -> str:
+    work = Path(folder)
+    ended = sorted(p.name for p in work.glob("ended-*"))
+    (work / f"started-{name}").write_text(",".join(ended))  # what had ended when this one started
+    while name == "a" and not (work / "release-a").exists():  # "a" is held until the test lets go
+        time.sleep(0.05)
+    (work / f"ended-{name}").touch()
+    return f"done-{name}"
+"""
+
+
+def test_task_worker_limit_wait_for_and_results_from_another_process(prefect_api_url: str, tmp_path: Path):
+    """`prefect task serve FILE:task --limit 2` runs delayed runs made before it started; a third run waits
+    while two hold the worker's slots; `apply_async(wait_for=[a])` starts only after `a` ended; the test
+    process reads each result the worker persisted."""
+    import importlib.util
+
+    source = tmp_path / "claims_bg_tasks.py"
+    source.write_text(_BACKGROUND_TASKS)
+    spec = importlib.util.spec_from_file_location(unique("bg").replace("-", "_"), source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the same file the worker imports: the same task key
+    work = tmp_path / "work"
+    work.mkdir()
+    step = module.claims_bg_step
+
+    a = step.delay("a", str(work))
+    b = step.apply_async(("b", str(work)), wait_for=[a])
+    c = step.delay("c", str(work))
+    log = tmp_path / "worker.log"
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    env = dict(os.environ, PREFECT_API_URL=prefect_api_url, PREFECT_LOGGING_LEVEL="INFO")
+    with open(log, "w") as out:
+        worker = subprocess.Popen([prefect, "task", "serve", f"{source}:claims_bg_step", "--limit", "2"],
+                                  cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def worker_said(text: str) -> bool:
+            if worker.poll() is not None:
+                raise AssertionError(f"the task worker exited: {log.read_text()[-3000:]}")
+            return text in log.read_text()
+
+        with get_client(sync_client=True) as client:
+            names = {f: client.read_task_run(f.task_run_id).name for f in (a, b, c)}
+        wait_until(lambda: (work / "started-a").exists(), 90, "the worker to start `a`")
+        wait_until(lambda: all(worker_said(f"Received task run: {f.task_run_id}") for f in (a, b, c)), 30,
+                   "the worker to receive all three runs")
+        wait_until(lambda: worker_said(f"Submitting task run {names[b]!r} to engine"), 30, "b to take a slot")
+        # a and b hold the two slots: c waits, unstarted and still Scheduled on the server
+        with get_client(sync_client=True) as client:
+            assert client.read_task_run(c.task_run_id).state.is_scheduled()
+        assert not (work / "started-c").exists() and not (work / "started-b").exists()
+        (work / "release-a").touch()
+        assert [f.result(timeout=60) for f in (a, b, c)] == ["done-a", "done-b", "done-c"]
+        assert "ended-a" in (work / "started-b").read_text().split(",")  # b started after a ended
+        assert "ended-a" in (work / "started-c").read_text().split(",")  # c got a slot when a left
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(30)
+
+
+# ---------------------------------------------------------------------------------------------
 # The book and its claims
 # ---------------------------------------------------------------------------------------------
 
