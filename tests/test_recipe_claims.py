@@ -290,6 +290,59 @@ def test_deployment_and_flow_run_tags_do_not_count():
                 client.delete_concurrency_limit_by_tag(tag)
 
 
+
+_DECORATED_TAG = unique("tag")  # one per test process: the decorator needs it at import time
+
+
+def _holds_a_tag_slot(tag: str) -> bool:
+    """Inside a task run: is this run one of the tag limit's slot holders right now?"""
+    from prefect.runtime import task_run
+
+    with get_client(sync_client=True) as client:
+        return task_run.id in {str(holder) for holder in client.read_concurrency_limit_by_tag(tag).active_slots}
+
+
+@task(tags=[_DECORATED_TAG])
+def claims_tagged_by_decorator() -> bool:
+    return _holds_a_tag_slot(_DECORATED_TAG)
+
+
+@task
+def claims_tagged_elsewhere(tag: str) -> bool:
+    return _holds_a_tag_slot(tag)
+
+
+@flow
+def claims_three_ways_to_tag() -> dict[str, bool]:
+    seen = {"decorator": claims_tagged_by_decorator(),
+            "with_options": claims_tagged_elsewhere.with_options(tags=[_DECORATED_TAG])(_DECORATED_TAG)}
+    with tags(_DECORATED_TAG):
+        seen["tags()"] = claims_tagged_elsewhere(_DECORATED_TAG)
+    seen["untagged"] = claims_tagged_elsewhere(_DECORATED_TAG)
+    return seen
+
+
+def test_three_ways_to_tag_all_take_a_slot_and_a_bare_global_limit_is_no_tag_limit():
+    """`@task(tags=)`, `with_options(tags=)` and `with tags()` each make the running task a holder of a
+    `tag:` slot (an untagged one is not); a global limit named like the tag, without `tag:`, limits nothing."""
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=_DECORATED_TAG, concurrency_limit=5)
+    try:
+        seen = claims_three_ways_to_tag()
+        assert seen == {"decorator": True, "with_options": True, "tags()": True, "untagged": False}, seen
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(_DECORATED_TAG)
+    bare = unique("db")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=bare, limit=0))
+    try:
+        assert run_one_task(bare) == "ran"  # a tag limit of 0 would fail the task
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(bare)
+
+
 # ---------------------------------------------------------------------------------------------
 # Global concurrency limits
 # ---------------------------------------------------------------------------------------------
@@ -451,6 +504,35 @@ def test_cancelling_holds_deployment_slot():
         assert propose(first.id, Cancelled()).is_cancelled()
         assert gcl_slots(gcl) == 0
         assert propose(second.id, Pending()).is_pending()
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_int_deployment_limit_enqueues_and_every_final_state_returns_the_slot():
+    """An int limit with no strategy is ENQUEUE; it is the global limit `deployment:<id>` (the top-level
+    `concurrency_limit` field reads None); a run's slot comes back at Completed, Failed, Crashed or Cancelled."""
+    from prefect.states import Failed
+
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(unique("flow"))
+        dep_id = client.create_deployment(flow_id=flow_id, name=unique("dep"), concurrency_limit=1)
+        dep = client.read_deployment(dep_id)
+        backing = client.read_global_concurrency_limit_by_name(f"deployment:{dep_id}")
+    try:
+        assert dep.concurrency_limit is None and dep.global_concurrency_limit.limit == 1
+        assert backing.id == dep.global_concurrency_limit.id and backing.limit == 1
+        ended = []
+        for final in (Completed(), Failed(), Crashed(), Cancelled()):
+            run, extra = new_run(dep_id), new_run(dep_id)
+            assert propose(run.id, Pending()).is_pending() and propose(run.id, Running()).is_running()
+            waiting = propose(extra.id, Pending())  # no strategy given: the extra run queues
+            assert waiting.is_scheduled() and waiting.name == "AwaitingConcurrencySlot", waiting
+            ended.append(propose(run.id, final).type.value)
+            assert gcl_slots(f"deployment:{dep_id}") == 0, final
+            assert propose(extra.id, Pending()).is_pending()  # the freed slot is taken at once
+            assert propose(extra.id, Cancelled()).is_cancelled()
+        assert ended == ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
     finally:
         with get_client(sync_client=True) as client:
             client.delete_deployment(dep_id)
