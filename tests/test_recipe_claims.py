@@ -410,6 +410,27 @@ def test_occupy_over_limit_and_rate_limit_without_decay():
             client.delete_global_concurrency_limit_by_name(name)
 
 
+def test_rate_limit_slots_drain_with_time_and_it_takes_occupy_and_timeout_seconds():
+    """rate_limit(occupy=3) leaves 3 slots counted after it returns (nothing is released at the end of the
+    call); they drain at slot_decay_per_second. On a full limit, timeout_seconds gives up with TimeoutError."""
+    name, slow = unique("rate"), unique("rate-slow")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=10,
+                                                                            slot_decay_per_second=2.0))
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=slow, limit=1,
+                                                                            slot_decay_per_second=0.05))
+    try:
+        rate_limit(name, occupy=3, strict=True)
+        assert gcl_slots(name) in (3, 2), gcl_slots(name)  # 2 only if a half second passed in between
+        wait_until(lambda: gcl_slots(name) == 0, 10, "the slots to drain")  # about 1.5 s at 2 per second
+        rate_limit(slow, strict=True)  # fills it for ~20 s
+        with pytest.raises(TimeoutError):
+            rate_limit(slow, timeout_seconds=0.5, strict=True)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+            client.delete_global_concurrency_limit_by_name(slow)
+
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -1109,6 +1130,49 @@ def test_nested_submit_deadlocks_with_one_worker():
     finally:
         runner_logs.removeHandler(records)
 
+
+@task(cache_policy=NO_CACHE)
+def claims_wait_for_event(event: threading.Event) -> bool:
+    return event.wait(10)
+
+
+@task(cache_policy=NO_CACHE)
+def claims_set_event(event: threading.Event) -> bool:
+    event.set()
+    return True
+
+
+@flow
+def claims_child_setting(event: threading.Event) -> str:
+    from prefect.runtime import flow_run
+
+    claims_set_event.submit(event).result()
+    return str(flow_run.get_id())
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+def claims_parent_one_worker(event: threading.Event) -> tuple[str, bool]:
+    waiting = claims_wait_for_event.submit(event)  # holds the parent runner's only thread until the event
+    return claims_child_setting(event), waiting.result()  # the child's task runs on the child's own runner
+
+
+def test_subflow_has_its_own_task_runner_and_is_not_a_deployment_run():
+    """A subflow's tasks run on the subflow's own runner, not on the parent's one busy thread; the subflow
+    run has no deployment, so the limit of a deployment of the same flow (0: every start aborts) is not used."""
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(claims_child_setting.name)
+        dep_id = client.create_deployment(flow_id=flow_id, name=unique("dep"), concurrency_limit=1)
+        client.update_global_concurrency_limit(f"deployment:{dep_id}", GlobalConcurrencyLimitUpdate(limit=0))
+    try:
+        child_run_id, parent_task_ran = claims_parent_one_worker(threading.Event())
+        assert parent_task_ran  # the child's task set the event the parent's task was holding its thread for
+        with get_client(sync_client=True) as client:
+            child = client.read_flow_run(uuid.UUID(child_run_id))
+        assert child.deployment_id is None and child.state.is_completed(), child
+        assert child.parent_task_run_id is not None  # a subflow: linked to its parent
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
 
 @task
 def claims_db_inner() -> str:
