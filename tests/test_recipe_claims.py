@@ -768,6 +768,83 @@ def test_worker_counts_pending_and_running_only(level: str):
             client.delete_work_pool(pool)
 
 
+def _offered(pool: str) -> list[uuid.UUID]:
+    """The runs a worker polling the pool would be offered now (its poll, with a minute of look-ahead)."""
+    with get_client(sync_client=True) as client:
+        runs = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=now("UTC") + timedelta(minutes=1))
+    return [r.flow_run.id for r in runs]
+
+
+def test_dead_run_keeps_its_pool_slot_until_marked_and_a_second_pending_is_refused():
+    """A Running run whose worker died holds the pool's one slot: the next run is not offered until the
+    run's state changes (Crashed, as a heartbeat automation sets it); a second Pending is refused."""
+    with process_pool(concurrency_limit=1) as pool:
+        dep_id, _ = make_deployment(work_pool_name=pool)
+        try:
+            stale, nxt = new_run(dep_id), new_run(dep_id)
+            assert propose(stale.id, Pending()).is_pending()
+            with get_client(sync_client=True) as client:
+                again = client.set_flow_run_state(stale.id, Pending())
+            assert again.status.value == "ABORT", again
+            assert "cannot transition to a PENDING state" in again.details.reason, again.details.reason
+            assert propose(stale.id, Running()).is_running()  # ...then its worker dies: nothing reports
+            assert _offered(pool) == []  # the Running run holds the slot
+            with get_client(sync_client=True) as client:  # what a change-flow-run-state action does
+                client.set_flow_run_state(stale.id, Crashed(message="No heartbeat"), force=True)
+            assert _offered(pool) == [nxt.id]
+        finally:
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(dep_id)
+
+
+_retry_attempts: dict[str, int] = {}
+
+
+@flow(retries=1, retry_delay_seconds=2)
+def claims_flow_retrying(key: str) -> str:
+    _retry_attempts[key] = _retry_attempts.get(key, 0) + 1
+    if _retry_attempts[key] == 1:
+        raise RuntimeError("first attempt fails")
+    return "second attempt"
+
+
+def test_decorator_flow_retry_waits_in_process_and_workers_skip_it():
+    """A flow with `retries` that fails waits in AwaitingRetry with retry_type in_process and reruns in its
+    own process; a worker's poll does not offer it, though it offers a plain Scheduled run due at the same time."""
+    from prefect.states import Scheduled
+
+    with process_pool() as pool:
+        with get_client(sync_client=True) as client:
+            flow_id = client.create_flow_from_name(claims_flow_retrying.name)
+            dep_id = client.create_deployment(flow_id=flow_id, name=unique("dep"), work_pool_name=pool)
+        try:
+            run, key, outcome = new_run(dep_id), unique("retry"), {}
+
+            def engine() -> None:  # what the run's own process does
+                outcome["state"] = run_flow(claims_flow_retrying, flow_run=run, parameters={"key": key},
+                                            return_type="state")
+
+            thread = threading.Thread(target=engine, daemon=True)
+            thread.start()
+
+            def awaiting_retry():
+                with get_client(sync_client=True) as client:
+                    seen = client.read_flow_run(run.id)
+                return seen if seen.state.name == "AwaitingRetry" else None
+
+            waiting = wait_until(awaiting_retry, 30, "the run to wait for its retry")
+            assert waiting.empirical_policy.retry_type == "in_process", waiting.empirical_policy
+            assert waiting.state.is_scheduled()
+            control = new_run(dep_id, state=Scheduled(scheduled_time=waiting.state.state_details.scheduled_time))
+            offered = _offered(pool)  # the retry is due in ~2 s, inside the minute the poll looks ahead
+            assert control.id in offered and run.id not in offered, (offered, control.id, run.id)
+            thread.join(60)
+            assert outcome["state"].is_completed() and _retry_attempts[key] == 2, outcome
+        finally:
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(dep_id)
+
+
 def test_worker_poll_prefers_higher_priority_queue():
     """With room for one run, the poll offers the priority-1 queue's run over an older priority-2 run."""
     pool = unique("pool")
