@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -341,6 +342,66 @@ def test_three_ways_to_tag_all_take_a_slot_and_a_bare_global_limit_is_no_tag_lim
     finally:
         with get_client(sync_client=True) as client:
             client.delete_global_concurrency_limit_by_name(bare)
+
+
+
+@task(cache_policy=NO_CACHE)
+def claims_tag_waiter(started: threading.Event) -> str:
+    started.set()
+    return "ran"
+
+
+@flow
+def claims_flow_with_tag_waiter(tag: str, started: threading.Event) -> str:
+    return claims_tag_waiter.with_options(tags=[tag])(started)
+
+
+def _asking_for_slots(thread: threading.Thread) -> bool:
+    """True while `thread` waits in Prefect's slot acquisition (read from its live stack)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "acquire_concurrency_slots_with_lease" and code.co_filename.endswith(
+                os.path.join("concurrency", "_sync.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_task_waiting_for_a_tag_slot_is_pending_and_runs_once_the_slot_frees():
+    """A tagged task whose tag limit is full waits inside the engine, in the slot acquisition: its run is
+    Pending (no special state, not Running) and its body has not started; once the slot frees, a later
+    ask gets it and it runs (nothing skipped)."""
+    tag, started, outcome = unique("tag"), threading.Event(), {}
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=1)
+        held = client.increment_concurrency_slots_with_lease(  # another run holds the one slot
+            names=[f"tag:{tag}"], slots=1, mode="concurrency", lease_duration=60).json()["lease_id"]
+    try:
+        runner = threading.Thread(target=lambda: outcome.update(result=claims_flow_with_tag_waiter(tag, started)),
+                                  daemon=True)
+        runner.start()
+
+        def waiting_task_run() -> list:  # in the acquisition, and recorded on the server (runs arrive as events)
+            if not _asking_for_slots(runner):
+                return []
+            with get_client(sync_client=True) as client:
+                return client.read_task_runs(task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag])))
+
+        waiting = wait_until(waiting_task_run, 30, "the task to wait for its tag slot")
+        assert [(r.state.type.value, r.state.name) for r in waiting] == [("PENDING", "Pending")], waiting
+        assert not started.is_set() and _asking_for_slots(runner)
+        with get_client(sync_client=True) as client:
+            client.release_concurrency_slots_with_lease(uuid.UUID(held))
+        released = time.monotonic()
+        runner.join(60)
+        assert outcome == {"result": "ran"} and started.is_set(), outcome
+        # The next ask came ~2.7 s after the release here: the server's Retry-After is the limit's average
+        # slot hold time (a new limit: ~2 s), at most PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS (10 s).
+        assert time.monotonic() - released < 20, time.monotonic() - released
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(tag)
 
 
 # ---------------------------------------------------------------------------------------------
