@@ -748,41 +748,38 @@ def test_redeploy_without_limit_removes_it():
 
 def test_mapping_form_without_collision_strategy_is_rejected(prefect_api_url: str, tmp_path: Path):
     """`prefect deploy` rejects `concurrency_limit: {limit: 1}`; with collision_strategy it deploys."""
-    pool = unique("pool")
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-    bad, good = unique("bad"), unique("good")
-    (tmp_path / "flows.py").write_text("from prefect import flow\n\n\n@flow\ndef etl():\n    pass\n")
-    (tmp_path / "prefect.yaml").write_text(
-        "name: claims\nprefect-version: 3.9.1\ndeployments:\n"
-        f"- name: {bad}\n  entrypoint: flows.py:etl\n  work_pool: {{name: {pool}}}\n"
-        "  concurrency_limit: {limit: 1}\n"
-        f"- name: {good}\n  entrypoint: flows.py:etl\n  work_pool: {{name: {pool}}}\n"
-        "  concurrency_limit: {limit: 1, collision_strategy: CANCEL_NEW}\n"
-    )
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
-    procs = {n: subprocess.Popen([prefect, "--no-prompt", "deploy", "--name", n], cwd=tmp_path, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for n in (bad, good)}
-    out = {n: p.communicate(timeout=240)[0] for n, p in procs.items()}
-    try:
-        assert procs[good].returncode == 0, out[good][-3000:]
-        assert procs[bad].returncode != 0, out[bad][-3000:]
-        assert "collision_strategy" in out[bad], out[bad][-3000:]
-        with get_client(sync_client=True) as client:
-            with pytest.raises(ObjectNotFound):
-                client.read_deployment_by_name(f"etl/{bad}")
-            dep = client.read_deployment_by_name(f"etl/{good}")
-        assert dep.global_concurrency_limit.limit == 1
-        assert dep.concurrency_options.collision_strategy.value == "CANCEL_NEW"
-    finally:
-        with get_client(sync_client=True) as client:
-            try:
-                client.delete_deployment(client.read_deployment_by_name(f"etl/{good}").id)
-            except ObjectNotFound:
-                pass
-            client.delete_work_pool(pool)
+    with process_pool() as pool:
+        bad, good = unique("bad"), unique("good")
+        (tmp_path / "flows.py").write_text("from prefect import flow\n\n\n@flow\ndef etl():\n    pass\n")
+        (tmp_path / "prefect.yaml").write_text(
+            "name: claims\nprefect-version: 3.9.1\ndeployments:\n"
+            f"- name: {bad}\n  entrypoint: flows.py:etl\n  work_pool: {{name: {pool}}}\n"
+            "  concurrency_limit: {limit: 1}\n"
+            f"- name: {good}\n  entrypoint: flows.py:etl\n  work_pool: {{name: {pool}}}\n"
+            "  concurrency_limit: {limit: 1, collision_strategy: CANCEL_NEW}\n"
+        )
+        prefect = str(Path(sys.executable).with_name("prefect"))
+        env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
+        procs = {n: subprocess.Popen([prefect, "--no-prompt", "deploy", "--name", n], cwd=tmp_path, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for n in (bad, good)}
+        out = {n: p.communicate(timeout=240)[0] for n, p in procs.items()}
+        try:
+            assert procs[good].returncode == 0, out[good][-3000:]
+            assert procs[bad].returncode != 0, out[bad][-3000:]
+            assert "collision_strategy" in out[bad], out[bad][-3000:]
+            with get_client(sync_client=True) as client:
+                with pytest.raises(ObjectNotFound):
+                    client.read_deployment_by_name(f"etl/{bad}")
+                dep = client.read_deployment_by_name(f"etl/{good}")
+            assert dep.global_concurrency_limit.limit == 1
+            assert dep.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+        finally:
+            with get_client(sync_client=True) as client:
+                try:
+                    client.delete_deployment(client.read_deployment_by_name(f"etl/{good}").id)
+                except ObjectNotFound:
+                    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -793,40 +790,37 @@ def test_mapping_form_without_collision_strategy_is_rejected(prefect_api_url: st
 @pytest.mark.parametrize("level", ["queue", "pool"])
 def test_worker_counts_pending_and_running_only(level: str):
     """The worker's poll (get_scheduled_flow_runs_for_work_pool) leaves a CANCELLING run's slot free."""
-    pool = unique("pool")
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1 if level == "pool"
-                                               else None))
-        queue = unique("queue")
-        client.create_work_queue(name=queue, work_pool_name=pool, concurrency_limit=1 if level == "queue" else None)
-    dep_id, _ = make_deployment(work_pool_name=pool, work_queue_name=queue)
-
-    def offered() -> int:
+    with process_pool(concurrency_limit=1 if level == "pool" else None) as pool:
         with get_client(sync_client=True) as client:
-            runs = client.get_scheduled_flow_runs_for_work_pool(
-                pool, work_queue_names=[queue], scheduled_before=now("UTC") + timedelta(seconds=10))
-        return len(runs)
+            queue = unique("queue")
+            client.create_work_queue(name=queue, work_pool_name=pool, concurrency_limit=1 if level == "queue" else None)
+        dep_id, _ = make_deployment(work_pool_name=pool, work_queue_name=queue)
 
-    def queue_slots() -> int:  # what `prefect work-queue slots` shows
-        with get_client(sync_client=True) as client:
-            queue_id = client.read_work_queue_by_name(queue, work_pool_name=pool).id
-            return client.read_work_queue_concurrency_status(queue_id).active_slots
+        def offered() -> int:
+            with get_client(sync_client=True) as client:
+                runs = client.get_scheduled_flow_runs_for_work_pool(
+                    pool, work_queue_names=[queue], scheduled_before=now("UTC") + timedelta(seconds=10))
+            return len(runs)
 
-    try:
-        first, _second = new_run(dep_id), new_run(dep_id)
-        assert offered() == 1  # room for one run
-        assert propose(first.id, Pending()).is_pending()
-        assert offered() == 0
-        assert propose(first.id, Running()).is_running()
-        assert offered() == 0
-        assert propose(first.id, Cancelling()).is_cancelling()
-        assert offered() == 1  # the worker no longer counts the CANCELLING run
-        if level == "queue":
-            assert queue_slots() == 1  # ...while `work-queue slots` still does
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_deployment(dep_id)
-            client.delete_work_pool(pool)
+        def queue_slots() -> int:  # what `prefect work-queue slots` shows
+            with get_client(sync_client=True) as client:
+                queue_id = client.read_work_queue_by_name(queue, work_pool_name=pool).id
+                return client.read_work_queue_concurrency_status(queue_id).active_slots
+
+        try:
+            first, _second = new_run(dep_id), new_run(dep_id)
+            assert offered() == 1  # room for one run
+            assert propose(first.id, Pending()).is_pending()
+            assert offered() == 0
+            assert propose(first.id, Running()).is_running()
+            assert offered() == 0
+            assert propose(first.id, Cancelling()).is_cancelling()
+            assert offered() == 1  # the worker no longer counts the CANCELLING run
+            if level == "queue":
+                assert queue_slots() == 1  # ...while `work-queue slots` still does
+        finally:
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(dep_id)
 
 
 def _offered(pool: str) -> list[uuid.UUID]:
@@ -908,82 +902,77 @@ def test_decorator_flow_retry_waits_in_process_and_workers_skip_it():
 
 def test_worker_poll_prefers_higher_priority_queue():
     """With room for one run, the poll offers the priority-1 queue's run over an older priority-2 run."""
-    pool = unique("pool")
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=1))
-        low = client.create_work_queue(name=unique("low"), work_pool_name=pool)  # priority 2
-    low_dep, _ = make_deployment(work_pool_name=pool, work_queue_name=low.name)
-    high_dep, _ = make_deployment(work_pool_name=pool, work_queue_name="default")
-    try:
-        older = new_run(low_dep)
-        newer = new_run(high_dep)
-        assert older.expected_start_time <= newer.expected_start_time
+    with process_pool(concurrency_limit=1) as pool:
         with get_client(sync_client=True) as client:
-            offered = client.get_scheduled_flow_runs_for_work_pool(
-                pool, scheduled_before=now("UTC") + timedelta(seconds=10))
-        assert [r.flow_run.id for r in offered] == [newer.id]
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_deployment(low_dep)
-            client.delete_deployment(high_dep)
-            client.delete_work_pool(pool)
+            low = client.create_work_queue(name=unique("low"), work_pool_name=pool)  # priority 2
+        low_dep, _ = make_deployment(work_pool_name=pool, work_queue_name=low.name)
+        high_dep, _ = make_deployment(work_pool_name=pool, work_queue_name="default")
+        try:
+            older = new_run(low_dep)
+            newer = new_run(high_dep)
+            assert older.expected_start_time <= newer.expected_start_time
+            with get_client(sync_client=True) as client:
+                offered = client.get_scheduled_flow_runs_for_work_pool(
+                    pool, scheduled_before=now("UTC") + timedelta(seconds=10))
+            assert [r.flow_run.id for r in offered] == [newer.id]
+        finally:
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(low_dep)
+                client.delete_deployment(high_dep)
 
 
 def test_cli_limit_commands(prefect_api_url: str):
     """The CLI facts the recipes state: the pool limit is positional (`--limit` is unknown there), a
     queue takes `--limit`, `gcl create` fails on an existing name, `gcl enable` on an enabled one."""
-    pool, queue, gcl = unique("pool"), unique("queue"), unique("gcl")
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        client.create_work_queue(name=queue, work_pool_name=pool)
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gcl, limit=1))
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
-    commands = {
-        "pool-flag": ["work-pool", "set-concurrency-limit", pool, "--limit", "5"],
-        "pool-positional": ["work-pool", "set-concurrency-limit", pool, "5"],
-        "queue-flag": ["work-queue", "set-concurrency-limit", queue, "--limit", "2", "--pool", pool],
-        "gcl-create-again": ["gcl", "create", gcl, "--limit", "1"],
-        "gcl-enable-enabled": ["gcl", "enable", gcl],
-        "gcl-update-enable": ["gcl", "update", gcl, "--limit", "2", "--enable"],
-    }
-    procs = {key: subprocess.Popen([prefect, "--no-prompt", *args], env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-             for key, args in commands.items()}
-    out = {key: p.communicate(timeout=240)[0] for key, p in procs.items()}
-    code = {key: p.returncode for key, p in procs.items()}
-    try:
-        assert code["pool-flag"] != 0 and "Unknown option" in out["pool-flag"], out["pool-flag"][-2000:]
-        assert code["pool-positional"] == 0, out["pool-positional"][-2000:]
-        assert code["queue-flag"] == 0, out["queue-flag"][-2000:]
-        assert code["gcl-create-again"] == 1 and "already exists" in out["gcl-create-again"]
-        assert code["gcl-enable-enabled"] == 1, out["gcl-enable-enabled"][-2000:]
-        assert code["gcl-update-enable"] == 0, out["gcl-update-enable"][-2000:]
+    queue, gcl = unique("queue"), unique("gcl")
+    with process_pool() as pool:
         with get_client(sync_client=True) as client:
-            assert client.read_work_pool(pool).concurrency_limit == 5
-            assert client.read_work_queue_by_name(queue, work_pool_name=pool).concurrency_limit == 2
-            assert client.read_global_concurrency_limit_by_name(gcl).limit == 2
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_work_pool(pool)
-            client.delete_global_concurrency_limit_by_name(gcl)
+            client.create_work_queue(name=queue, work_pool_name=pool)
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gcl, limit=1))
+        prefect = str(Path(sys.executable).with_name("prefect"))
+        env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
+        commands = {
+            "pool-flag": ["work-pool", "set-concurrency-limit", pool, "--limit", "5"],
+            "pool-positional": ["work-pool", "set-concurrency-limit", pool, "5"],
+            "queue-flag": ["work-queue", "set-concurrency-limit", queue, "--limit", "2", "--pool", pool],
+            "gcl-create-again": ["gcl", "create", gcl, "--limit", "1"],
+            "gcl-enable-enabled": ["gcl", "enable", gcl],
+            "gcl-update-enable": ["gcl", "update", gcl, "--limit", "2", "--enable"],
+        }
+        procs = {key: subprocess.Popen([prefect, "--no-prompt", *args], env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True)
+                 for key, args in commands.items()}
+        out = {key: p.communicate(timeout=240)[0] for key, p in procs.items()}
+        code = {key: p.returncode for key, p in procs.items()}
+        try:
+            assert code["pool-flag"] != 0 and "Unknown option" in out["pool-flag"], out["pool-flag"][-2000:]
+            assert code["pool-positional"] == 0, out["pool-positional"][-2000:]
+            assert code["queue-flag"] == 0, out["queue-flag"][-2000:]
+            assert code["gcl-create-again"] == 1 and "already exists" in out["gcl-create-again"]
+            assert code["gcl-enable-enabled"] == 1, out["gcl-enable-enabled"][-2000:]
+            assert code["gcl-update-enable"] == 0, out["gcl-update-enable"][-2000:]
+            with get_client(sync_client=True) as client:
+                assert client.read_work_pool(pool).concurrency_limit == 5
+                assert client.read_work_queue_by_name(queue, work_pool_name=pool).concurrency_limit == 2
+                assert client.read_global_concurrency_limit_by_name(gcl).limit == 2
+        finally:
+            with get_client(sync_client=True) as client:
+                client.delete_global_concurrency_limit_by_name(gcl)
 
 
 def test_queue_priority_renumbering(prefect_api_url: str):
     """A queue created or moved (pool route) onto a taken priority pushes the others down by one;
     the legacy `/work_queues/{id}` update (client.update_work_queue) does not renumber."""
-    pool = unique("pool")
 
     def order() -> dict[str, int]:
         with get_client(sync_client=True) as client:
             return {q.name: q.priority for q in client.read_work_queues(work_pool_name=pool)}
 
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        bulk = client.create_work_queue(name=unique("bulk"), work_pool_name=pool)
-        assert bulk.priority == 2  # the pool's `default` queue holds 1; a new queue takes the next free
-        critical = client.create_work_queue(name=unique("critical"), work_pool_name=pool, priority=1)
-    try:
+    with process_pool() as pool:
+        with get_client(sync_client=True) as client:
+            bulk = client.create_work_queue(name=unique("bulk"), work_pool_name=pool)
+            assert bulk.priority == 2  # the pool's `default` queue holds 1; a new queue takes the next free
+            critical = client.create_work_queue(name=unique("critical"), work_pool_name=pool, priority=1)
         assert order() == {critical.name: 1, "default": 2, bulk.name: 3}
         with httpx.Client(base_url=prefect_api_url, timeout=30) as http:
             moved = http.patch(f"/work_pools/{pool}/queues/{bulk.name}", json={"priority": 1})
@@ -992,9 +981,6 @@ def test_queue_priority_renumbering(prefect_api_url: str):
         with get_client(sync_client=True) as client:
             client.update_work_queue(critical.id, priority=1)
         assert order() == {bulk.name: 1, critical.name: 1, "default": 3}  # a tie: nothing renumbered
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_work_pool(pool)
 
 
 def test_worker_takes_a_backlog_oldest_first_up_to_the_pool_limit():
@@ -1488,44 +1474,41 @@ def test_paused_pool_still_gets_scheduled_runs_and_schedule_pause_stops_them(pre
     """A paused work pool does not stop the scheduler: its deployment gets runs that nobody is offered and
     that go Late. `prefect deployment schedule pause NAME SCHEDULE_ID` stops new runs and removes the
     future ones (`--all` with a name is refused); `resume` brings them back."""
-    pool = unique("pool")
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process", is_paused=True))
-    in_paused_pool = _scheduled_deployment(work_pool_name=pool)
-    to_pause = _scheduled_deployment()
-    control = None
-    try:
-        wait_until(lambda: _scheduled_runs(in_paused_pool), 60.0, "the scheduler to make runs in the paused pool")
-        with get_client(sync_client=True) as client:
-            offered = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=now("UTC")
-                                                                    + timedelta(days=1))
-        assert offered == []  # a worker of the paused pool is offered none of them
-        wait_until(lambda: any(r.state.name == "Late" for r in _scheduled_runs(in_paused_pool)), 90.0,
-                   "a run of the paused pool to go Late")
+    with process_pool(is_paused=True) as pool:
+        in_paused_pool = _scheduled_deployment(work_pool_name=pool)
+        to_pause = _scheduled_deployment()
+        control = None
+        try:
+            wait_until(lambda: _scheduled_runs(in_paused_pool), 60.0, "the scheduler to make runs in the paused pool")
+            with get_client(sync_client=True) as client:
+                offered = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=now("UTC")
+                                                                        + timedelta(days=1))
+            assert offered == []  # a worker of the paused pool is offered none of them
+            wait_until(lambda: any(r.state.name == "Late" for r in _scheduled_runs(in_paused_pool)), 90.0,
+                       "a run of the paused pool to go Late")
 
-        wait_until(lambda: _scheduled_runs(to_pause, future_only=True), 60.0, "runs of the schedule to pause")
-        with get_client(sync_client=True) as client:
-            dep = client.read_deployment(to_pause)
-            name = f"{client.read_flow(dep.flow_id).name}/{dep.name}"
-        refused = _prefect_cli(prefect_api_url, "deployment", "schedule", "pause", name, "--all")
-        assert refused.returncode != 0 and "Cannot specify deployment name" in refused.stdout + refused.stderr
-        paused = _prefect_cli(prefect_api_url, "deployment", "schedule", "pause", name, str(dep.schedules[0].id))
-        assert paused.returncode == 0, (paused.stdout + paused.stderr)[-2000:]
-        assert _scheduled_runs(to_pause, future_only=True) == []  # its future runs are gone at once
-        with get_client(sync_client=True) as client:  # recently changed, so the recent-deployments pass
-            client.update_deployment(to_pause, DeploymentUpdate(description="touched"))  # looks at it again
-        control = _scheduled_deployment()  # made after the pause: once it has runs, a pass has happened
-        wait_until(lambda: _scheduled_runs(control), 60.0, "the scheduler's next pass")
-        assert _scheduled_runs(to_pause, future_only=True) == []  # no new runs while paused
-        resumed = _prefect_cli(prefect_api_url, "deployment", "schedule", "resume", name, str(dep.schedules[0].id))
-        assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-2000:]
-        wait_until(lambda: _scheduled_runs(to_pause, future_only=True), 120.0, "runs again after resume")
-    finally:
-        with get_client(sync_client=True) as client:
-            for dep_id in (in_paused_pool, to_pause, control):
-                if dep_id:
-                    client.delete_deployment(dep_id)
-            client.delete_work_pool(pool)
+            wait_until(lambda: _scheduled_runs(to_pause, future_only=True), 60.0, "runs of the schedule to pause")
+            with get_client(sync_client=True) as client:
+                dep = client.read_deployment(to_pause)
+                name = f"{client.read_flow(dep.flow_id).name}/{dep.name}"
+            refused = _prefect_cli(prefect_api_url, "deployment", "schedule", "pause", name, "--all")
+            assert refused.returncode != 0 and "Cannot specify deployment name" in refused.stdout + refused.stderr
+            paused = _prefect_cli(prefect_api_url, "deployment", "schedule", "pause", name, str(dep.schedules[0].id))
+            assert paused.returncode == 0, (paused.stdout + paused.stderr)[-2000:]
+            assert _scheduled_runs(to_pause, future_only=True) == []  # its future runs are gone at once
+            with get_client(sync_client=True) as client:  # recently changed, so the recent-deployments pass
+                client.update_deployment(to_pause, DeploymentUpdate(description="touched"))  # looks at it again
+            control = _scheduled_deployment()  # made after the pause: once it has runs, a pass has happened
+            wait_until(lambda: _scheduled_runs(control), 60.0, "the scheduler's next pass")
+            assert _scheduled_runs(to_pause, future_only=True) == []  # no new runs while paused
+            resumed = _prefect_cli(prefect_api_url, "deployment", "schedule", "resume", name, str(dep.schedules[0].id))
+            assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-2000:]
+            wait_until(lambda: _scheduled_runs(to_pause, future_only=True), 120.0, "runs again after resume")
+        finally:
+            with get_client(sync_client=True) as client:
+                for dep_id in (in_paused_pool, to_pause, control):
+                    if dep_id:
+                        client.delete_deployment(dep_id)
 
 
 _SERVED_FLOW = """
@@ -1627,59 +1610,57 @@ def test_worker_restart_resets_its_limit_count(prefect_api_url: str, tmp_path: P
 
     from tests.process_workers import deploy_from_source
 
-    pool = unique("pool")
     (tmp_path / "flows.py").write_text(_SERVED_FLOW)
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    with process_pool() as pool:
 
-    async def deploy() -> uuid.UUID:
-        async with get_client() as client:
-            return await deploy_from_source(client, tmp_path, "flows.py", "held", unique("held"), pool,
-                                            {"work": str(tmp_path)})
+        async def deploy() -> uuid.UUID:
+            async with get_client() as client:
+                return await deploy_from_source(client, tmp_path, "flows.py", "held", unique("held"), pool,
+                                                {"work": str(tmp_path)})
 
-    dep_id = asyncio.run(deploy())
-    env = dict(os.environ, PREFECT_API_URL=prefect_api_url, PREFECT_WORKER_QUERY_SECONDS="2",
-               PREFECT_LOGGING_LEVEL="WARNING")
-    prefect = str(Path(sys.executable).with_name("prefect"))
+        dep_id = asyncio.run(deploy())
+        env = dict(os.environ, PREFECT_API_URL=prefect_api_url, PREFECT_WORKER_QUERY_SECONDS="2",
+                   PREFECT_LOGGING_LEVEL="WARNING")
+        prefect = str(Path(sys.executable).with_name("prefect"))
 
-    def worker() -> subprocess.Popen:
-        with open(tmp_path / "worker.log", "ab") as log:
-            return subprocess.Popen([prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", "1"],
-                                    cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        def worker() -> subprocess.Popen:
+            with open(tmp_path / "worker.log", "ab") as log:
+                command = [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", "1"]
+                return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
 
-    def state(run_id: uuid.UUID):
-        with get_client(sync_client=True) as client:
-            return client.read_flow_run(run_id).state
+        def state(run_id: uuid.UUID):
+            with get_client(sync_client=True) as client:
+                return client.read_flow_run(run_id).state
 
-    workers = [worker()]
-    try:
-        first = new_run(dep_id)
-        wait_until(lambda: state(first.id).is_running(), 180.0, "the first run to start")
-        second = new_run(dep_id)
-        os.kill(workers[0].pid, signal.SIGKILL)  # the worker dies; the run's own process goes on
-        workers[0].wait(30)
-        workers.append(worker())  # started again, --limit 1, while the first run still runs
-        wait_until(lambda: state(second.id).is_running(), 180.0, "the restarted worker to take the next run")
-        assert state(first.id).is_running()  # the dead worker's run stays Running
-        assert len(list(tmp_path.glob("inside-*"))) == 2  # both runs' code is inside at once
-    except AssertionError as failed:
-        log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
-        raise AssertionError(f"{failed}\n--- worker log ---\n{log}") from failed
-    finally:
-        (tmp_path / "release").write_text("")
-        for proc in workers:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in workers:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        with get_client(sync_client=True) as client:
-            client.delete_deployment(dep_id)
-            client.delete_work_pool(pool)
+        workers = [worker()]
+        try:
+            first = new_run(dep_id)
+            wait_until(lambda: state(first.id).is_running(), 180.0, "the first run to start")
+            second = new_run(dep_id)
+            os.kill(workers[0].pid, signal.SIGKILL)  # the worker dies; the run's own process goes on
+            workers[0].wait(30)
+            workers.append(worker())  # started again, --limit 1, while the first run still runs
+            wait_until(lambda: state(second.id).is_running(), 180.0, "the restarted worker to take the next run")
+            assert state(first.id).is_running()  # the dead worker's run stays Running
+            assert len(list(tmp_path.glob("inside-*"))) == 2  # both runs' code is inside at once
+        except AssertionError as failed:
+            log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{failed}\n--- worker log ---\n{log}") from failed
+        finally:
+            (tmp_path / "release").write_text("")
+            for proc in workers:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            for proc in workers:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(dep_id)
 
 
 _WORKER_FLOWS = """
@@ -1750,89 +1731,88 @@ def test_process_worker_failed_crashed_cancel_kill_and_parent_child_deadlock(pre
 
     from tests.process_workers import deploy_from_source, start_process_workers, stop_process_workers
 
-    pool, tag = unique("pool"), unique("tag")
+    tag = unique("tag")
     (tmp_path / "claims_flows.py").write_text(_WORKER_FLOWS)
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        client.create_concurrency_limit(tag=tag, concurrency_limit=1)
-
-    async def deploy(flow_name: str, limit: int | None = None) -> uuid.UUID:
-        async with get_client() as client:
-            return await deploy_from_source(client, tmp_path, "claims_flows.py", flow_name, unique(flow_name), pool,
-                                            {}, limit=limit)
-
-    deployments = {name: asyncio.run(deploy(name, 1 if name == "parent" else None))
-                   for name in ("raises", "dies", "stubborn", "parent")}
-    workers = start_process_workers(prefect_api_url, [pool], tmp_path)
-
-    def state(run_id: uuid.UUID):
+    with process_pool() as pool:
         with get_client(sync_client=True) as client:
-            return client.read_flow_run(run_id).state
+            client.create_concurrency_limit(tag=tag, concurrency_limit=1)
 
-    try:
-        failing = new_run(deployments["raises"])
-        dying = new_run(deployments["dies"], parameters={"tag": tag, "work": str(tmp_path)})
-        stubborn = new_run(deployments["stubborn"], parameters={"work": str(tmp_path)})
-        parent = new_run(deployments["parent"], parameters={"deployment": str(deployments["parent"])})
+        async def deploy(flow_name: str, limit: int | None = None) -> uuid.UUID:
+            async with get_client() as client:
+                return await deploy_from_source(client, tmp_path, "claims_flows.py", flow_name, unique(flow_name), pool,
+                                                {}, limit=limit)
 
-        wait_until(lambda: (tmp_path / "holding").exists(), 180.0, "the tagged task to hold its slot")
-        assert gcl_slots(f"tag:{tag}") == 1
-        (tmp_path / "kill").write_text("")
-        killed_at = time.monotonic()
-        wait_until(lambda: state(failing.id).is_final(), 180.0, "the raising run to end")
-        wait_until(lambda: state(dying.id).is_final(), 180.0, "the killed run to end")
-        assert state(failing.id).type.value == "FAILED", state(failing.id)
-        assert state(dying.id).type.value == "CRASHED", state(dying.id)
+        deployments = {name: asyncio.run(deploy(name, 1 if name == "parent" else None))
+                       for name in ("raises", "dies", "stubborn", "parent")}
+        workers = start_process_workers(prefect_api_url, [pool], tmp_path)
 
-        def child_waiting() -> bool:
-            from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-
+        def state(run_id: uuid.UUID):
             with get_client(sync_client=True) as client:
-                runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
-                    id=DeploymentFilterId(any_=[deployments["parent"]])))
-            children = [r for r in runs if r.id != parent.id]
-            return bool(state(parent.id).is_running() and children
-                        and children[0].state.name == "AwaitingConcurrencySlot")
+                return client.read_flow_run(run_id).state
 
-        wait_until(child_waiting, 180.0, "the child to wait for the slot its running parent holds")
-        assert gcl_slots(f"deployment:{deployments['parent']}") == 1  # the parent's, kept while it waits
+        try:
+            failing = new_run(deployments["raises"])
+            dying = new_run(deployments["dies"], parameters={"tag": tag, "work": str(tmp_path)})
+            stubborn = new_run(deployments["stubborn"], parameters={"work": str(tmp_path)})
+            parent = new_run(deployments["parent"], parameters={"deployment": str(deployments["parent"])})
 
-        wait_until(lambda: (tmp_path / "stubborn-pid").exists() and state(stubborn.id).is_running(), 180.0,
-                   "the stubborn run to start")
-        cancel = _prefect_cli(prefect_api_url, "flow-run", "cancel", str(stubborn.id))
-        assert cancel.returncode == 0, (cancel.stdout + cancel.stderr)[-2000:]
-        wait_until(lambda: state(stubborn.id).is_cancelled(), 180.0, "the stubborn run to be Cancelled")
-        asked_at = float((tmp_path / "sigterm").read_text())  # it was asked to stop first...
-        pid = int((tmp_path / "stubborn-pid").read_text())
-        wait_until(lambda: not _alive(pid), 30.0, "the stubborn process to be gone")  # ...then killed
-        cancelled_at = state(stubborn.id).timestamp.timestamp()
-        assert cancelled_at - asked_at >= 25, cancelled_at - asked_at  # it had the grace period first
+            wait_until(lambda: (tmp_path / "holding").exists(), 180.0, "the tagged task to hold its slot")
+            assert gcl_slots(f"tag:{tag}") == 1
+            (tmp_path / "kill").write_text("")
+            killed_at = time.monotonic()
+            wait_until(lambda: state(failing.id).is_final(), 180.0, "the raising run to end")
+            wait_until(lambda: state(dying.id).is_final(), 180.0, "the killed run to end")
+            assert state(failing.id).type.value == "FAILED", state(failing.id)
+            assert state(dying.id).type.value == "CRASHED", state(dying.id)
 
-        def inline_child():
-            from prefect.client.schemas.filters import FlowRunFilterParentFlowRunId
+            def child_waiting() -> bool:
+                from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
+                with get_client(sync_client=True) as client:
+                    runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+                        id=DeploymentFilterId(any_=[deployments["parent"]])))
+                children = [r for r in runs if r.id != parent.id]
+                return bool(state(parent.id).is_running() and children
+                            and children[0].state.name == "AwaitingConcurrencySlot")
+
+            wait_until(child_waiting, 180.0, "the child to wait for the slot its running parent holds")
+            assert gcl_slots(f"deployment:{deployments['parent']}") == 1  # the parent's, kept while it waits
+
+            wait_until(lambda: (tmp_path / "stubborn-pid").exists() and state(stubborn.id).is_running(), 180.0,
+                       "the stubborn run to start")
+            cancel = _prefect_cli(prefect_api_url, "flow-run", "cancel", str(stubborn.id))
+            assert cancel.returncode == 0, (cancel.stdout + cancel.stderr)[-2000:]
+            wait_until(lambda: state(stubborn.id).is_cancelled(), 180.0, "the stubborn run to be Cancelled")
+            asked_at = float((tmp_path / "sigterm").read_text())  # it was asked to stop first...
+            pid = int((tmp_path / "stubborn-pid").read_text())
+            wait_until(lambda: not _alive(pid), 30.0, "the stubborn process to be gone")  # ...then killed
+            cancelled_at = state(stubborn.id).timestamp.timestamp()
+            assert cancelled_at - asked_at >= 25, cancelled_at - asked_at  # it had the grace period first
+
+            def inline_child():
+                from prefect.client.schemas.filters import FlowRunFilterParentFlowRunId
+
+                with get_client(sync_client=True) as client:
+                    children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[stubborn.id])))
+                return children[0] if children else None
+
+            wait_until(lambda: inline_child() and inline_child().state.is_cancelled(), 120.0,
+                       "the inline subflow to be Cancelled with its parent")
+
+            # Back within 120 s of the kill: the 60 s tag lease plus a repossessor pass (15 s), not concurrency()'s
+            # 300 s default; and not at once (the crash itself released nothing: red with a 30 s bound).
+            wait_until(lambda: gcl_slots(f"tag:{tag}") == 0, 120.0 - (time.monotonic() - killed_at),
+                       "the killed task's tag slot to come back")
+        except AssertionError as failed:
+            log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))[-4000:]
+            raise AssertionError(f"{failed}\n--- worker log ---\n{log}") from failed
+        finally:
+            stop_process_workers(workers)
             with get_client(sync_client=True) as client:
-                children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[stubborn.id])))
-            return children[0] if children else None
-
-        wait_until(lambda: inline_child() and inline_child().state.is_cancelled(), 120.0,
-                   "the inline subflow to be Cancelled with its parent")
-
-        # Back within 120 s of the kill: the 60 s tag lease plus a repossessor pass (15 s), not concurrency()'s
-        # 300 s default; and not at once (the crash itself released nothing: red with a 30 s bound).
-        wait_until(lambda: gcl_slots(f"tag:{tag}") == 0, 120.0 - (time.monotonic() - killed_at),
-                   "the killed task's tag slot to come back")
-    except AssertionError as failed:
-        log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))[-4000:]
-        raise AssertionError(f"{failed}\n--- worker log ---\n{log}") from failed
-    finally:
-        stop_process_workers(workers)
-        with get_client(sync_client=True) as client:
-            for dep_id in deployments.values():
-                client.delete_deployment(dep_id)
-            client.delete_work_pool(pool)
-            client.delete_concurrency_limit_by_tag(tag)
+                for dep_id in deployments.values():
+                    client.delete_deployment(dep_id)
+                client.delete_concurrency_limit_by_tag(tag)
 
 
 def _alive(pid: int) -> bool:
