@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prefect import flow, get_client, tags, task, unmapped
+from prefect import allow_failure, flow, get_client, tags, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.actions import (
     DeploymentUpdate,
@@ -1078,6 +1078,36 @@ def test_redeploy_deletes_only_future_auto_scheduled_runs(prefect_api_url: str):
             left = {r.id for r in client.read_flow_runs(deployment_filter=of_dep, limit=200)}
         assert {late.id, waiting.id, by_hand.id, holder.id} <= left, "a kept run was deleted"
         assert not {r.id for r in future} & left, "a future auto-scheduled run survived the redeploy"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
+def test_two_schedules_at_one_time_make_two_runs_and_scheduling_again_makes_none(prefect_api_url: str):
+    """Each auto-scheduled run's idempotency key is `scheduled DEPLOYMENT_ID SCHEDULE_ID TIME`: two schedules
+    with the same interval give two runs per time, each with its schedule's parameters, and scheduling the
+    same window again adds no run."""
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    anchor = now("UTC").replace(microsecond=0) + timedelta(hours=1)
+    same = IntervalSchedule(interval=timedelta(hours=1), anchor_date=anchor)
+    schedules = [DeploymentScheduleCreate(schedule=same, active=True, parameters={"who": who}) for who in "ab"]
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(unique("flow"))
+        dep_id = client.create_deployment(flow_id=flow_id, name=unique("dep"), schedules=schedules)
+        schedule_ids = {s.parameters["who"]: s.id for s in client.read_deployment(dep_id).schedules}
+    try:
+        window = {"start_time": now("UTC").isoformat(), "end_time": (anchor + timedelta(minutes=90)).isoformat(),
+                  "min_runs": 2, "max_runs": 2}
+        for _ in range(2):  # the second time, every key exists: nothing is added
+            httpx.post(f"{prefect_api_url}/deployments/{dep_id}/schedule", json=window, timeout=30).raise_for_status()
+        runs = _scheduled_runs(dep_id)
+        seen = sorted((r.expected_start_time, r.parameters["who"], r.idempotency_key) for r in runs)
+        times = sorted({t for t, _, _ in seen})
+        assert len(times) == 2 and len(seen) == 4, seen  # two times, two runs each
+        for when, who, key in seen:
+            assert key == f"scheduled {dep_id} {schedule_ids[who]} {when.isoformat(sep=' ')}", (key, when)
     finally:
         with get_client(sync_client=True) as client:
             client.delete_deployment(dep_id)
@@ -2266,6 +2296,64 @@ def test_task_timeout_is_retried_first_then_ends_timed_out():
     assert final.message == "Task run exceeded timeout of 0.5 second(s)", final.message
 
 
+@task(cache_policy=NO_CACHE)
+def claims_step(n: int) -> int:
+    if n < 0:
+        raise ValueError(f"bad item {n}")
+    return n
+
+
+@flow
+def claims_direct_calls(items: list[int]) -> list[int]:
+    return [claims_step(n) for n in items]  # a direct call raises at the call
+
+
+@flow
+def claims_submits_and_drops(items: list[int]) -> str:
+    futures = claims_step.map(items)
+    futures.wait()
+    after = claims_step.submit(99)  # submitted after the failure: it still runs
+    gated = claims_step.submit(7, wait_for=[futures[0]])  # futures[0] failed
+    anyway = claims_step.submit(8, wait_for=[allow_failure(futures[0])])
+    gated.wait()
+    _failed_future_seen["raise_on_failure=False"] = type(futures[0].result(raise_on_failure=False)).__name__
+    _failed_future_seen["gated"] = (gated.state.type.value, gated.state.name)
+    return f"{after.result()} {anyway.result()}"  # drops the failed future: the flow ends Completed
+
+
+@flow
+def claims_returns_futures(items: list[int]) -> object:
+    return claims_step.map(items)
+
+
+@flow
+def claims_returns_futures_in_a_tuple(items: list[int]) -> object:
+    return claims_step.map(items), "done"
+
+
+_failed_future_seen: dict[str, object] = {}
+
+
+def test_task_failures_direct_call_futures_wait_for_and_the_flows_final_state():
+    """A direct call raises at the call and fails the flow; a failure in a future stays there, later
+    submissions run, `wait_for=[failed]` leaves the task Pending/NotReady, `allow_failure` runs it, and the
+    flow ends Completed unless it returns the futures (a flat list: Failed, "1/4 states failed."; nested in a
+    tuple: not looked into)."""
+    direct = claims_direct_calls([1, -1, 2], return_state=True)
+    assert direct.is_failed() and "bad item -1" in direct.message, direct
+    ran = wait_until(lambda: _final_task_states(direct.state_details.flow_run_id, 2), 20, "two task runs' ends")
+    assert sorted(ran) == [("COMPLETED", "Completed"), ("FAILED", "Failed")], ran  # the third never ran
+
+    dropped = claims_submits_and_drops([-1, 1, 2, 3], return_state=True)
+    assert dropped.is_completed() and dropped.result() == "99 8", dropped
+    assert _failed_future_seen == {"raise_on_failure=False": "ValueError", "gated": ("PENDING", "NotReady")}
+
+    returned = claims_returns_futures([-1, 1, 2, 3], return_state=True)
+    assert returned.is_failed() and returned.message == "1/4 states failed.", returned
+    in_a_tuple = claims_returns_futures_in_a_tuple([-1, 1, 2, 3], return_state=True)
+    assert in_a_tuple.is_completed(), in_a_tuple
+
+
 def _final_task_states(flow_run_id: uuid.UUID, count: int) -> list[tuple[str, str]]:
     """The task runs' (type, name) as the server has them, once `count` of them have ended."""
     with get_client(sync_client=True) as client:
@@ -2365,6 +2453,28 @@ def test_gathered_async_subflows_run_concurrently():
 
     key = unique("key")
     assert asyncio.run(claims_gathering_parent(key)) == [True, True]
+
+
+@flow
+async def claims_blocking_child(mine: threading.Event, other: threading.Event) -> bool:
+    mine.set()
+    return other.wait(1)  # sync and blocking: the parent's event loop stops here
+
+
+@flow
+async def claims_gathering_blockers() -> list[bool]:
+    import asyncio
+
+    first, second = threading.Event(), threading.Event()
+    return list(await asyncio.gather(claims_blocking_child(first, second), claims_blocking_child(second, first)))
+
+
+def test_gathered_children_doing_blocking_work_take_turns():
+    """Two gathered async children that each block (a sync wait) cannot overlap: the one that runs first
+    waits out its 1 s for the other, which only starts after it; unblocked children both see each other."""
+    import asyncio
+
+    assert sorted(asyncio.run(claims_gathering_blockers())) == [False, True]
 
 @flow
 def claims_launching_parent(dep_id: uuid.UUID) -> uuid.UUID:
