@@ -492,6 +492,37 @@ def test_rate_limit_slots_drain_with_time_and_it_takes_occupy_and_timeout_second
             client.delete_global_concurrency_limit_by_name(name)
             client.delete_global_concurrency_limit_by_name(slow)
 
+def test_lease_duration_and_grace_period_take_60_to_86400_seconds():
+    """The server takes a concurrency() lease of 60..86400 s (422 outside); a deployment's
+    grace_period_seconds is checked to the same range (ConcurrencyOptions refuses 59 and 86401)."""
+    from pydantic import ValidationError
+
+    name = unique("lease")
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    try:
+        for outside in (59, 86401):
+            with pytest.raises(ConcurrencySlotAcquisitionError):
+                with concurrency(name, lease_duration=outside, strict=True, max_retries=0):
+                    raise AssertionError("must not run with a lease out of range")
+        for inside in (60, 86400):
+            with concurrency(name, lease_duration=inside, strict=True):
+                assert gcl_slots(name) == 1
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+    for outside in (59, 86401):
+        with pytest.raises(ValidationError, match="grace_period_seconds"):
+            ConcurrencyOptions(collision_strategy="ENQUEUE", grace_period_seconds=outside)
+    dep_id, _ = make_deployment(limit=1, grace=86400)
+    try:
+        with get_client(sync_client=True) as client:
+            assert client.read_deployment(dep_id).concurrency_options.grace_period_seconds == 86400
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(dep_id)
+
+
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -2263,6 +2294,37 @@ def test_flow_timeout_does_not_stop_a_task_running_in_a_thread():
     assert _task_past_flow_timeout[key] == "released", _task_past_flow_timeout  # not stopped: it ran to its end
     ended = wait_until(lambda: _final_task_states(state.state_details.flow_run_id, 1), 20, "the task run's end")
     assert ended == [("COMPLETED", "Completed")], ended
+
+_async_timeout_seen: dict[str, str] = {}
+
+
+@task(timeout_seconds=0.5, cache_policy=NO_CACHE)
+async def claims_async_overrunning(key: str) -> str:
+    import asyncio
+
+    try:
+        for _ in range(50):  # 5 s of awaits; the timeout cancels at the next one
+            await asyncio.sleep(0.1)
+    except asyncio.CancelledError:
+        _async_timeout_seen[key] = "cancelled at an await"
+        raise
+    _async_timeout_seen[key] = "ran to its end"
+    return "finished"
+
+
+@flow
+def claims_async_timeout_flow(key: str) -> object:
+    return claims_async_overrunning.submit(key).wait() or "done"
+
+
+def test_async_task_timeout_cancels_at_the_next_await():
+    """An async task submitted to the thread pool is stopped by its timeout at its next `await` (its 5 s
+    of work is cancelled) and ends TimedOut."""
+    key = unique("async-timeout")
+    state = claims_async_timeout_flow(key, return_state=True)
+    assert _async_timeout_seen[key] == "cancelled at an await", _async_timeout_seen
+    ended = wait_until(lambda: _final_task_states(state.state_details.flow_run_id, 1), 20, "the task run's end")
+    assert ended == [("FAILED", "TimedOut")], ended
 
 _timeout_attempts: dict[str, int] = {}
 
