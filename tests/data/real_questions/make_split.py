@@ -9,7 +9,7 @@ It rewrites tuning.jsonl and heldout.jsonl only when they do not exist yet (pass
 redo it). Re-running never changes which half a question is in, because the seed and the input
 are fixed.
 
-Later batches (raw_collected_2.txt to raw_collected_6.txt) were collected afterwards.
+Later batches (raw_collected_2.txt to raw_collected_7.txt) were collected afterwards.
 `--add-batch N` splits batch N on its own, with its own seed, after dropping ids already in an
 earlier batch, and appends its rows (marked "batch": N) to the same two files without touching
 any earlier row, so earlier splits stay exactly as they were. `--check` recomputes every split
@@ -37,8 +37,10 @@ RAW_5 = HERE / "raw_collected_5.txt"
 SEED_5 = 2026120505  # batch 5's own seed; never change it
 RAW_6 = HERE / "raw_collected_6.txt"
 SEED_6 = 2026120506  # batch 6's own seed; never change it
+RAW_7 = HERE / "raw_collected_7.txt"
+SEED_7 = 2026120507  # batch 7's own seed; never change it
 LATER_BATCHES = {2: (RAW_2, SEED_2), 3: (RAW_3, SEED_3), 4: (RAW_4, SEED_4), 5: (RAW_5, SEED_5),
-                 6: (RAW_6, SEED_6)}
+                 6: (RAW_6, SEED_6), 7: (RAW_7, SEED_7)}
 TUNING = HERE / "tuning.jsonl"
 HELDOUT = HERE / "heldout.jsonl"
 
