@@ -894,6 +894,50 @@ def claims_flow_retrying(key: str) -> str:
     return "second attempt"
 
 
+@pytest.mark.soak  # ~20 s: a Proactive trigger's 10 s window and the server's trigger evaluation; `make soak`
+def test_proactive_automation_fails_a_run_left_pending_and_leaves_one_that_went_running():
+    """The recipe's Pending automation (Proactive, after Pending, expect Running or a final state, for_each
+    run, within 10 s, action change-flow-run-state FAILED with a message): the run left Pending is Failed
+    with the message after the window; the run that went Running in time is left alone."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    dep_id, _ = make_deployment()
+    stuck, moving = new_run(dep_id), new_run(dep_id)
+    trigger = EventTrigger(
+        posture=Posture.Proactive,
+        match={"prefect.resource.id": [f"prefect.flow-run.{stuck.id}", f"prefect.flow-run.{moving.id}"]},
+        after={"prefect.flow-run.Pending"},
+        expect={"prefect.flow-run.Running", "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+        for_each={"prefect.resource.id"},
+        within=timedelta(seconds=10),
+        threshold=1,
+    )
+    message = "Pending for 10 seconds"
+    automation = AutomationCore(name=unique("fail-long-pending"), trigger=trigger,
+                                actions=[ChangeFlowRunState(state=StateType.FAILED, message=message)])
+    with get_client(sync_client=True) as client:
+        automation_id = client.create_automation(automation)
+    try:
+        assert propose(stuck.id, Pending()).is_pending() and propose(moving.id, Pending()).is_pending()
+        assert propose(moving.id, Running()).is_running()  # in time: its expectation is met
+
+        def failed():
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(stuck.id).state
+            return state if state.is_failed() else None
+
+        state = wait_until(failed, 120, "the automation to fail the run left Pending")
+        assert state.message == message, state
+        with get_client(sync_client=True) as client:
+            assert client.read_flow_run(moving.id).state.is_running()  # its window has passed too
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_automation(automation_id)
+            client.delete_deployment(dep_id)
+
+
 def test_decorator_flow_retry_waits_in_process_and_workers_skip_it():
     """A flow with `retries` that fails waits in AwaitingRetry with retry_type in_process and reruns in its
     own process; a worker's poll does not offer it, though it offers a plain Scheduled run due at the same time."""
