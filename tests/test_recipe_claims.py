@@ -938,6 +938,19 @@ def test_proactive_automation_fails_a_run_left_pending_and_leaves_one_that_went_
             client.delete_deployment(dep_id)
 
 
+def test_proactive_trigger_window_is_at_least_10_seconds():
+    """A Proactive trigger's `within` below 10 s is refused when the automation is built (as
+    `prefect automation create --from-file` builds it); 10 s is accepted, and a Reactive one may use 0."""
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from pydantic import ValidationError
+
+    pending = {"after": {"prefect.flow-run.Pending"}, "expect": {"prefect.flow-run.Running"}}
+    with pytest.raises(ValidationError, match="must be greater than or equal to 10 seconds"):
+        EventTrigger(posture=Posture.Proactive, within=timedelta(seconds=9), **pending)
+    assert EventTrigger(posture=Posture.Proactive, within=timedelta(seconds=10), **pending).within.seconds == 10
+    assert EventTrigger(posture=Posture.Reactive, within=timedelta(0), expect={"x"}).within == timedelta(0)
+
+
 def test_decorator_flow_retry_waits_in_process_and_workers_skip_it():
     """A flow with `retries` that fails waits in AwaitingRetry with retry_type in_process and reruns in its
     own process; a worker's poll does not offer it, though it offers a plain Scheduled run due at the same time."""
