@@ -1718,6 +1718,50 @@ def test_serve_limit_caps_the_runs_the_process_runs_at_once(prefect_api_url: str
                 client.delete_deployment(dep_id)
 
 
+@pytest.mark.soak  # ~15 s: a process worker and 30 of its poll intervals; runs in `make soak`
+def test_worker_healthcheck_answers_503_after_30_poll_intervals_without_a_poll(proxy, tmp_path: Path):
+    """`prefect worker start --with-healthcheck` serves GET /health on PREFECT_WORKER_WEBSERVER_PORT: 200
+    while it polls; once its polls fail, 503 after 30 query intervals (0.2 s here: 6 s; 10 s by default:
+    5 min)."""
+    import signal
+
+    from tests.fakes.prefect_server import free_port
+
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/health"
+    env = dict(os.environ, PREFECT_API_URL=proxy.url, PREFECT_WORKER_QUERY_SECONDS="0.2",
+               PREFECT_WORKER_WEBSERVER_PORT=str(port), PREFECT_WORKER_WEBSERVER_HOST="127.0.0.1",
+               PREFECT_LOGGING_LEVEL="WARNING")
+    prefect = str(Path(sys.executable).with_name("prefect"))
+
+    def status() -> int:
+        try:
+            return httpx.get(health, timeout=5).status_code
+        except httpx.HTTPError:
+            return 0
+
+    with process_pool() as pool, open(tmp_path / "worker.log", "wb") as log:
+        worker = subprocess.Popen([prefect, "worker", "start", "--pool", pool, "--type", "process",
+                                   "--with-healthcheck"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            wait_until(lambda: status() == 200, 90, "the worker's healthcheck to answer 200")
+            proxy.add("POST", r"/work_pools/[^/]+/get_scheduled_flow_runs", "fail", status=500)
+            failing_since = time.monotonic()
+            wait_until(lambda: status() == 503, 60, "the healthcheck to answer 503")
+            assert time.monotonic() - failing_since >= 5, time.monotonic() - failing_since  # not before 30 x 0.2 s
+        except AssertionError as failed:
+            log_tail = (tmp_path / "worker.log").read_text()[-3000:]
+            raise AssertionError(f"{failed}\n--- worker log ---\n{log_tail}") from failed
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(30)
+
+
 @pytest.mark.soak  # ~60 s: real process workers and run subprocesses; runs in `make soak`
 def test_worker_restart_resets_its_limit_count(prefect_api_url: str, tmp_path: Path):
     """A worker started with `--limit 1` runs one run at a time. Killed while that run goes on, the run
