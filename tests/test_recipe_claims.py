@@ -2248,6 +2248,88 @@ def _cache_task(isolation: str, runs: list[threading.Thread]):
     return build
 
 
+_FILE_LOCKED_BUILD = """
+import os
+import sys
+import time
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import INPUTS
+from prefect.locking.filesystem import FileSystemLockManager
+
+work, day = Path(sys.argv[1]), sys.argv[2]
+policy = INPUTS.configure(isolation_level=sys.argv[3],
+                          lock_manager=FileSystemLockManager(lock_files_directory=work / "locks"))
+
+
+@task(cache_policy=policy, persist_result=True)
+def build_report(day: str) -> str:
+    (work / f"computing-{os.getpid()}").touch()
+    while not (work / "release").exists():  # held until the test lets go
+        time.sleep(0.05)
+    return f"built-{day}"
+
+
+@flow
+def report(day: str) -> str:
+    from prefect.runtime import flow_run
+
+    (work / f"flow-run-{os.getpid()}").write_text(flow_run.id)
+    state = build_report(day, return_state=True)
+    (work / f"state-{os.getpid()}").write_text(state.name)
+    return state.result()
+
+
+print(report(day))
+"""
+
+
+def test_file_system_lock_manager_serialises_one_key_across_processes(prefect_api_url: str, tmp_path: Path):
+    """SERIALIZABLE with a FileSystemLockManager on a shared directory: while one process computes a key,
+    another process's run of the same key waits (its task run Running, not computing) and then reads the
+    cached result instead of computing it again."""
+    script = tmp_path / "build.py"
+    script.write_text(_FILE_LOCKED_BUILD)
+    work, day = tmp_path / "work", unique("day")
+    work.mkdir()
+    env = dict(os.environ, PREFECT_API_URL=prefect_api_url)
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(script), str(work), day, "SERIALIZABLE"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    first = start()
+    second = None
+    try:
+        wait_until(lambda: list(work.glob("computing-*")), 90, "the first process to compute the key")
+        second = start()
+
+        def second_waits() -> bool:  # its task run is Running (set before the lock is taken), not computing
+            flow_run_file = work / f"flow-run-{second.pid}"
+            if not flow_run_file.exists():
+                return False
+            of_run = FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(flow_run_file.read_text())]))
+            with get_client(sync_client=True) as client:
+                runs = client.read_task_runs(flow_run_filter=of_run)
+            return any(r.state and r.state.is_running() for r in runs)
+
+        wait_until(second_waits, 90, "the second process's run of the key to start")
+        assert len(list(work.glob("computing-*"))) == 1  # the second is held at the lock
+        (work / "release").touch()
+        outputs = [p.communicate(timeout=120)[0] for p in (first, second)]
+        assert [p.returncode for p in (first, second)] == [0, 0], outputs
+        assert [o.strip().splitlines()[-1] for o in outputs] == [f"built-{day}"] * 2, outputs
+        assert len(list(work.glob("computing-*"))) == 1  # computed once
+        assert (work / f"state-{second.pid}").read_text() == "Cached"
+    finally:
+        (work / "release").touch()
+        for proc in (first, second):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+
+
 @pytest.mark.parametrize("isolation", ["READ_COMMITTED", "SERIALIZABLE"])
 def test_cache_isolation_same_key_started_together(isolation: str):
     """Two runs of a cached task with one key, started together: READ_COMMITTED computes it twice;
