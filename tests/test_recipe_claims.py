@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -91,6 +91,27 @@ def slot_held_in_thread(name: str) -> Iterator[threading.Event]:
     finally:
         release.set()
         thread.join(60)
+
+
+@contextmanager
+def released_after(started: threading.Event, release: threading.Event, look: Callable[[], None]) -> Iterator[None]:
+    """Run the block while a watcher thread waits for `started`, calls `look` (what the test wants to see
+    while the body is held), then sets `release`; the release is set and the watcher joined on exit, so a
+    failing block never leaves the body blocked."""
+    def watch() -> None:
+        try:
+            if started.wait(20):
+                look()
+        finally:
+            release.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        release.set()
+        watcher.join(30)
 
 
 @contextmanager
@@ -2388,24 +2409,15 @@ def test_task_timeout_in_a_worker_thread_waits_for_the_blocking_call():
     """A submitted task's timeout fires during a blocking call, but the call runs to its end first."""
     started, release, key, seen = threading.Event(), threading.Event(), unique("timeout"), {}
 
-    def release_after_the_timeout_was_sent() -> None:
-        try:
-            if started.wait(20):
-                watchers = [t for t in threading.enumerate() if t.name.startswith("timeout-watcher")]
-                seen["watchers"] = len(watchers)
-                for watcher in watchers:
-                    watcher.join(10)  # gone: it has sent the timeout to the task's thread
-                seen["body_still_blocked"] = key not in _left_blocked_task
-        finally:
-            release.set()
+    def after_the_timeout_was_sent() -> None:
+        watchers = [t for t in threading.enumerate() if t.name.startswith("timeout-watcher")]
+        seen["watchers"] = len(watchers)
+        for watcher in watchers:
+            watcher.join(10)  # gone: it has sent the timeout to the task's thread
+        seen["body_still_blocked"] = key not in _left_blocked_task
 
-    releaser = threading.Thread(target=release_after_the_timeout_was_sent, daemon=True)
-    releaser.start()
-    try:
+    with released_after(started, release, after_the_timeout_was_sent):
         run_state = claims_submitting_flow(started, release, key, return_state=True)
-    finally:
-        release.set()
-        releaser.join(30)
     assert seen == {"watchers": 1, "body_still_blocked": True}, seen  # the timeout had fired; the wait went on
     assert _left_blocked_task.get(key) is True, _left_blocked_task  # the body left only when released
     states = wait_until(lambda: _final_task_states(run_state.state_details.flow_run_id, 1), 20, "the task run's end")
@@ -2457,21 +2469,12 @@ def test_flow_timeout_does_not_stop_a_task_running_in_a_thread():
             state = client.read_flow_run(uuid.UUID(str(_task_past_flow_timeout[f"{key}-flow-run"]))).state
         return state.name if state.is_final() else ""
 
-    def release_once_the_flow_timed_out() -> None:
-        try:
-            if started.wait(20):
-                seen["flow"] = poll(flow_state, 20)
-                seen["task still running"] = key not in _task_past_flow_timeout
-        finally:
-            release.set()
+    def once_the_flow_timed_out() -> None:
+        seen["flow"] = poll(flow_state, 20)
+        seen["task still running"] = key not in _task_past_flow_timeout
 
-    releaser = threading.Thread(target=release_once_the_flow_timed_out, daemon=True)
-    releaser.start()
-    try:
+    with released_after(started, release, once_the_flow_timed_out):
         state = claims_flow_timing_out(started, release, key, return_state=True)
-    finally:
-        release.set()
-        releaser.join(30)
     assert seen == {"flow": "TimedOut", "task still running": True}, seen
     assert state.is_failed() and state.name == "TimedOut", state
     assert _task_past_flow_timeout[key] == "released", _task_past_flow_timeout  # not stopped: it ran to its end
