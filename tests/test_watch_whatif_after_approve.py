@@ -427,13 +427,21 @@ async def test_a_revert_of_a_tag_limit_to_zero_fails_new_and_queued_tasks_and_ke
         for run in (late, first):  # the new task fails at once, the queued ones at their next try for a slot
             ended = await until(lambda run=run: _final(client, run.id), SLOW, "the tagged run to fail")
             assert ended.state.type == StateType.FAILED and "ConcurrencySlotAcquisitionError" in ended.state.message
-        tasks = await _tagged_tasks(client, tag)
-        assert [t.state.type for t in tasks if t.flow_run_id == late.id] == [StateType.PENDING]  # never ran
-        assert sorted(t.state.type for t in tasks if t.flow_run_id == first.id) == [
-            StateType.PENDING,
-            StateType.PENDING,
-            StateType.RUNNING,
-        ]  # the queued never ran; the running goes on
+        # The new task never ran; the queued never ran; the running goes on. Task runs reach the server as
+        # events, written after the flow run's own state, so read until they are there.
+        expected = ([StateType.PENDING], [StateType.PENDING, StateType.PENDING, StateType.RUNNING])
+        seen: list[tuple[list, list]] = []
+
+        async def task_states() -> bool:
+            tasks = await _tagged_tasks(client, tag)
+            seen.append(([t.state.type for t in tasks if t.flow_run_id == late.id],
+                         sorted(t.state.type for t in tasks if t.flow_run_id == first.id)))
+            return seen[-1] == expected
+
+        try:
+            await until(task_states, SLOW, "the tagged task runs' states")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last read: {seen[-1] if seen else None}") from None
         assert (await _gcl(client, f"tag:{tag}"))["active_slots"] == 1  # and keeps its slot
 
 
