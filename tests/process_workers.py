@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -43,16 +44,23 @@ def start_process_workers(api_url: str, pools: list[str], work: Path) -> list[su
     return workers
 
 
+STOP_GRACE_SECONDS = 5.0  # for all workers together; their runs are over, nothing needs a clean exit
+
+
 def stop_process_workers(workers: list[subprocess.Popen]) -> None:
-    """SIGTERM each worker's process group, SIGKILL what is still there after 20 s."""
+    """SIGTERM every worker's process group at once, then SIGKILL what is still there after one shared
+    grace period. In a full suite run a worker can take its whole grace to exit (the module that stops
+    two of them spent 2 x 20 s here, one after the other), while alone it exits in 0.2 s."""
     for proc in workers:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
     for proc in workers:
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 async def deploy_from_source(
